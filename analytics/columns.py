@@ -1,0 +1,31 @@
+"""Canonical column names (../shared/METRICS.md) and the columns the scorer adds.
+
+One place for every name, so a rename is one edit.
+"""
+
+# Canonical input columns.
+CUSTOMER_ID = "customer_id"
+CHURNED = "churned"
+TENURE = "tenure_months"
+MONTHLY_REVENUE = "monthly_revenue"
+TOTAL_REVENUE = "total_revenue"
+SIGNUP_DATE = "signup_date"
+CHURN_DATE = "churn_date"
+
+CANONICAL = (CUSTOMER_ID, CHURNED, TENURE, MONTHLY_REVENUE, TOTAL_REVENUE, SIGNUP_DATE, CHURN_DATE)
+DATE_COLUMNS = (SIGNUP_DATE, CHURN_DATE)
+# Canonical columns that are never model features.
+NON_FEATURES = (CUSTOMER_ID, CHURNED, SIGNUP_DATE, CHURN_DATE)
+
+# Columns added by scoring (analytics.value / analytics.churn / analytics.segmentation).
+P_CHURN = "p_churn"  # probability of churn within the data's observation window
+P_MONTHLY = "p_monthly"  # monthly equivalent: 1 - (1 - p)^(1 / window months)
+RISK_BAND = "risk_band"  # Low / Medium / High against the decision threshold t
+CLV = "clv"
+VALUE = "value"
+EXPECTED_LOSS = "expected_loss"
+HIGH_VALUE = "high_value"
+SEGMENT = "segment"
+REASONS = ("reason_1", "reason_2", "reason_3")
+
+RISK_BANDS = ("Low", "Medium", "High")
