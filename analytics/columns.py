@@ -25,7 +25,11 @@ CLV = "clv"
 VALUE = "value"
 EXPECTED_LOSS = "expected_loss"
 HIGH_VALUE = "high_value"
+VALUE_TIER = (
+    "value_tier"  # Low / Mid / High: below P25, P25-P75, at or above P75 of active customers
+)
 SEGMENT = "segment"
 REASONS = ("reason_1", "reason_2", "reason_3")
 
 RISK_BANDS = ("Low", "Medium", "High")
+VALUE_TIERS = ("Low", "Mid", "High")

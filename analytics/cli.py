@@ -1,0 +1,232 @@
+"""`python -m analytics`: generate, train, evaluate, score.
+
+Errors print one line to stderr and exit non-zero; a traceback only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from analytics import io, synthetic, workflow
+from analytics.config import DEMO_DATA, MODELS_DIR, ConfigError, settings_from_env
+from analytics.schema import DataError, parse_mapping_pairs
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 3
+
+
+class Progress:
+    """Step-by-step progress on stderr with elapsed seconds; silent with --quiet."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        if not self.quiet:
+            elapsed = time.perf_counter() - self.start
+            print(f"[{elapsed:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1], got {value}")
+    return value
+
+
+def _date(text: str) -> str:
+    import pandas as pd
+
+    try:
+        return str(pd.Timestamp(text).date())
+    except (ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"expected a date like 2026-10-31, got {text!r}") from None
+
+
+def _add_data_options(p: argparse.ArgumentParser, *, default_data: bool) -> None:
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=DEMO_DATA if default_data else None,
+        required=not default_data,
+        help="customer table: CSV, CSV.GZ or Parquet"
+        + (" (default: the built-in demo base)" if default_data else ""),
+    )
+    p.add_argument(
+        "--map",
+        dest="pairs",
+        action="append",
+        default=[],
+        metavar="CANONICAL=COLUMN",
+        help="map a source column to a canonical one, e.g. --map churned=Exited (repeatable)",
+    )
+    p.add_argument(
+        "--mapping-file",
+        type=Path,
+        help='JSON object of canonical -> source column, e.g. {"customer_id": "Cust No"}',
+    )
+    p.add_argument(
+        "--drop", action="append", default=[], metavar="COLUMN", help="ignore a column (repeatable)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analytics",
+        description="Churn-retention analytics: train, evaluate and score customer tables.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    gen = sub.add_parser("generate", parents=[common], help="write a synthetic customer base")
+    gen.add_argument("--customers", type=_positive_int, default=synthetic.DEFAULT_CUSTOMERS)
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--as-of", type=_date, default="2026-10-31", help="snapshot date")
+    gen.add_argument("--out", type=Path, required=True, help="output .csv, .csv.gz or .parquet")
+
+    tr = sub.add_parser(
+        "train", parents=[common], help="train and save a model, then print the evaluation report"
+    )
+    _add_data_options(tr, default_data=True)
+    tr.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    tr.add_argument("--as-of", type=_date, help="snapshot date for dated tables (default: latest)")
+    tr.add_argument("--window-months", type=_positive_int, help="observation window (default 1)")
+    tr.add_argument(
+        "--target-recall", type=_fraction, help="choose the threshold for this recall, not max F1"
+    )
+    tr.add_argument("--quiet", action="store_true", help="no progress lines")
+
+    ev = sub.add_parser(
+        "evaluate", parents=[common], help="print the evaluation report of a saved model"
+    )
+    ev.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ev.add_argument("--version", help="a saved version (default: the current one)")
+
+    sc = sub.add_parser("score", parents=[common], help="score customers with the saved model")
+    _add_data_options(sc, default_data=False)
+    sc.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
+    sc.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    sc.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def _mapping(args) -> dict[str, str] | None:
+    mapping: dict[str, str] = {}
+    if args.mapping_file is not None:
+        mapping.update(io.load_mapping_file(args.mapping_file))
+    mapping.update(parse_mapping_pairs(args.pairs))
+    return mapping or None
+
+
+def _load(args, settings, progress, *, require_label: bool):
+    progress(f"reading {args.data}")
+    table = io.load_table(
+        args.data,
+        _mapping(args),
+        require_label=require_label,
+        drop=args.drop,
+        max_bytes=settings.max_file_bytes,
+    )
+    for line in workflow.describe_table(table):
+        progress(line)
+    return table
+
+
+def cmd_generate(args) -> int:
+    progress = Progress()
+    progress(f"generating {args.customers:,} customers (seed {args.seed})")
+    frame = synthetic.generate(args.customers, seed=args.seed, as_of=args.as_of)
+    io.write_table(frame, args.out)
+    progress(f"wrote {len(frame):,} rows to {args.out}")
+    return 0
+
+
+def cmd_train(args) -> int:
+    settings = settings_from_env(window_months=args.window_months)
+    progress = Progress(args.quiet)
+    table = _load(args, settings, progress, require_label=True)
+    trained = workflow.train(
+        table,
+        settings,
+        source=str(args.data),
+        as_of=args.as_of,
+        target_recall=args.target_recall,
+        progress=progress,
+    )
+    progress(f"saving to {args.models_dir}")
+    workflow.save(trained, args.models_dir)
+    progress("done")
+    print(workflow.report(trained))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    print(workflow.report(workflow.load(args.models_dir, args.version)))
+    return 0
+
+
+def cmd_score(args) -> int:
+    settings = settings_from_env()
+    progress = Progress(args.quiet)
+    model = workflow.load(args.models_dir)
+    progress(f"model {model.version}")
+    table = _load(args, settings, progress, require_label=False)
+    scored, how = workflow.score(model, table, settings, progress=progress)
+    progress(f"scored with {how}")
+    io.write_table(workflow.score_output(scored), args.out)
+    progress(f"wrote {len(scored):,} rows to {args.out}")
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "train": cmd_train,
+    "evaluate": cmd_evaluate,
+    "score": cmd_score,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DataError, io.ArtifactError, ConfigError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except (OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the CLI's last line of defence: one line, not a traceback
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL

@@ -1,0 +1,453 @@
+"""Train, save, load and score: the steps the CLI and the dashboard share.
+
+I/O stays in analytics.io; this module wires the pure pieces together in one place so the CLI,
+the dashboard and the API cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analytics import churn, io, kpis, segmentation, timeline, value
+from analytics import columns as C
+from analytics.config import Settings
+from analytics.result import Unavailable
+from analytics.schema import DataError, Table
+
+FORMAT_VERSION = 1
+Progress = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
+
+
+@dataclass
+class TrainedModel:
+    """Everything `train` produced; `meta` is the JSON sidecar, `scored` the current base."""
+
+    pipeline: object
+    segments: segmentation.SegmentModel
+    meta: dict
+    scored: pd.DataFrame
+    importance: pd.DataFrame
+    version: str = ""
+    extras: dict = field(default_factory=dict)
+
+
+def prepare_base(table: Table, settings: Settings, as_of: str | None = None):
+    """The current base (customers active at the window's start) and, with dates, its snapshot."""
+    if not table.has_dates:
+        return table.frame, None
+    snap = timeline.snapshot(table.frame, as_of=as_of, window_months=settings.window_months)
+    return snap.base, snap
+
+
+def _holdout(table: Table, settings: Settings, as_of: str | None):
+    """Time-ordered holdout: train on an earlier snapshot, test on the current one."""
+    if not table.has_dates:
+        return None, None
+    try:
+        train_snap, test_snap = timeline.holdout_split(
+            table.frame, as_of=as_of, window_months=settings.window_months
+        )
+    except ValueError:
+        return None, None
+    feats = list(table.features)
+    if train_snap.base[C.CHURNED].nunique() < 2 or test_snap.base[C.CHURNED].nunique() < 2:
+        return None, None
+    data = (
+        train_snap.base[feats],
+        train_snap.base[C.CHURNED].to_numpy(),
+        test_snap.base[feats],
+        test_snap.base[C.CHURNED].to_numpy(),
+    )
+    info = {
+        "train_window_end": str(train_snap.as_of.date()),
+        "test_window": f"{test_snap.window_start.date()}..{test_snap.as_of.date()}",
+    }
+    return data, info
+
+
+def train(
+    table: Table,
+    settings: Settings,
+    *,
+    source: str = "",
+    as_of: str | None = None,
+    target_recall: float | None = None,
+    progress: Progress = _quiet,
+) -> TrainedModel:
+    """Fit segments and the churn model on the current base and score it out of fold."""
+    if not table.has_label:
+        raise DataError("training needs a churn label column: map one with --map churned=<column>")
+    progress(f"validated {len(table.frame):,} rows: {len(table.features)} features")
+    base, snap = prepare_base(table, settings, as_of)
+    if snap is not None:
+        progress(
+            f"current base: {len(base):,} customers active on {snap.window_start.date()}, "
+            f"window {snap.window_start.date()}..{snap.as_of.date()}"
+        )
+    base = base.reset_index(drop=True)
+    y = base[C.CHURNED].to_numpy().astype(int)
+    X = base[list(table.features)]
+
+    progress("segmenting customers (k-means, k by silhouette)")
+    seg_model = segmentation.fit_segments(base, random_state=settings.random_state)
+
+    holdout, holdout_info = _holdout(table, settings, as_of)
+    result = churn.train(
+        X,
+        y,
+        numeric=list(table.numeric),
+        categorical=list(table.categorical),
+        random_state=settings.random_state,
+        holdout=holdout,
+        target_recall=target_recall,
+        progress=progress,
+    )
+
+    scored = base.copy()
+    scored[C.P_CHURN] = result.oof
+    for col in C.REASONS:
+        scored[col] = result.oof_reasons[col].to_numpy()
+    scored[C.SEGMENT] = seg_model.assign(base).to_numpy()
+    scored = value.add_value_columns(
+        scored,
+        threshold=result.threshold,
+        margin=settings.margin,
+        discount=settings.discount,
+        window_months=settings.window_months,
+    )
+
+    data_hash = io.frame_hash(table.frame)
+    meta = {
+        "source": source,
+        "data_hash": data_hash,
+        "rows": len(table.frame),
+        "base_rows": len(base),
+        "churned": int(y.sum()),
+        "mapping": table.mapping,
+        "source_columns": list(table.source_columns),
+        "features": list(table.features),
+        "numeric": list(table.numeric),
+        "categorical": list(table.categorical),
+        "dropped": table.dropped,
+        "coercions": table.coercions,
+        "notes": list(table.notes),
+        "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in table.categorical},
+        "feature_ranges": {
+            c: [_finite(base[c].min()), _finite(base[c].max())] for c in table.numeric
+        },
+        "typical": {k: _jsonable(v) for k, v in result.typical.items()},
+        "has_dates": table.has_dates,
+        "has_revenue": table.has_revenue,
+        "as_of": str(snap.as_of.date()) if snap is not None else None,
+        "window_start": str(snap.window_start.date()) if snap is not None else None,
+        "window_months": settings.window_months,
+        "settings": {"margin": settings.margin, "discount": settings.discount},
+        "protocol": "5-fold StratifiedKFold(shuffle=True, random_state=42) on the current base;"
+        " threshold for reported precision/recall/F1 chosen on the other folds",
+        "candidates": result.candidates,
+        "chosen": result.chosen,
+        "threshold": result.threshold,
+        "threshold_rule": (
+            f"smallest t with out-of-fold recall >= {target_recall}"
+            if target_recall
+            else "maximises F1 of the churn class on out-of-fold predictions"
+        ),
+        "metrics": result.metrics,
+        "fold_metrics": result.fold_metrics,
+        "curves": result.curves,
+        "holdout": (
+            {**result.holdout_metrics, **(holdout_info or {})} if result.holdout_metrics else None
+        ),
+        "segments": {
+            "k": seg_model.k,
+            "columns": list(seg_model.columns),
+            "silhouette": {str(k): v for k, v in seg_model.silhouette.items()},
+            "names": [seg_model.names[k] for k in sorted(seg_model.names)],
+        },
+        "python": platform.python_version(),
+    }
+    return TrainedModel(
+        pipeline=result.pipeline,
+        segments=seg_model,
+        meta=meta,
+        scored=scored,
+        importance=result.importance,
+    )
+
+
+def _finite(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def new_version(data_hash: str, now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
+
+
+def save(trained: TrainedModel, models_dir: Path) -> str:
+    """Write a new model version atomically and make it current."""
+    version = new_version(trained.meta["data_hash"])
+    io.save_model_version(
+        models_dir,
+        version,
+        objects={"pipeline": trained.pipeline, "segments": trained.segments},
+        meta=trained.meta,
+        tables={"scored": trained.scored, "importance": trained.importance},
+    )
+    trained.version = version
+    return version
+
+
+def load(models_dir: Path, version: str | None = None) -> TrainedModel:
+    """The current (or named) model version, checked by analytics.io."""
+    loaded = io.load_model_version(models_dir, version)
+    objects = loaded.objects
+    return TrainedModel(
+        pipeline=objects["pipeline"],
+        segments=objects["segments"],
+        meta=loaded.meta,
+        scored=loaded.tables["scored"],
+        importance=loaded.tables["importance"],
+        version=loaded.version,
+    )
+
+
+def check_compatible(model: TrainedModel, table: Table) -> None:
+    """Refuse to score a table that lacks the model's features."""
+    missing = [f for f in model.meta["features"] if f not in table.frame.columns]
+    if missing:
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        raise DataError(
+            f"the data lacks {len(missing)} column(s) the model was trained on: {shown}; "
+            "map them with --map or retrain on this table"
+        )
+
+
+def score(
+    model: TrainedModel, table: Table, settings: Settings, *, progress: Progress = _quiet
+) -> tuple[pd.DataFrame, str]:
+    """Score every customer in `table`; returns (scored frame, how it was scored).
+
+    The training table itself is scored out of fold (each customer by a model that did not see
+    it); any other table is new customers, scored by the final model.
+    """
+    check_compatible(model, table)
+    frame = table.frame.reset_index(drop=True)
+    if io.frame_hash(table.frame) == model.meta["data_hash"] and len(model.scored) == len(frame):
+        return model.scored, "out-of-fold probabilities from training (this is the training table)"
+    meta = model.meta
+    X = _align_features(frame, meta)
+    progress(f"scoring {len(frame):,} customers with the final model")
+    scored = frame.copy()
+    scored[C.P_CHURN] = churn.predict_proba(model.pipeline, X)
+    reasons = churn.customer_drivers(model.pipeline, X, meta["typical"], top=3)
+    for col in C.REASONS:
+        scored[col] = reasons[col].to_numpy()
+    scored[C.SEGMENT] = model.segments.assign(scored).to_numpy()
+    base_rate = meta["churned"] / meta["base_rows"] if meta.get("base_rows") else None
+    scored = value.add_value_columns(
+        scored,
+        threshold=meta["threshold"],
+        margin=settings.margin,
+        discount=settings.discount,
+        window_months=meta.get("window_months", 1),
+        base_churn_rate=base_rate,
+    )
+    return scored, "final model trained on all rows (new customers)"
+
+
+def _align_features(frame: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
+    """Model inputs with the training dtypes: categories as at training, numbers as floats."""
+    X = frame[meta["features"]].copy()
+    for col in meta["categorical"]:
+        levels = meta["feature_levels"].get(col, [])
+        values = X[col].astype("string")
+        X[col] = pd.Categorical(values, categories=sorted(set(levels) | set(values.dropna())))
+    for col in meta["numeric"]:
+        X[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
+    return X
+
+
+SCORE_COLUMNS = (
+    C.CUSTOMER_ID,
+    C.P_CHURN,
+    C.RISK_BAND,
+    C.SEGMENT,
+    C.CLV,
+    C.VALUE,
+    C.EXPECTED_LOSS,
+    *C.REASONS,
+)
+
+
+def score_output(scored: pd.DataFrame) -> pd.DataFrame:
+    """The `score` command's columns: one row per input customer."""
+    out = pd.DataFrame({col: scored[col] for col in SCORE_COLUMNS if col in scored.columns})
+    for col in (C.P_CHURN, C.CLV, C.VALUE, C.EXPECTED_LOSS):
+        if col in out:
+            out[col] = out[col].round(4 if col == C.P_CHURN else 2)
+    return out
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def report(model: TrainedModel) -> str:
+    """The readable evaluation report printed after `train` and by `evaluate`."""
+    m = model.meta
+    met = m["metrics"]
+    lines = []
+    window = f", window {m['window_start']}..{m['as_of']}" if m.get("as_of") else ""
+    lines.append(
+        f"Data: {m.get('source') or 'table'} — {m['base_rows']:,} customers in the current base"
+        f"{window}; {m['churned']:,} churned ({_pct(m['churned'] / max(m['base_rows'], 1))})"
+    )
+    if m.get("notes"):
+        lines.append("Repairs: " + "; ".join(m["notes"]))
+    lines.append("")
+    lines.append("Candidates (5-fold stratified CV, ROC-AUC mean ± sd):")
+    for cand in sorted(m["candidates"], key=lambda c: -c["roc_auc_mean"]):
+        mark = "  <- chosen" if cand["name"] == m["chosen"] else ""
+        lines.append(
+            f"  {cand['name']:<18} {cand['roc_auc_mean']:.4f} ± {cand['roc_auc_std']:.4f}"
+            f"   PR-AUC {cand['pr_auc_mean']:.3f}   fit {cand['fit_seconds']:.1f} s{mark}"
+        )
+    lines.append("")
+    lines.append(f"Threshold t = {m['threshold']:.3f} ({m['threshold_rule']})")
+    lines.append(
+        f"At the threshold (chosen on the other folds): precision {met['precision']:.3f}  "
+        f"recall {met['recall']:.3f}  F1 {met['f1']:.3f}"
+    )
+    lines.append(
+        f"ROC-AUC {met['roc_auc']:.4f}   PR-AUC {met['pr_auc']:.4f}   "
+        f"top-decile lift {met['lift_top_decile']:.2f}x   Brier {met['brier']:.4f}"
+    )
+    if m.get("holdout"):
+        h = m["holdout"]
+        lines.append(
+            f"Time-ordered holdout (train window ending {h.get('train_window_end')}, "
+            f"test {h.get('test_window')}): ROC-AUC {h['roc_auc']:.4f}  PR-AUC {h['pr_auc']:.4f}"
+        )
+    lines.append("")
+    lines.append("Top drivers (permutation importance on held-out folds, drop in ROC-AUC):")
+    for i, row in enumerate(model.importance.head(8).itertuples(index=False), start=1):
+        lines.append(
+            f"  {i}. {row.feature:<24} {row.importance_mean:.4f} ± {row.importance_std:.4f}"
+        )
+    lines.append("")
+    seg = m["segments"]
+    lines.append(f"Segments (k-means, k = {seg['k']} by silhouette) and their churn rates:")
+    rates = kpis.churn_by_segment(model.scored)
+    if isinstance(rates, Unavailable):
+        lines.append(f"  {rates.reason}")
+    else:
+        for row in rates.itertuples(index=False):
+            lines.append(
+                f"  {row.level:<32} {row.customers:>7,} customers   churn {_pct(row.churn_rate)}"
+                f" [{_pct(row.ci_low)}–{_pct(row.ci_high)}]"
+            )
+    hv = value.high_value_at_risk(model.scored)
+    if not isinstance(hv, Unavailable):
+        lines.append("")
+        lines.append(
+            f"High-value at-risk customers: {len(hv):,} "
+            f"(total expected loss {hv[C.EXPECTED_LOSS].sum():,.0f})"
+        )
+    if model.version:
+        lines.append("")
+        lines.append(f"Model version {model.version}")
+    return "\n".join(lines)
+
+
+def describe_table(table: Table) -> Sequence[str]:
+    """Lines about what loading did, for progress output."""
+    lines = [f"mapped: {', '.join(f'{k} <- {v}' for k, v in table.mapping.items())}"]
+    for col, why in table.dropped.items():
+        lines.append(f"not used: {col} ({why})")
+    for col, n in table.coercions.items():
+        if n:
+            lines.append(f"coerced: {n:,} cell(s) in {col} could not be parsed and became missing")
+    lines.extend(table.notes)
+    return lines
+
+
+@dataclass
+class Workspace:
+    """What a serving process holds, read-only: the table, its model and the scored base."""
+
+    table: Table
+    model: TrainedModel
+    scored: pd.DataFrame  # the current base, scored out of fold, value columns per settings
+    history: pd.DataFrame | None  # the whole dated table (trend, cohorts), None without dates
+    settings: Settings
+    source: str
+    how: str  # "loaded model <version>" or "trained model <version> because ..."
+
+
+def load_or_train(
+    data: Path,
+    settings: Settings,
+    *,
+    models_dir: Path,
+    mapping: Mapping[str, str] | None = None,
+    drop: Sequence[str] = (),
+    retrain: bool = True,
+    progress: Progress = _quiet,
+) -> Workspace:
+    """Load the table and its current model; train one first when none fits this table.
+
+    A model fits when it was trained on exactly this table (same data hash). Otherwise, with
+    `retrain`, a new version is trained and saved (the documented automatic retrain); without
+    it, the reason is raised as an ArtifactError.
+    """
+    table = io.load_table(data, mapping, drop=drop, max_bytes=settings.max_file_bytes)
+    data_hash = io.frame_hash(table.frame)
+    model: TrainedModel | None = None
+    try:
+        model = load(models_dir)
+        if model.meta.get("data_hash") != data_hash:
+            raise io.ArtifactError(
+                f"the current model ({model.version}) was trained on other data "
+                f"({model.meta.get('source') or 'unknown source'})"
+            )
+        how = f"loaded model {model.version}"
+    except io.ArtifactError as exc:
+        if not retrain:
+            raise
+        progress(f"no usable model: {exc}; training one now")
+        model = train(table, settings, source=str(data), progress=progress)
+        save(model, models_dir)
+        how = f"trained model {model.version} ({exc})"
+    scored = value.add_value_columns(
+        model.scored,
+        threshold=model.meta["threshold"],
+        margin=settings.margin,
+        discount=settings.discount,
+        window_months=model.meta.get("window_months", 1),
+    )
+    history = table.frame if table.has_dates else None
+    return Workspace(table, model, scored, history, settings, str(data), how)
