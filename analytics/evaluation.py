@@ -1,0 +1,44 @@
+"""Threshold and lift views of out-of-fold predictions (the dashboard's model view)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Confusion matrix, precision, recall and F1 of the churn class at `threshold`."""
+    y = np.asarray(y, dtype=bool)
+    pred = np.asarray(p) >= threshold
+    tp = int(np.sum(pred & y))
+    fp = int(np.sum(pred & ~y))
+    fn = int(np.sum(~pred & y))
+    tn = int(np.sum(~pred & ~y))
+    precision = tp / (tp + fp) if tp + fp else float("nan")
+    recall = tp / (tp + fn) if tp + fn else float("nan")
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "flagged": tp + fp,
+    }
+
+
+def lift_by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
+    """Churn rate per score decile (1 = highest scores) and its lift over the base rate."""
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(-np.asarray(p), kind="stable")
+    deciles = np.empty(len(y), dtype=int)
+    deciles[order] = np.minimum(np.arange(len(y)) * 10 // max(len(y), 1), 9) + 1
+    frame = pd.DataFrame({"decile": deciles, "y": y})
+    out = frame.groupby("decile", as_index=False).agg(
+        customers=("y", "size"), churn_rate=("y", "mean")
+    )
+    base = y.mean() if len(y) else float("nan")
+    out["lift"] = out["churn_rate"] / base if base else float("nan")
+    return out

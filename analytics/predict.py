@@ -1,0 +1,199 @@
+"""Score new customers given as records (the prediction card and the API).
+
+The model's input schema comes from its sidecar: known levels for categorical features,
+observed ranges for numeric ones. Every problem with a record is collected, so a form or an API
+client learns all of them at once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics import churn, value
+from analytics import columns as C
+
+# Numbers may go a little past what training saw (a tenure one month longer than the oldest
+# customer); far outside, the model extrapolates blindly, so they are refused.
+RANGE_SLACK = 0.5
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"field": self.field, "message": self.message}
+
+
+def input_schema(meta: Mapping) -> dict[str, dict]:
+    """feature -> {kind, levels | min/max/allowed_min/allowed_max, default}."""
+    schema = {}
+    typical = meta.get("typical", {})
+    for feature in meta["features"]:
+        if feature in meta["categorical"]:
+            levels = list(meta["feature_levels"].get(feature, []))
+            default = typical.get(feature)
+            schema[feature] = {
+                "kind": "categorical",
+                "levels": levels,
+                "default": default if default in levels else (levels[0] if levels else None),
+            }
+        else:
+            lo, hi = meta["feature_ranges"].get(feature, [None, None])
+            lo = 0.0 if lo is None else float(lo)
+            hi = lo if hi is None else float(hi)
+            span = hi - lo
+            allowed_lo = lo - RANGE_SLACK * span if lo < 0 else max(0.0, lo - RANGE_SLACK * span)
+            default = typical.get(feature)
+            if not isinstance(default, int | float) or not math.isfinite(default):
+                default = (lo + hi) / 2
+            schema[feature] = {
+                "kind": "numeric",
+                "min": lo,
+                "max": hi,
+                "allowed_min": allowed_lo,
+                "allowed_max": hi + RANGE_SLACK * span,
+                "default": round(float(default), 2),
+            }
+    return schema
+
+
+def check_record(
+    schema: Mapping[str, dict], record: object, *, where: str = ""
+) -> tuple[dict, list[Problem]]:
+    """Validate one record against the schema; returns (clean values, problems)."""
+    prefix = f"{where}." if where else ""
+    if not isinstance(record, Mapping):
+        return {}, [Problem(where or "body", "expected an object of feature: value pairs")]
+    clean: dict = {}
+    problems: list[Problem] = []
+    for key in record:
+        if key not in schema and key != C.CUSTOMER_ID:
+            problems.append(Problem(f"{prefix}{key}", "unknown field"))
+    for feature, spec in schema.items():
+        name = f"{prefix}{feature}"
+        raw = record.get(feature)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            problems.append(Problem(name, "missing: a value is required"))
+            continue
+        if spec["kind"] == "categorical":
+            if not isinstance(raw, str | int | float) or isinstance(raw, bool):
+                problems.append(Problem(name, f"expected one of {_levels_text(spec)}"))
+                continue
+            level = _match_level(str(raw).strip(), spec["levels"])
+            if level is None:
+                problems.append(
+                    Problem(
+                        name, f"unknown level {str(raw)!r}; expected one of {_levels_text(spec)}"
+                    )
+                )
+            else:
+                clean[feature] = level
+        else:
+            number = _number(raw)
+            if number is None:
+                problems.append(Problem(name, f"expected a number, got {raw!r}"))
+            elif not spec["allowed_min"] <= number <= spec["allowed_max"]:
+                problems.append(
+                    Problem(
+                        name,
+                        f"{number:g} is out of range: expected {spec['allowed_min']:g} to "
+                        f"{spec['allowed_max']:g} (observed {spec['min']:g} to {spec['max']:g})",
+                    )
+                )
+            else:
+                clean[feature] = number
+    if C.CUSTOMER_ID in record:
+        clean[C.CUSTOMER_ID] = str(record[C.CUSTOMER_ID])
+    return clean, problems
+
+
+def _levels_text(spec: Mapping) -> str:
+    levels = spec["levels"]
+    shown = ", ".join(map(repr, levels[:10]))
+    return shown + (f" and {len(levels) - 10} more" if len(levels) > 10 else "")
+
+
+def _match_level(text: str, levels: Sequence[str]) -> str | None:
+    if text in levels:
+        return text
+    folded = {str(level).casefold(): level for level in levels}
+    return folded.get(text.casefold())
+
+
+def _number(raw: object) -> float | None:
+    if isinstance(raw, bool):
+        return None
+    if isinstance(raw, int | float):
+        x = float(raw)
+    elif isinstance(raw, str):
+        try:
+            x = float(raw.strip())
+        except ValueError:
+            return None
+    else:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def records_frame(meta: Mapping, records: Sequence[Mapping]) -> pd.DataFrame:
+    """Checked records -> model input frame with the training dtypes."""
+    frame = pd.DataFrame.from_records(list(records), columns=list(meta["features"]))
+    for feature in meta["categorical"]:
+        frame[feature] = pd.Categorical(
+            frame[feature], categories=meta["feature_levels"].get(feature, [])
+        )
+    for feature in meta["numeric"]:
+        frame[feature] = pd.to_numeric(frame[feature]).astype("float64")
+    return frame
+
+
+def predict(
+    model, records: Sequence[Mapping], *, margin: float, discount: float, top: int = 3
+) -> list[dict]:
+    """Probability, risk band, CLV, value and drivers for checked records (final model)."""
+    meta = model.meta
+    X = records_frame(meta, records)
+    p = churn.predict_proba(model.pipeline, X)
+    deltas = churn.driver_deltas(model.pipeline, X, meta["typical"])
+    window = meta.get("window_months", 1)
+    p_monthly = value.monthly_probability(p, window)
+    bands = np.asarray(churn.risk_band(p, meta["threshold"]), dtype=object)
+    base_rate = meta["churned"] / meta["base_rows"]
+    base_monthly = float(value.monthly_probability(np.array([base_rate]), window)[0])
+    out = []
+    for i, record in enumerate(records):
+        row = {
+            "probability": round(float(p[i]), 4),
+            "risk_band": str(bands[i]),
+            "threshold": round(float(meta["threshold"]), 4),
+        }
+        if C.CUSTOMER_ID in record:
+            row[C.CUSTOMER_ID] = record[C.CUSTOMER_ID]
+        revenue = X[C.MONTHLY_REVENUE].iloc[i] if C.MONTHLY_REVENUE in X else None
+        if revenue is not None and math.isfinite(revenue):
+            row["clv"] = round(float(value.clv(revenue, p_monthly[i], margin, discount)), 2)
+            row["value"] = round(float(value.clv(revenue, base_monthly, margin, discount)), 2)
+            row["expected_loss"] = round(float(p[i]) * row["value"], 2)
+        d = deltas.iloc[i].sort_values(ascending=False)
+        row["drivers"] = [
+            {"feature": f, "value": _jsonable(X[f].iloc[i]), "change_in_probability": round(v, 4)}
+            for f, v in d.items()
+            if v > 0
+        ][:top]
+        out.append(row)
+    return out
+
+
+def _jsonable(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v

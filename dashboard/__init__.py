@@ -1,0 +1,1 @@
+"""Plotly Dash dashboard over the analytics core. Imports analytics, never the reverse."""

@@ -1,0 +1,75 @@
+"""`python -m dashboard [--data FILE] [mapping options]`: the dashboard on one table.
+
+Without --data it serves the built-in demo base. When models/ has no model trained on this
+table, one is trained first (progress is logged).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from analytics import io
+from analytics.config import ConfigError, settings_from_env
+from analytics.schema import DataError, parse_mapping_pairs
+from dashboard.server import ServeConfig, serve_config_from_env
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__.splitlines()[0])
+    p.add_argument("--data", type=Path, help="customer table (default: the built-in demo base)")
+    p.add_argument(
+        "--map",
+        dest="pairs",
+        action="append",
+        default=[],
+        metavar="CANONICAL=COLUMN",
+        help="e.g. --map churned=Exited (repeatable)",
+    )
+    p.add_argument("--mapping-file", type=Path, help="JSON object of canonical -> source column")
+    p.add_argument(
+        "--drop", action="append", default=[], metavar="COLUMN", help="ignore a column (repeatable)"
+    )
+    p.add_argument("--models-dir", type=Path, help="where models are kept (default: models/)")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8050)")
+    p.add_argument("--debug", action="store_true", help="Dash debug mode (never in production)")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        settings = settings_from_env()
+        config: ServeConfig = serve_config_from_env(
+            data=args.data,
+            models_dir=args.models_dir,
+            host=args.host,
+            port=args.port,
+        )
+        mapping = dict(config.mapping)
+        if args.mapping_file:
+            mapping.update(io.load_mapping_file(args.mapping_file))
+        mapping.update(parse_mapping_pairs(args.pairs))
+        from dashboard.app import create_app
+
+        app = create_app(
+            data=config.data,
+            models_dir=config.models_dir,
+            settings=settings,
+            mapping=mapping or None,
+            drop=tuple(args.drop),
+        )
+    except (DataError, io.ArtifactError, ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
+    app.run(host=config.host, port=config.port, debug=args.debug)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

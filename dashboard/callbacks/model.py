@@ -1,0 +1,157 @@
+"""Model view: candidates and their CV scores, ROC / PR / calibration / lift, threshold explorer."""
+
+from __future__ import annotations
+
+import math
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, html
+from dash.exceptions import PreventUpdate
+
+from analytics import columns as C
+from analytics import evaluation
+from dashboard import figures, ids
+from dashboard.callbacks.overview import NO_MATCH
+
+
+def candidates_table(meta: dict):
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Model"),
+                html.Th("ROC-AUC (mean ± sd)"),
+                html.Th("PR-AUC"),
+                html.Th("Fit time"),
+            ]
+        )
+    )
+    rows = []
+    for cand in sorted(meta["candidates"], key=lambda c: -c["roc_auc_mean"]):
+        chosen = cand["name"] == meta["chosen"]
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(
+                        [
+                            cand["name"],
+                            dbc.Badge("chosen", color="success", className="ms-2")
+                            if chosen
+                            else None,
+                        ]
+                    ),
+                    html.Td(f"{cand['roc_auc_mean']:.4f} ± {cand['roc_auc_std']:.4f}"),
+                    html.Td(f"{cand['pr_auc_mean']:.4f}"),
+                    html.Td(f"{cand['fit_seconds']:.1f} s"),
+                ],
+                className="table-success" if chosen else None,
+            )
+        )
+    met = meta["metrics"]
+    summary = html.P(
+        f"Chosen: {meta['chosen']}. At t = {meta['threshold']:.3f} (threshold chosen on the "
+        f"other folds): precision {met['precision']:.3f}, recall {met['recall']:.3f}, "
+        f"F1 {met['f1']:.3f}; top-decile lift {met['lift_top_decile']:.2f}x; "
+        f"Brier {met['brier']:.4f}.",
+        className="small mt-2 mb-0",
+    )
+    holdout = meta.get("holdout")
+    extra = None
+    if holdout:
+        extra = html.P(
+            f"Time-ordered holdout (test {holdout.get('test_window', '')}): ROC-AUC "
+            f"{holdout['roc_auc']:.4f}, PR-AUC {holdout['pr_auc']:.4f}.",
+            className="small mb-0",
+        )
+    return html.Div(
+        [
+            dbc.Table([head, html.Tbody(rows)], size="sm", responsive=True, className="mb-0"),
+            summary,
+            extra,
+        ]
+    )
+
+
+def static_figures(data):
+    meta = data.meta
+    curves = meta["curves"]
+    met = meta["metrics"]
+    y = data.scored[C.CHURNED].to_numpy()
+
+    return (
+        candidates_table(meta),
+        figures.roc_curve(curves["roc"], met["roc_auc"]),
+        figures.pr_curve(curves["pr"], met["pr_auc"], float(y.mean())),
+        figures.calibration(curves["calibration"]),
+    )
+
+
+def threshold_outputs(data, query, threshold):
+    """Confusion matrix, precision/recall/F1 and lift on the selected customers."""
+    if threshold is None:
+        raise PreventUpdate
+    frame = data.view(query)
+    if not len(frame):
+        empty = figures.message(NO_MATCH)
+        return empty, dbc.Alert(NO_MATCH, color="light"), empty
+    t = float(threshold)
+    y = frame[C.CHURNED].to_numpy()
+    p = frame[C.P_CHURN].to_numpy()
+    m = evaluation.at_threshold(y, p, t)
+
+    def pct(x):
+        return "–" if math.isnan(x) else f"{x:.1%}"
+
+    items = [
+        ("Flagged as churners", f"{m['flagged']:,} of {len(y):,}"),
+        ("Precision", pct(m["precision"])),
+        ("Recall", pct(m["recall"])),
+        ("F1", "–" if math.isnan(m["f1"]) else f"{m['f1']:.3f}"),
+    ]
+    body = dbc.ListGroup(
+        [
+            dbc.ListGroupItem(
+                [
+                    html.Span(k, className="text-muted"),
+                    html.Span(v, className="float-end fw-semibold"),
+                ]
+            )
+            for k, v in items
+        ],
+        flush=True,
+    )
+    note = html.P(
+        f"Saved threshold t = {data.threshold:.3f}. Out-of-fold predictions on the "
+        f"{len(y):,} selected customers.",
+        className="small text-muted mt-2",
+    )
+    lift = figures.lift_bars(evaluation.lift_by_decile(y, p))
+    return figures.confusion(m["tp"], m["fp"], m["fn"], m["tn"]), html.Div([body, note]), lift
+
+
+def register(app, data) -> None:
+    made = static_figures(data)
+
+    @app.callback(
+        Output(ids.MODEL_CANDIDATES, "children"),
+        Output(ids.MODEL_ROC, "figure"),
+        Output(ids.MODEL_PR, "figure"),
+        Output(ids.MODEL_CALIBRATION, "figure"),
+        Input(ids.TABS, "active_tab"),
+    )
+    def _static(tab):
+        if tab != "model":
+            raise PreventUpdate
+        return made
+
+    @app.callback(
+        Output(ids.CONFUSION, "figure"),
+        Output(ids.THRESHOLD_METRICS, "children"),
+        Output(ids.MODEL_LIFT, "figure"),
+        Input(ids.FILTER_QUERY, "data"),
+        Input(ids.THRESHOLD, "value"),
+        Input(ids.TABS, "active_tab"),
+    )
+    def _threshold(query, threshold, tab):
+        if tab != "model":
+            raise PreventUpdate
+        return threshold_outputs(data, query, threshold)

@@ -1,0 +1,206 @@
+"""Overview: KPI cards, trend, cohorts and segments. Each callback: parse, one analytics call,
+build outputs."""
+
+from __future__ import annotations
+
+import math
+
+import dash_bootstrap_components as dbc
+import pandas as pd
+from dash import ALL, Input, Output, State, html
+from dash.exceptions import PreventUpdate
+
+from analytics import columns as C
+from analytics import kpis
+from analytics.result import Unavailable
+from dashboard import figures, ids
+from dashboard.layout import KPI_ORDER
+
+NO_MATCH = "No customers match these filters."
+RATES = ("churn_rate", "retention_rate")
+MONEY = ("mrr", "avg_clv", "mrr_at_risk")
+
+
+def fmt_kpi(name: str, value) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if name in RATES:
+        return f"{value:.1%}"
+    if name in MONEY:
+        return _money(value)
+    return f"{int(value):,}"
+
+
+def _money(x: float) -> str:
+    for cut, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= cut:
+            return f"{x / cut:,.1f}{suffix}"
+    return f"{x:,.0f}"
+
+
+def fmt_delta(name: str, value, whole) -> str:
+    """Change versus the whole base, in the unit that reads naturally for the KPI."""
+    if (
+        value is None
+        or whole is None
+        or any(isinstance(v, float) and math.isnan(v) for v in (value, whole))
+    ):
+        return ""
+    if name in RATES:
+        diff = 100 * (value - whole)
+        return "same as all customers" if abs(diff) < 0.05 else f"{diff:+.1f} pts vs all"
+    if name == "avg_clv":
+        if not whole:
+            return ""
+        rel = 100 * (value / whole - 1)
+        return "same as all customers" if abs(rel) < 0.5 else f"{rel:+.0f}% vs all"
+    if not whole:
+        return ""
+    share = value / whole
+    return "all customers" if share > 0.9995 else f"{share:.0%} of all"
+
+
+def kpi_outputs(data, query):
+    """Values and deltas for every KPI card, in layout order."""
+    frame = data.view(query)
+    current = data.cached("kpis", query, lambda: kpis.kpis(frame))
+    whole = data.cached("kpis", "", lambda: kpis.kpis(data.scored))
+    values = [fmt_kpi(n, current.get(n)) for n in KPI_ORDER]
+    if not len(frame):
+        deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
+    else:
+        deltas = [fmt_delta(n, current.get(n), whole.get(n)) for n in KPI_ORDER]
+    return values, deltas
+
+
+def trend_figure(data, query, split: bool):
+    """Monthly churn and retention with dates; Kaplan-Meier over tenure without."""
+    by = C.SEGMENT if split else None
+    if data.history is not None:
+        history = data.history_view(query)
+        if not len(history):
+            return figures.message(NO_MATCH), ""
+        trend = data.cached("trend", query, lambda: kpis.monthly_trend(history, by=by), by)
+        if isinstance(trend, Unavailable):
+            return figures.message(trend.reason), ""
+        return figures.monthly_trend(trend, by=by), data.history_note(query)
+    frame = data.view(query)
+    if not len(frame):
+        return figures.message(NO_MATCH), ""
+    km = data.cached("km", query, lambda: kpis.kaplan_meier(frame, by=by), by)
+    if isinstance(km, Unavailable):
+        return figures.message(km.reason), ""
+    note = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
+    return figures.kaplan_meier(km, by=by), note
+
+
+def cohort_figure(data, query):
+    if data.history is None:
+        return figures.message(
+            "Not available because the data has no signup_date and churn_date columns."
+        )
+    history = data.history_view(query)
+    if not len(history):
+        return figures.message(NO_MATCH)
+    cohorts = data.cached("cohorts", query, lambda: kpis.cohort_retention(history))
+    if isinstance(cohorts, Unavailable):
+        return figures.message(cohorts.reason)
+    return figures.cohort_heatmap(cohorts)
+
+
+def segment_outputs(data, query):
+    """Doughnut of sizes, churn per segment with intervals, and the profile table."""
+    frame = data.view(query)
+    if not len(frame):
+        empty = figures.message(NO_MATCH)
+        return empty, empty, dbc.Alert(NO_MATCH, color="light")
+    rates = data.cached("segments", query, lambda: kpis.churn_by_segment(frame))
+    if isinstance(rates, Unavailable):
+        msg = figures.message(rates.reason)
+        return msg, msg, dbc.Alert(rates.reason, color="light")
+    whole = kpis.kpis(data.scored)["churn_rate"]
+    doughnut = figures.segment_doughnut(rates)
+    bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=whole)
+    return doughnut, bars, profile_table(data.ws.model.segments.profile, rates)
+
+
+def profile_table(profile: pd.DataFrame, rates: pd.DataFrame):
+    """Each segment's name, size in the selection, churn and what defines it."""
+    rate_of = dict(zip(rates["level"].astype(str), rates["churn_rate"], strict=True))
+    n_of = dict(zip(rates["level"].astype(str), rates["customers"], strict=True))
+    rows = []
+    for row in profile.itertuples(index=False):
+        name = str(row.segment)
+        rate = rate_of.get(name)
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(name, className="fw-semibold"),
+                    html.Td(f"{n_of.get(name, 0):,}", className="text-end"),
+                    html.Td("–" if rate is None else f"{rate:.1%}", className="text-end"),
+                    html.Td(str(row.defined_by), className="small"),
+                ]
+            )
+        )
+    head = html.Thead(
+        html.Tr(
+            [
+                html.Th("Segment"),
+                html.Th("Customers", className="text-end"),
+                html.Th("Churn", className="text-end"),
+                html.Th("Defined by"),
+            ]
+        )
+    )
+    return dbc.Table(
+        [head, html.Tbody(rows)], size="sm", hover=True, responsive=True, className="mb-0"
+    )
+
+
+def register(app, data) -> None:
+    @app.callback(
+        Output({"type": ids.KPI, "name": ALL}, "children"),
+        Input(ids.FILTER_QUERY, "data"),
+        State({"type": ids.KPI, "name": ALL}, "id"),
+    )
+    def _kpis(query, id_list):
+        if query is None:
+            raise PreventUpdate
+        values, deltas = kpi_outputs(data, query)
+        by_name = dict(zip(KPI_ORDER, values, strict=True))
+        by_name.update({f"{n}-delta": d for n, d in zip(KPI_ORDER, deltas, strict=True)})
+        return [by_name.get(i["name"], "") for i in id_list]
+
+    @app.callback(
+        Output(ids.TREND, "figure"),
+        Output(ids.TREND_NOTE, "children"),
+        Input(ids.FILTER_QUERY, "data"),
+        Input(ids.TREND_SPLIT, "value"),
+        Input(ids.TABS, "active_tab"),
+    )
+    def _trend(query, split, tab):
+        if query is None or tab != "overview":
+            raise PreventUpdate
+        return trend_figure(data, query, bool(split))
+
+    @app.callback(
+        Output(ids.COHORT, "figure"),
+        Input(ids.FILTER_QUERY, "data"),
+        Input(ids.TABS, "active_tab"),
+    )
+    def _cohort(query, tab):
+        if query is None or tab != "overview":
+            raise PreventUpdate
+        return cohort_figure(data, query)
+
+    @app.callback(
+        Output(ids.DOUGHNUT, "figure"),
+        Output(ids.SEGMENT_CHURN, "figure"),
+        Output(ids.SEGMENT_PROFILE, "children"),
+        Input(ids.FILTER_QUERY, "data"),
+        Input(ids.TABS, "active_tab"),
+    )
+    def _segments(query, tab):
+        if query is None or tab != "overview":
+            raise PreventUpdate
+        return segment_outputs(data, query)

@@ -1,0 +1,119 @@
+"""Prediction card: a form built from the model's input schema -> probability, band, CLV, why."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, html
+from dash.exceptions import PreventUpdate
+
+from analytics import predict
+from analytics.retention import recommend_action
+from dashboard import ids
+from dashboard.layout import label
+
+BAND_COLORS = {"Low": "success", "Medium": "warning", "High": "danger"}
+
+
+def result_card(data, schema, features: list[str], values: list):
+    """Inline problems for bad input; otherwise the scored result."""
+    record = dict(zip(features, values, strict=True))
+    clean, problems = predict.check_record(schema, record)
+    if problems:
+        return dbc.Alert(
+            [
+                html.Strong("Please fix:"),
+                html.Ul(
+                    [html.Li(f"{label(p.field)}: {p.message}") for p in problems], className="mb-0"
+                ),
+            ],
+            color="danger",
+        )
+    settings = data.ws.settings
+    row = predict.predict(
+        data.ws.model, [clean], margin=settings.margin, discount=settings.discount, top=5
+    )[0]
+    band = row["risk_band"]
+    stats = [("Churn probability", f"{row['probability']:.1%}"), ("Risk band", band)]
+    if "clv" in row:
+        stats += [
+            ("CLV", f"{row['clv']:,.0f}"),
+            ("Value", f"{row['value']:,.0f}"),
+            ("Expected loss", f"{row['expected_loss']:,.0f}"),
+        ]
+    drivers = [
+        html.Li(
+            f"{label(d['feature'])} = {d['value']} (+{100 * d['change_in_probability']:.1f} pts)"
+        )
+        for d in row["drivers"]
+    ]
+    reason = (
+        f"{row['drivers'][0]['feature']} = {row['drivers'][0]['value']}" if row["drivers"] else ""
+    )
+    action = recommend_action(
+        {
+            "risk_band": band,
+            "p_churn": row["probability"],
+            "value": row.get("value"),
+            "reason_1": reason,
+        },
+        save_rate=settings.save_rate,
+        cost_per_contact=settings.cost_per_contact,
+    )
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.Div(
+                    [
+                        dbc.Badge(
+                            f"{band} risk",
+                            color=BAND_COLORS.get(band, "secondary"),
+                            className="fs-6",
+                        )
+                    ],
+                    className="mb-2",
+                ),
+                dbc.Row(
+                    [
+                        dbc.Col(
+                            [
+                                html.Div(k, className="small text-muted"),
+                                html.Div(v, className="fs-5 fw-semibold", id=f"predict-{i}"),
+                            ],
+                            xs=6,
+                            className="mb-2",
+                        )
+                        for i, (k, v) in enumerate(stats)
+                    ]
+                ),
+                html.H6("Why", className="mt-2"),
+                html.Ol(drivers)
+                if drivers
+                else html.P(
+                    "Nothing in this profile raises the risk above a typical customer's.",
+                    className="small",
+                ),
+                html.P(
+                    f"Threshold t = {row['threshold']:.3f}: High if p >= t, Medium if p >= t/2.",
+                    className="small text-muted",
+                ),
+                dbc.Alert(
+                    [html.Strong("Recommended action: "), action], color="primary", className="mb-0"
+                ),
+            ]
+        ),
+        className="shadow-sm",
+    )
+
+
+def register(app, data, schema) -> None:
+    @app.callback(
+        Output(ids.PREDICT_RESULT, "children"),
+        Input(ids.PREDICT_SUBMIT, "n_clicks"),
+        State({"type": ids.PREDICT_FIELD, "feature": ALL}, "value"),
+        State({"type": ids.PREDICT_FIELD, "feature": ALL}, "id"),
+        prevent_initial_call=True,
+    )
+    def _predict(n_clicks, values, id_list):
+        if not n_clicks:
+            raise PreventUpdate
+        return result_card(data, schema, [i["feature"] for i in id_list], values)

@@ -1,0 +1,438 @@
+"""Pure figure builders: DataFrame / dict in, go.Figure out, one shared template.
+
+No data work beyond shaping for display; no Dash imports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics import columns as C
+
+PALETTE = ["#2563eb", "#f97316", "#10b981", "#a855f7", "#ef4444", "#0ea5e9", "#eab308", "#64748b"]
+RISK_COLORS = {"Low": "#10b981", "Medium": "#f59e0b", "High": "#ef4444"}
+CHURN = "#ef4444"
+RETAIN = "#2563eb"
+MUTED = "#94a3b8"
+
+TEMPLATE = go.layout.Template(
+    layout=go.Layout(
+        font={"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12},
+        colorway=PALETTE,
+        margin={"l": 48, "r": 16, "t": 40, "b": 40},
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        hoverlabel={"font_size": 12},
+        xaxis={"gridcolor": "#eef2f7", "zeroline": False},
+        yaxis={"gridcolor": "#eef2f7", "zeroline": False},
+        legend={"orientation": "h", "y": -0.2},
+        title={"x": 0.01, "font": {"size": 14}},
+    )
+)
+
+
+def _base(title: str, height: int = 340) -> go.Figure:
+    fig = go.Figure()
+    fig.update_layout(template=TEMPLATE, title=title, height=height)
+    return fig
+
+
+def message(text: str, title: str = "", height: int = 300) -> go.Figure:
+    """An empty chart that says why it is empty ("no customers match", "not available ...")."""
+    fig = _base(title, height)
+    fig.add_annotation(
+        text=text,
+        showarrow=False,
+        x=0.5,
+        y=0.5,
+        xref="paper",
+        yref="paper",
+        font={"size": 13, "color": "#475569"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
+    """Monthly churn rate (left axis) and retention rate (right axis) per calendar month."""
+    fig = _base("Monthly churn and retention")
+    if by and by in trend.columns:
+        for i, (name, grp) in enumerate(trend.groupby(by, observed=True, sort=False)):
+            fig.add_scatter(
+                x=grp["month"],
+                y=grp["churn_rate"],
+                name=str(name),
+                mode="lines",
+                line={"color": PALETTE[i % len(PALETTE)]},
+                hovertemplate="%{x|%b %Y}: churn %{y:.1%}<extra>" + str(name) + "</extra>",
+            )
+        fig.update_yaxes(title="monthly churn rate", tickformat=".0%", rangemode="tozero")
+        return fig
+    fig.add_scatter(
+        x=trend["month"],
+        y=trend["churn_rate"],
+        name="Churn rate",
+        mode="lines+markers",
+        line={"color": CHURN},
+        customdata=np.c_[trend["churned"], trend["active_start"]],
+        hovertemplate="%{x|%b %Y}: churn %{y:.2%}<br>%{customdata[0]:,} of %{customdata[1]:,}"
+        " active at month start<extra></extra>",
+    )
+    fig.add_scatter(
+        x=trend["month"],
+        y=trend["retention_rate"],
+        name="Retention rate",
+        mode="lines",
+        line={"color": RETAIN, "dash": "dot"},
+        yaxis="y2",
+        hovertemplate="%{x|%b %Y}: retention %{y:.2%}<extra></extra>",
+    )
+    fig.update_layout(
+        yaxis={"title": "monthly churn rate", "tickformat": ".1%", "rangemode": "tozero"},
+        yaxis2={
+            "title": "retention rate",
+            "tickformat": ".0%",
+            "overlaying": "y",
+            "side": "right",
+            "showgrid": False,
+        },
+    )
+    return fig
+
+
+def kaplan_meier(km: pd.DataFrame, by: str | None = None) -> go.Figure:
+    """Retention over tenure (Kaplan-Meier) with its 95% band; at-risk counts on hover."""
+    fig = _base("Retention over tenure (Kaplan-Meier)")
+    groups = km.groupby(by, observed=True, sort=False) if by and by in km.columns else [("All", km)]
+    for i, (name, grp) in enumerate(groups):
+        color = PALETTE[i % len(PALETTE)]
+        if not by:
+            fig.add_scatter(
+                x=np.r_[grp["time"], grp["time"][::-1]],
+                y=np.r_[grp["ci_high"], grp["ci_low"][::-1]],
+                fill="toself",
+                fillcolor="rgba(37,99,235,0.12)",
+                line={"width": 0},
+                hoverinfo="skip",
+                showlegend=False,
+                name="95% interval",
+            )
+        fig.add_scatter(
+            x=grp["time"],
+            y=grp["survival"],
+            name=str(name),
+            mode="lines",
+            line={"shape": "hv", "color": color},
+            customdata=np.c_[grp["at_risk"], grp["events"]],
+            hovertemplate="month %{x}: %{y:.1%} retained<br>at risk %{customdata[0]:,}, "
+            "churned %{customdata[1]:,}<extra>" + str(name) + "</extra>",
+        )
+    fig.update_xaxes(title="tenure (months)")
+    fig.update_yaxes(title="share still a customer", tickformat=".0%", range=[0, 1.02])
+    return fig
+
+
+def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
+    """Share of each signup cohort still active k months after signup."""
+    cells = cohorts.drop(
+        columns=[c for c in cohorts.columns if not isinstance(c, int | np.integer)]
+    )
+    labels = [pd.Timestamp(m).strftime("%Y-%m") for m in cohorts.index]
+    fig = _base("Cohort retention", height=max(320, 14 * len(labels) + 120))
+    fig.add_heatmap(
+        z=cells.to_numpy(dtype=float),
+        x=[str(c) for c in cells.columns],
+        y=labels,
+        colorscale="Blues",
+        zmin=0,
+        zmax=1,
+        colorbar={"tickformat": ".0%", "title": ""},
+        hovertemplate="cohort %{y}, month %{x}: %{z:.1%} still active<extra></extra>",
+    )
+    fig.update_xaxes(title="months since signup")
+    fig.update_yaxes(title="signup month", autorange="reversed")
+    return fig
+
+
+def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
+    """Segment sizes; `sizes` has columns level, customers (and churn_rate for hover)."""
+    fig = _base("Segments", height=340)
+    fig.add_pie(
+        labels=sizes["level"],
+        values=sizes["customers"],
+        hole=0.55,
+        sort=False,
+        marker={"colors": PALETTE[: len(sizes)]},
+        textinfo="percent",
+        customdata=sizes["churn_rate"],
+        hovertemplate="%{label}<br>%{value:,} customers (%{percent})<br>churn %{customdata:.1%}"
+        "<extra></extra>",
+    )
+    fig.update_layout(legend={"orientation": "v", "y": 0.5, "x": 1.02})
+    return fig
+
+
+def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None) -> go.Figure:
+    """Churn rate per group with Wilson 95% intervals and counts; small groups greyed."""
+    fig = _base(title, height=max(300, 28 * len(rates) + 110))
+    small = rates["small"].to_numpy(dtype=bool)
+    colors = np.where(small, MUTED, CHURN)
+    labels = [str(v) for v in rates["level"]]
+    text = [
+        f"{r:.1%}  (n={n:,}{', too small to read' if s else ''})"
+        for r, n, s in zip(rates["churn_rate"], rates["customers"], small, strict=True)
+    ]
+    fig.add_bar(
+        y=labels,
+        x=rates["churn_rate"],
+        orientation="h",
+        marker={"color": colors},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": rates["ci_high"] - rates["churn_rate"],
+            "arrayminus": rates["churn_rate"] - rates["ci_low"],
+            "color": "#334155",
+            "thickness": 1.2,
+        },
+        text=text,
+        textposition="outside",
+        cliponaxis=False,
+        customdata=np.c_[rates["customers"], rates["churned"], rates["ci_low"], rates["ci_high"]],
+        hovertemplate="%{y}: churn %{x:.1%} (95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
+        "<br>%{customdata[1]:,} of %{customdata[0]:,} churned<extra></extra>",
+    )
+    if base_rate is not None and math.isfinite(base_rate):
+        fig.add_vline(
+            x=base_rate,
+            line={"dash": "dash", "color": "#475569"},
+            annotation_text=f"all customers {base_rate:.1%}",
+            annotation_position="top",
+        )
+    upper = float(np.nanmax(rates["ci_high"])) if len(rates) else 1.0
+    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, upper * 1.35 + 0.02)], title="churn rate")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_layout(showlegend=False)
+    return fig
+
+
+def importance_bars(importance: pd.DataFrame, top: int = 15) -> go.Figure:
+    imp = importance.head(top)
+    fig = _base("What drives churn: permutation importance", height=max(300, 26 * len(imp) + 110))
+    fig.add_bar(
+        y=imp["feature"],
+        x=imp["importance_mean"],
+        orientation="h",
+        marker={"color": RETAIN},
+        error_x={"type": "data", "array": imp["importance_std"], "color": "#334155"},
+        hovertemplate="%{y}: ROC-AUC drops by %{x:.4f} when shuffled<extra></extra>",
+    )
+    fig.update_xaxes(title="drop in ROC-AUC (held-out folds)")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    return fig
+
+
+def value_risk_scatter(
+    sample: pd.DataFrame, *, threshold: float, value_cut: float, total: int
+) -> go.Figure:
+    """Value against churn probability; the high-value at-risk quadrant shaded."""
+    shown = f" (a sample of {len(sample):,} of {total:,})" if len(sample) < total else ""
+    fig = _base(f"Value x risk{shown}", height=420)
+    for band in ("Low", "Medium", "High"):
+        part = sample[sample[C.RISK_BAND] == band]
+        if part.empty:
+            continue
+        fig.add_scattergl(
+            x=part[C.P_CHURN],
+            y=part[C.VALUE],
+            mode="markers",
+            name=f"{band} risk",
+            marker={"color": RISK_COLORS[band], "size": 6, "opacity": 0.6},
+            customdata=np.c_[part[C.CUSTOMER_ID].astype(str), part[C.EXPECTED_LOSS]],
+            hovertemplate="%{customdata[0]}<br>p %{x:.1%}, value %{y:,.0f}<br>"
+            "expected loss %{customdata[1]:,.0f}<extra></extra>",
+        )
+    ymax = float(sample[C.VALUE].max()) if len(sample) else 1.0
+    fig.add_shape(
+        type="rect",
+        x0=threshold,
+        x1=1,
+        y0=value_cut,
+        y1=ymax * 1.05,
+        fillcolor="rgba(239,68,68,0.08)",
+        line={"color": CHURN, "dash": "dot"},
+        layer="below",
+    )
+    fig.add_annotation(
+        x=1,
+        y=ymax * 1.05,
+        text="high value, high risk",
+        showarrow=False,
+        xanchor="right",
+        yanchor="top",
+        font={"color": CHURN},
+    )
+    fig.update_xaxes(title="churn probability p", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="value (at average risk)")
+    return fig
+
+
+def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
+    fig = _base("Net benefit by number of customers contacted", height=360)
+    fig.add_scatter(
+        x=curve["n"],
+        y=curve["net_benefit"],
+        mode="lines",
+        name="net benefit",
+        line={"color": RETAIN},
+        hovertemplate="contact %{x:,}: net %{y:,.0f}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=curve["n"],
+        y=curve["saved_value"],
+        mode="lines",
+        name="expected saved value",
+        line={"color": "#10b981", "dash": "dot"},
+        hovertemplate="contact %{x:,}: saved %{y:,.0f}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=curve["n"],
+        y=curve["cost"],
+        mode="lines",
+        name="contact cost",
+        line={"color": MUTED, "dash": "dash"},
+        hovertemplate="contact %{x:,}: cost %{y:,.0f}<extra></extra>",
+    )
+    fig.add_vline(
+        x=best_n,
+        line={"color": CHURN, "dash": "dash"},
+        annotation_text=f"best N = {best_n:,}",
+        annotation_position="top",
+    )
+    fig.update_xaxes(title="customers contacted (by expected loss, highest first)")
+    fig.update_yaxes(title="amount")
+    return fig
+
+
+def roc_curve(curves: dict, auc: float) -> go.Figure:
+    fig = _base(f"ROC curve (AUC {auc:.3f})", height=340)
+    fig.add_scatter(
+        x=curves["fpr"],
+        y=curves["tpr"],
+        mode="lines",
+        line={"color": RETAIN},
+        name="model",
+        hovertemplate="FPR %{x:.2f}, TPR %{y:.2f}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        line={"dash": "dot", "color": MUTED},
+        name="chance",
+        hoverinfo="skip",
+    )
+    fig.update_xaxes(title="false positive rate", range=[0, 1])
+    fig.update_yaxes(title="true positive rate (recall)", range=[0, 1])
+    return fig
+
+
+def pr_curve(curves: dict, ap: float, base_rate: float) -> go.Figure:
+    fig = _base(f"Precision-recall (average precision {ap:.3f})", height=340)
+    fig.add_scatter(
+        x=curves["recall"],
+        y=curves["precision"],
+        mode="lines",
+        line={"color": RETAIN},
+        name="model",
+        hovertemplate="recall %{x:.2f}, precision %{y:.2f}<extra></extra>",
+    )
+    fig.add_hline(
+        y=base_rate,
+        line={"dash": "dot", "color": MUTED},
+        annotation_text=f"base rate {base_rate:.1%}",
+    )
+    fig.update_xaxes(title="recall", range=[0, 1])
+    fig.update_yaxes(title="precision", range=[0, 1.02])
+    return fig
+
+
+def calibration(curves: dict) -> go.Figure:
+    fig = _base("Calibration (out-of-fold)", height=340)
+    fig.add_scatter(
+        x=[0, 1],
+        y=[0, 1],
+        mode="lines",
+        line={"dash": "dot", "color": MUTED},
+        name="perfect",
+        hoverinfo="skip",
+    )
+    fig.add_scatter(
+        x=curves["prob_pred"],
+        y=curves["prob_true"],
+        mode="lines+markers",
+        line={"color": RETAIN},
+        name="model",
+        hovertemplate="predicted %{x:.1%}, observed %{y:.1%}<extra></extra>",
+    )
+    fig.update_xaxes(title="mean predicted probability", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="observed churn rate", tickformat=".0%", range=[0, 1])
+    return fig
+
+
+def lift_bars(deciles: pd.DataFrame) -> go.Figure:
+    """Churn rate per score decile relative to the base rate (decile 1 = highest scores)."""
+    fig = _base("Lift by score decile", height=340)
+    fig.add_bar(
+        x=deciles["decile"],
+        y=deciles["lift"],
+        marker={"color": RETAIN},
+        customdata=deciles["churn_rate"],
+        hovertemplate="decile %{x}: lift %{y:.2f}x (churn %{customdata:.1%})<extra></extra>",
+    )
+    fig.add_hline(y=1, line={"dash": "dot", "color": MUTED})
+    fig.update_xaxes(title="score decile (1 = highest risk)", dtick=1)
+    fig.update_yaxes(title="lift over base rate")
+    return fig
+
+
+def confusion(tp: int, fp: int, fn: int, tn: int) -> go.Figure:
+    fig = _base("Confusion matrix at the threshold", height=300)
+    z = [[tp, fn], [fp, tn]]
+    fig.add_heatmap(
+        z=z,
+        x=["predicted churn", "predicted stay"],
+        y=["churned", "stayed"],
+        colorscale=[[0, "#eff6ff"], [1, "#2563eb"]],
+        showscale=False,
+        text=[[f"{v:,}" for v in row] for row in z],
+        texttemplate="%{text}",
+        hovertemplate="%{y}, %{x}: %{z:,}<extra></extra>",
+    )
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def driver_bars(
+    deltas: pd.Series, title: str = "Why: change in p vs a typical customer"
+) -> go.Figure:
+    """Per-customer drivers: positive = raises this customer's churn probability."""
+    d = deltas.sort_values(key=np.abs, ascending=False).head(8)[::-1]
+    fig = _base(title, height=max(220, 26 * len(d) + 90))
+    fig.add_bar(
+        y=list(d.index),
+        x=d.to_numpy() * 100,
+        orientation="h",
+        marker={"color": [CHURN if v > 0 else "#10b981" for v in d.to_numpy()]},
+        hovertemplate="%{y}: %{x:+.1f} pts<extra></extra>",
+    )
+    fig.update_xaxes(
+        title="percentage points of churn probability", zeroline=True, zerolinecolor="#475569"
+    )
+    fig.update_yaxes(automargin=True)
+    return fig

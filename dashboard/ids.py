@@ -1,0 +1,67 @@
+"""Every component id, in one place: callbacks and tests import these, never literals."""
+
+# Page and URL state
+URL = "url"
+FILTER_QUERY = "filter-query"  # dcc.Store: the canonical filter query string ("?segment=...")
+TABS = "tabs"
+STATUS = "status-line"
+
+# Filters
+FILTER = "filter"  # pattern-matching type: {"type": FILTER, "column": <column>}
+TENURE = "filter-tenure"
+RESET = "filter-reset"
+SELECTION_SUMMARY = "selection-summary"
+COPY_LINK = "copy-link"
+
+# Overview
+KPI = "kpi"  # pattern-matching type: {"type": KPI, "name": <kpi>}
+KPI_ROW = "kpi-row"
+TREND = "trend-graph"
+TREND_SPLIT = "trend-split"
+TREND_NOTE = "trend-note"
+COHORT = "cohort-graph"
+COHORT_CARD = "cohort-card"
+DOUGHNUT = "segment-doughnut"
+SEGMENT_CHURN = "segment-churn"
+SEGMENT_PROFILE = "segment-profile"
+
+# Drivers
+FACTOR = "factor-dropdown"
+FACTOR_GRAPH = "factor-graph"
+IMPORTANCE = "importance-graph"
+
+# Customers: value x risk, at-risk list, detail
+SCATTER = "value-risk-scatter"
+AT_RISK_GRID = "at-risk-grid"
+AT_RISK_COUNT = "at-risk-count"
+AT_RISK_EXPORT = "at-risk-export"
+AT_RISK_DOWNLOAD = "at-risk-download"
+DETAIL = "customer-detail"
+DETAIL_BODY = "customer-detail-body"
+
+# Planner
+PLAN_SAVE_RATE = "plan-save-rate"
+PLAN_COST = "plan-cost"
+PLAN_MARGIN = "plan-margin"
+PLAN_DISCOUNT = "plan-discount"
+PLAN_CURVE = "plan-curve"
+PLAN_SUMMARY = "plan-summary"
+PLAN_GRID = "plan-grid"
+PLAN_EXPORT = "plan-export"
+PLAN_DOWNLOAD = "plan-download"
+PLAN_ERROR = "plan-error"
+
+# Model
+MODEL_CANDIDATES = "model-candidates"
+MODEL_ROC = "model-roc"
+MODEL_PR = "model-pr"
+MODEL_CALIBRATION = "model-calibration"
+MODEL_LIFT = "model-lift"
+THRESHOLD = "threshold-slider"
+CONFUSION = "confusion-matrix"
+THRESHOLD_METRICS = "threshold-metrics"
+
+# Prediction card
+PREDICT_FIELD = "predict-field"  # pattern-matching type: {"type": PREDICT_FIELD, "feature": <f>}
+PREDICT_SUBMIT = "predict-submit"
+PREDICT_RESULT = "predict-result"

@@ -1,0 +1,581 @@
+"""The page as functions of what the data offers. No data work here: options and ranges come in
+as arguments, figures arrive through callbacks."""
+
+from __future__ import annotations
+
+import dash_ag_grid as dag
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from analytics import columns as C
+from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
+from dashboard import ids
+
+GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
+KPI_ORDER = tuple(KPI_TITLES)
+FILTER_LABELS = {C.SEGMENT: "Segment", C.RISK_BAND: "Risk band", C.VALUE_TIER: "Value tier"}
+TABS = (
+    ("overview", "Overview"),
+    ("drivers", "Drivers"),
+    ("customers", "At-risk customers"),
+    ("planner", "Retention planner"),
+    ("model", "Model"),
+    ("predict", "Predict"),
+)
+
+
+def label(column: str) -> str:
+    return FILTER_LABELS.get(column, column.replace("_", " "))
+
+
+def graph(graph_id: str, height: int = 340) -> dcc.Graph:
+    return dcc.Graph(
+        id=graph_id,
+        config=GRAPH_CONFIG,
+        style={"minHeight": f"{height}px"},
+        className="dash-graph",
+    )
+
+
+def card(title: str, *children, help_text: str | None = None, card_id: str | None = None):
+    header = [html.Span(title, className="fw-semibold")]
+    if help_text:
+        header.append(html.Small(help_text, className="text-muted d-block"))
+    kwargs = {"id": card_id} if card_id else {}
+    return dbc.Card(
+        [dbc.CardHeader(header), dbc.CardBody(list(children))], className="mb-3 shadow-sm", **kwargs
+    )
+
+
+def kpi_card(name: str) -> dbc.Col:
+    target = f"kpi-title-{name}"
+    return dbc.Col(
+        dbc.Card(
+            dbc.CardBody(
+                [
+                    html.Div(
+                        [KPI_TITLES[name], html.Span(" ⓘ", className="text-muted")],
+                        id=target,
+                        className="kpi-title",
+                    ),
+                    html.Div("–", id={"type": ids.KPI, "name": name}, className="kpi-value"),
+                    html.Div(
+                        "", id={"type": ids.KPI, "name": f"{name}-delta"}, className="kpi-delta"
+                    ),
+                    dbc.Tooltip(KPI_DEFINITIONS[name], target=target, placement="bottom"),
+                ]
+            ),
+            className="kpi-card shadow-sm h-100",
+        ),
+        xs=6,
+        md=4,
+        xl=True,
+        className="mb-3",
+    )
+
+
+def filters_panel(options: dict[str, list[str]], tenure_range: tuple[float, float]):
+    lo, hi = int(tenure_range[0]), int(max(tenure_range[1], tenure_range[0] + 1))
+    fixed = [c for c in (C.SEGMENT, C.RISK_BAND, C.VALUE_TIER) if c in options]
+    more = [c for c in options if c not in fixed]
+
+    def dropdown(column: str):
+        return html.Div(
+            [
+                dbc.Label(label(column), html_for=f"filter-{column}", className="small mb-1"),
+                dcc.Dropdown(
+                    id={"type": ids.FILTER, "column": column},
+                    options=[{"label": v, "value": v} for v in options[column]],
+                    multi=True,
+                    placeholder="All",
+                    value=[],
+                ),
+            ],
+            className="mb-2",
+        )
+
+    return html.Div(
+        [
+            html.Div(
+                [
+                    html.Span("Filters", className="fw-semibold"),
+                    dbc.Button(
+                        "Reset",
+                        id=ids.RESET,
+                        size="sm",
+                        color="secondary",
+                        outline=True,
+                        className="ms-auto",
+                    ),
+                ],
+                className="d-flex align-items-center mb-2",
+            ),
+            *[dropdown(c) for c in fixed],
+            html.Div(
+                [
+                    dbc.Label("Tenure (months)", className="small mb-1"),
+                    dcc.RangeSlider(
+                        id=ids.TENURE,
+                        min=lo,
+                        max=hi,
+                        value=[lo, hi],
+                        step=1,
+                        marks={lo: str(lo), hi: str(hi)},
+                        allowCross=False,
+                        tooltip={"placement": "bottom", "always_visible": False},
+                    ),
+                ],
+                className="mb-3",
+            ),
+            html.Details(
+                [
+                    html.Summary(f"More filters ({len(more)})", className="small fw-semibold mb-2"),
+                    *[dropdown(c) for c in more],
+                ],
+                open=False,
+            )
+            if more
+            else None,
+            html.Div(id=ids.SELECTION_SUMMARY, className="small text-muted mt-2"),
+        ],
+        className="filters-panel",
+    )
+
+
+def navbar(source: str, version: str) -> dbc.Navbar:
+    return dbc.Navbar(
+        dbc.Container(
+            [
+                dbc.NavbarBrand("Customer Retention", className="fw-bold"),
+                html.Span(
+                    [f"Data: {source}", html.Span(" · ", className="mx-1"), f"Model: {version}"],
+                    id=ids.STATUS,
+                    className="navbar-text small text-white-50 text-truncate",
+                ),
+            ],
+            fluid=True,
+        ),
+        color="dark",
+        dark=True,
+        className="mb-3",
+    )
+
+
+def overview_tab(has_dates: bool) -> list:
+    trend_help = TERMS["monthly_churn"] if has_dates else TERMS["kaplan_meier"]
+    return [
+        dbc.Row(
+            [
+                dbc.Col(
+                    card(
+                        "Churn and retention trend",
+                        dbc.Switch(
+                            id=ids.TREND_SPLIT,
+                            label="Split by segment",
+                            value=False,
+                            className="small",
+                        ),
+                        html.Div(id=ids.TREND_NOTE, className="small text-muted"),
+                        graph(ids.TREND),
+                        help_text=trend_help,
+                    ),
+                    lg=8,
+                ),
+                dbc.Col(
+                    card(
+                        "Segments",
+                        graph(ids.DOUGHNUT),
+                        help_text="Click a slice to filter to that segment.",
+                    ),
+                    lg=4,
+                ),
+            ]
+        ),
+        dbc.Row(
+            [
+                dbc.Col(
+                    card(
+                        "Churn rate by segment",
+                        graph(ids.SEGMENT_CHURN),
+                        help_text="With Wilson 95% intervals.",
+                    ),
+                    lg=6,
+                ),
+                dbc.Col(
+                    card(
+                        "What defines each segment",
+                        html.Div(id=ids.SEGMENT_PROFILE),
+                        help_text=TERMS["segments"],
+                    ),
+                    lg=6,
+                ),
+            ]
+        ),
+        card(
+            "Cohort retention",
+            graph(ids.COHORT, 420),
+            help_text=TERMS["cohort"],
+            card_id=ids.COHORT_CARD,
+        ),
+    ]
+
+
+def drivers_tab(factors: list[str]) -> list:
+    return [
+        dbc.Row(
+            [
+                dbc.Col(
+                    card(
+                        "Churn rate by factor",
+                        dcc.Dropdown(
+                            id=ids.FACTOR,
+                            options=[{"label": label(f), "value": f} for f in factors],
+                            value=factors[0] if factors else None,
+                            clearable=False,
+                        ),
+                        graph(ids.FACTOR_GRAPH),
+                        help_text=TERMS["churn_by_factor"],
+                    ),
+                    lg=7,
+                ),
+                dbc.Col(
+                    card("Model importance", graph(ids.IMPORTANCE), help_text=TERMS["importance"]),
+                    lg=5,
+                ),
+            ]
+        ),
+    ]
+
+
+GRID_STYLE = {"height": "480px", "width": "100%"}
+
+
+def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.AgGrid:
+    options = {
+        "pagination": True,
+        "paginationPageSize": 50,
+        "rowSelection": {"mode": "singleRow"},
+        "enableCellTextSelection": True,
+        "ensureDomOrder": True,
+    }
+    if infinite:
+        options.update(
+            {
+                "rowBuffer": 0,
+                "maxBlocksInCache": 2,
+                "cacheBlockSize": 50,
+                "infiniteInitialRowCount": 50,
+                "paginationPageSizeSelector": False,
+            }
+        )
+    return dag.AgGrid(
+        id=grid_id,
+        columnDefs=columns,
+        defaultColDef={
+            "sortable": True,
+            "resizable": True,
+            "filter": "agTextColumnFilter",
+            "minWidth": 110,
+        },
+        rowModelType="infinite" if infinite else "clientSide",
+        getRowId=f"params.data.{C.CUSTOMER_ID}",
+        dashGridOptions=options,
+        columnSize="responsiveSizeToFit",
+        style=GRID_STYLE,
+    )
+
+
+def customers_tab(grid_columns: list[dict], value_note: str | None) -> list:
+    if value_note:
+        return [dbc.Alert(value_note, color="secondary")]
+    return [
+        card(
+            "Value x risk",
+            graph(ids.SCATTER, 420),
+            help_text=f"{TERMS['value']} {TERMS['high_value']}",
+        ),
+        card(
+            "High-value at-risk customers",
+            html.Div(
+                [
+                    html.Span(id=ids.AT_RISK_COUNT, className="me-auto small"),
+                    dbc.Button("Export CSV", id=ids.AT_RISK_EXPORT, size="sm", color="primary"),
+                    dcc.Download(id=ids.AT_RISK_DOWNLOAD),
+                ],
+                className="d-flex align-items-center mb-2 gap-2",
+            ),
+            at_risk_grid(ids.AT_RISK_GRID, grid_columns, infinite=True),
+            help_text=TERMS["at_risk_list"] + " Click a row for details.",
+        ),
+        dbc.Offcanvas(
+            id=ids.DETAIL,
+            title="Customer",
+            is_open=False,
+            placement="end",
+            children=html.Div(id=ids.DETAIL_BODY),
+            style={"width": "min(480px, 100vw)"},
+        ),
+    ]
+
+
+def _number(
+    input_id: str, text: str, value: float, *, step: float, min_: float, max_: float, help_text: str
+):
+    return html.Div(
+        [
+            dbc.Label(text, html_for=input_id, className="small mb-1"),
+            dbc.Input(
+                id=input_id,
+                type="number",
+                value=value,
+                step=step,
+                min=min_,
+                max=max_,
+                debounce=True,
+                inputmode="decimal",
+            ),
+            dbc.FormText(help_text),
+        ],
+        className="mb-2",
+    )
+
+
+def planner_tab(settings, grid_columns: list[dict], value_note: str | None) -> list:
+    if value_note:
+        return [dbc.Alert(value_note, color="secondary")]
+    inputs = card(
+        "Assumptions",
+        _number(
+            ids.PLAN_SAVE_RATE,
+            "Save rate s",
+            settings.save_rate,
+            step=0.01,
+            min_=0,
+            max_=1,
+            help_text="Share of would-be churners an offer keeps (0–1).",
+        ),
+        _number(
+            ids.PLAN_COST,
+            "Cost per contact c",
+            settings.cost_per_contact,
+            step=1,
+            min_=0,
+            max_=1e9,
+            help_text="Cost of one retention contact or offer.",
+        ),
+        _number(
+            ids.PLAN_MARGIN,
+            "Gross margin m",
+            settings.margin,
+            step=0.01,
+            min_=0.01,
+            max_=1,
+            help_text="Share of revenue that is profit (0–1].",
+        ),
+        _number(
+            ids.PLAN_DISCOUNT,
+            "Monthly discount rate d",
+            settings.discount,
+            step=0.001,
+            min_=0,
+            max_=1,
+            help_text="Time value of money per month (0–1).",
+        ),
+        html.Div(id=ids.PLAN_ERROR),
+        help_text=TERMS["net_benefit"],
+    )
+    return [
+        dbc.Row(
+            [
+                dbc.Col(inputs, lg=3),
+                dbc.Col(
+                    [html.Div(id=ids.PLAN_SUMMARY), card("Net benefit", graph(ids.PLAN_CURVE))],
+                    lg=9,
+                ),
+            ]
+        ),
+        card(
+            "Whom to contact first",
+            html.Div(
+                [
+                    html.Span("Highest expected loss first.", className="me-auto small text-muted"),
+                    dbc.Button("Export CSV", id=ids.PLAN_EXPORT, size="sm", color="primary"),
+                    dcc.Download(id=ids.PLAN_DOWNLOAD),
+                ],
+                className="d-flex align-items-center mb-2 gap-2",
+            ),
+            at_risk_grid(ids.PLAN_GRID, grid_columns, infinite=False),
+        ),
+    ]
+
+
+def model_tab(threshold: float) -> list:
+    return [
+        card(
+            "Candidates (5-fold stratified cross-validation)",
+            html.Div(id=ids.MODEL_CANDIDATES),
+            help_text="The model with the best mean ROC-AUC is used.",
+        ),
+        dbc.Row(
+            [
+                dbc.Col(card("ROC", graph(ids.MODEL_ROC)), lg=6),
+                dbc.Col(card("Precision-recall", graph(ids.MODEL_PR)), lg=6),
+                dbc.Col(card("Calibration", graph(ids.MODEL_CALIBRATION)), lg=6),
+                dbc.Col(card("Lift", graph(ids.MODEL_LIFT)), lg=6),
+            ]
+        ),
+        card(
+            "Threshold",
+            dcc.Slider(
+                id=ids.THRESHOLD,
+                min=0.01,
+                max=0.99,
+                step=0.01,
+                value=round(threshold, 2),
+                marks={round(threshold, 2): "t"},
+                tooltip={"placement": "bottom", "always_visible": True},
+            ),
+            dbc.Row(
+                [
+                    dbc.Col(graph(ids.CONFUSION, 300), md=6),
+                    dbc.Col(html.Div(id=ids.THRESHOLD_METRICS), md=6),
+                ],
+                className="mt-3",
+            ),
+            help_text=TERMS["threshold"] + " The slider explores other thresholds on the "
+            "out-of-fold predictions; the saved t is marked.",
+        ),
+    ]
+
+
+def predict_field(feature: str, spec: dict):
+    """One form control from the model's input schema: levels -> dropdown, number -> input."""
+    fid = {"type": ids.PREDICT_FIELD, "feature": feature}
+    if spec["kind"] == "categorical":
+        control = dcc.Dropdown(
+            id=fid,
+            options=[{"label": v, "value": v} for v in spec["levels"]],
+            value=spec["default"],
+            clearable=True,
+            placeholder="choose…",
+        )
+        hint = f"{len(spec['levels'])} known levels"
+    else:
+        lo, hi = spec["min"], spec["max"]
+        control = dbc.Input(
+            id=fid,
+            type="number",
+            value=spec["default"],
+            min=lo,
+            max=hi,
+            step="any",
+            inputmode="decimal",
+        )
+        hint = f"observed {lo:g} to {hi:g}"
+    return dbc.Col(
+        html.Div(
+            [
+                dbc.Label(label(feature), className="small mb-1"),
+                control,
+                dbc.FormText(hint),
+            ],
+            className="mb-2",
+        ),
+        md=6,
+    )
+
+
+def predict_tab(schema: dict[str, dict]) -> list:
+    return [
+        dbc.Row(
+            [
+                dbc.Col(
+                    card(
+                        "Customer",
+                        dbc.Row([predict_field(f, spec) for f, spec in schema.items()]),
+                        dbc.Button(
+                            "Predict", id=ids.PREDICT_SUBMIT, color="primary", className="mt-2"
+                        ),
+                        help_text="Defaults are the base's typical values (median or most common).",
+                    ),
+                    lg=7,
+                ),
+                dbc.Col(html.Div(id=ids.PREDICT_RESULT), lg=5),
+            ]
+        ),
+    ]
+
+
+def page(
+    data,
+    schema: dict[str, dict],
+    grid_columns: list[dict],
+    plan_columns: list[dict],
+    value_note: str | None,
+):
+    ws = data.ws
+    factors = list(ws.table.features) + [c for c in (C.SEGMENT,) if c in data.scored]
+    tabs = {
+        "overview": overview_tab(ws.table.has_dates),
+        "drivers": drivers_tab(factors),
+        "customers": customers_tab(grid_columns, value_note),
+        "planner": planner_tab(ws.settings, plan_columns, value_note),
+        "model": model_tab(data.threshold),
+        "predict": predict_tab(schema),
+    }
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL, refresh=False),
+            dcc.Store(id=ids.FILTER_QUERY),
+            navbar(ws.source, ws.model.version),
+            dbc.Container(
+                [
+                    dbc.Row(
+                        [
+                            dbc.Col(
+                                html.Details(
+                                    [
+                                        html.Summary(
+                                            "Filters", className="d-lg-none fw-semibold mb-2"
+                                        ),
+                                        filters_panel(data.allowed, data.tenure_range),
+                                    ],
+                                    open=True,
+                                    className="filters-details",
+                                ),
+                                xs=12,
+                                lg=3,
+                                xxl=2,
+                                className="mb-3",
+                            ),
+                            dbc.Col(
+                                [
+                                    dbc.Row(
+                                        [kpi_card(name) for name in KPI_ORDER],
+                                        id=ids.KPI_ROW,
+                                        className="g-2",
+                                    ),
+                                    dbc.Tabs(
+                                        [
+                                            dbc.Tab(
+                                                html.Div(tabs[key], className="pt-3"),
+                                                label=text,
+                                                tab_id=key,
+                                            )
+                                            for key, text in TABS
+                                        ],
+                                        id=ids.TABS,
+                                        active_tab="overview",
+                                    ),
+                                ],
+                                xs=12,
+                                lg=9,
+                                xxl=10,
+                            ),
+                        ]
+                    ),
+                ],
+                fluid=True,
+            ),
+        ]
+    )
