@@ -1,0 +1,105 @@
+"""Filter state, server-side paging, safe CSV export and threshold views on hand-built frames."""
+
+from __future__ import annotations
+
+import io as stdio
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import columns as C
+from analytics import evaluation, export, filters, paging
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        C.CUSTOMER_ID: ["a", "b", "c", "d", "e", "f"],
+        C.TENURE: [1.0, 5.0, 12.0, 24.0, 36.0, np.nan],
+        C.SEGMENT: pd.Categorical(["New", "New", "Loyal", "Loyal", "Loyal", "New"]),
+        C.RISK_BAND: pd.Categorical(["High", "Low", "Medium", "High", "Low", "Low"],
+                                    categories=["Low", "Medium", "High"], ordered=True),
+        "contract": pd.Categorical(["M", "M", "Y", "Y", "M", "Y"]),
+        C.EXPECTED_LOSS: [5.0, 1.0, 3.0, 9.0, 2.0, 4.0],
+        "note": pd.array(["=cmd()", "ok", "+1", "-x", "@a", None], dtype="string"),
+    })
+
+
+ALLOWED = {C.SEGMENT: ["Loyal", "New"], C.RISK_BAND: ["Low", "Medium", "High"],
+           "contract": ["M", "Y"]}
+
+
+def test_query_round_trip_is_stable_and_order_independent():
+    a = filters.from_query("?contract=Y&segment=New&segment=Loyal&tenure_min=3", ALLOWED)
+    b = filters.from_query("?segment=Loyal&tenure_min=3&segment=New&contract=Y", ALLOWED)
+    assert a.key() == b.key()
+    assert filters.to_query(a) == filters.to_query(b)
+    assert filters.from_query(filters.to_query(a), ALLOWED).key() == a.key()
+
+
+def test_mask_combines_levels_and_tenure(frame):
+    state = filters.from_query("?segment=Loyal&risk=High&risk=Medium&tenure_max=20", ALLOWED)
+    assert list(filters.apply(frame, state)[C.CUSTOMER_ID]) == ["c"]
+    assert len(filters.apply(frame, filters.FilterState())) == len(frame)
+
+
+def test_unknown_levels_are_dropped_from_links_but_rejected_by_the_api():
+    lenient = filters.from_query("?segment=Gone&contract=M", ALLOWED)
+    assert lenient.levels == {"contract": ("M",)}
+    with pytest.raises(filters.FilterError, match="Gone"):
+        filters.from_query("?segment=Gone", ALLOWED, strict=True)
+    with pytest.raises(filters.FilterError, match="unknown filter 'colour'"):
+        filters.from_query("?colour=red", ALLOWED, strict=True)
+    with pytest.raises(filters.FilterError, match="tenure_min"):
+        filters.from_query("?tenure_min=abc", ALLOWED)
+
+
+def test_a_filter_matching_nobody_gives_an_empty_frame(frame):
+    state = filters.from_query("?segment=New&tenure_min=30", ALLOWED)
+    assert filters.apply(frame, state).empty
+
+
+def test_paging_sorts_filters_and_counts(frame):
+    sort, conds = paging.from_ag_grid(
+        [{"colId": C.EXPECTED_LOSS, "sort": "desc"}],
+        {C.TENURE: {"filterType": "number", "type": "greaterThan", "filter": 2}},
+    )
+    selected = paging.select(frame, conditions=conds, sort=sort)
+    rows, total = paging.page(selected, 0, 2)
+    assert total == 4
+    assert list(rows[C.CUSTOMER_ID]) == ["d", "c"]
+
+
+def test_paging_or_conditions_and_text_ops(frame):
+    _, conds = paging.from_ag_grid(None, {C.CUSTOMER_ID: {
+        "filterType": "text", "operator": "OR",
+        "conditions": [{"type": "equals", "filter": "A"}, {"type": "startsWith", "filter": "e"}],
+    }})
+    assert list(paging.select(frame, conditions=conds)[C.CUSTOMER_ID]) == ["a", "e"]
+
+
+def test_paging_rejects_unknown_columns_and_ops(frame):
+    with pytest.raises(paging.PagingError, match="unknown column"):
+        paging.select(frame, sort=[("nope", True)])
+    with pytest.raises(paging.PagingError, match="does not apply"):
+        paging.select(frame, conditions=[paging.Condition(C.TENURE, "contains", "1")])
+
+
+def test_csv_export_neutralises_formula_cells_but_keeps_numbers(frame):
+    text = export.safe_csv(frame[[C.CUSTOMER_ID, "note", C.EXPECTED_LOSS]])
+    back = pd.read_csv(stdio.StringIO(text), keep_default_na=False)
+    assert list(back["note"]) == ["'=cmd()", "ok", "'+1", "'-x", "'@a", ""]
+    assert back[C.EXPECTED_LOSS].tolist() == [5.0, 1.0, 3.0, 9.0, 2.0, 4.0]
+
+
+def test_threshold_metrics_and_lift_by_hand():
+    y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.1, 0.4, 0.2, 0.1, 0.1, 0.05, 0.3])
+    m = evaluation.at_threshold(y, p, 0.5)
+    assert (m["tp"], m["fp"], m["fn"], m["tn"]) == (2, 1, 1, 6)
+    assert m["precision"] == pytest.approx(2 / 3)
+    assert m["recall"] == pytest.approx(2 / 3)
+    lift = evaluation.lift_by_decile(y, p)
+    assert len(lift) == 10
+    assert lift.loc[lift["decile"] == 1, "lift"].item() == pytest.approx(1 / 0.3)
