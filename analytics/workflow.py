@@ -160,7 +160,7 @@ def train(
         "chosen": result.chosen,
         "threshold": result.threshold,
         "threshold_rule": (
-            f"smallest t with out-of-fold recall >= {target_recall}"
+            f"highest t with out-of-fold recall >= {target_recall}"
             if target_recall
             else "maximises F1 of the churn class on out-of-fold predictions"
         ),
