@@ -361,6 +361,10 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp creates 0600; a written file should get the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         with tmp.open("rb+") as f:
@@ -394,9 +398,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     if name.endswith(PARQUET_SUFFIXES):
         atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
     elif name.endswith(tuple(s + ".gz" for s in CSV_SUFFIXES)):
-        # fixed mtime: the same frame gives the same bytes
-        compression = {"method": "gzip", "mtime": 0}
-        atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False, compression=compression))
+        # Compress in memory with a fixed mtime and no file name in the header, so the same frame
+        # always gives the same bytes (pandas would store the random temp file's name).
+        data = gzip.compress(df.to_csv(index=False).encode("utf-8"), mtime=0)
+        atomic_write_bytes(path, data)
     elif name.endswith(CSV_SUFFIXES):
         atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False))
     else:
