@@ -361,10 +361,9 @@ def _atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    # mkstemp creates 0600; a written file should get the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
+    # mkstemp creates 0600; outputs are meant to be read by others (reading os.umask would
+    # briefly change it for every thread in the process).
+    os.chmod(tmp, 0o644)
     try:
         yield tmp
         with tmp.open("rb+") as f:

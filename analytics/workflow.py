@@ -441,7 +441,7 @@ def load_or_train(
         progress(f"no usable model: {exc}; training one now")
         model = train(table, settings, source=str(data), progress=progress)
         save(model, models_dir)
-        how = f"trained model {model.version} ({exc})"
+        how = f"trained and saved model {model.version}"
     scored = value.add_value_columns(
         model.scored,
         threshold=model.meta["threshold"],
