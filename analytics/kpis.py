@@ -365,15 +365,31 @@ def _groups(frame: pd.DataFrame, by: str | None):
     return codes.astype(np.int64), list(uniques)
 
 
+def _observed_from(history: pd.DataFrame, observed_from) -> int | None:
+    """Month index from which departures are recorded: given, else the first churn_date's month.
+
+    An export that starts on some date holds none of the customers who left before it
+    (survivorship), so months and cohorts before that would read as zero churn.
+    """
+    if observed_from is not None:
+        return int(
+            _month_index(np.array([pd.Timestamp(observed_from)], dtype="datetime64[ns]"))[0][0]
+        )
+    month, known = _month_index(history[C.CHURN_DATE].to_numpy())
+    return int(month[known].min()) if known.any() else None
+
+
 def monthly_trend(
-    history: pd.DataFrame, as_of=None, by: str | None = None
+    history: pd.DataFrame, as_of=None, by: str | None = None, observed_from=None
 ) -> pd.DataFrame | Unavailable:
     """Monthly churn and retention per calendar month t, optionally split by a column.
 
     active_start = signed up before t and not churned before t; churned = those of them whose
     churn_date falls in t (so join-and-leave-same-month customers count in neither);
     churn_rate = churned / active_start (NaN when 0); retention_rate = 1 - churn_rate.
-    Months run from the first month anyone is active at its start to the last month fully
+    Months run from the first month anyone is active at its start (and not before
+    `observed_from`, default the month of the first recorded churn_date: earlier departures are
+    not in the table) to the last month fully
     observed by as_of (the month of as_of when it is a month end, so the one-month window is
     included). Columns: month (first day), [by], active_start, churned, churn_rate,
     retention_rate; sorted by [by,] month.
@@ -391,6 +407,9 @@ def monthly_trend(
     if as_of is None or not keep.any():
         return pd.DataFrame(columns=cols)
     first = int(signup[keep].min()) + 1
+    start_month = _observed_from(history, observed_from)
+    if start_month is not None:
+        first = max(first, start_month)
     last = _last_full_month(as_of)
     if last < first:
         return pd.DataFrame(columns=cols)
@@ -432,7 +451,7 @@ def monthly_trend(
 
 
 def cohort_retention(
-    history: pd.DataFrame, as_of=None, max_months: int = 24
+    history: pd.DataFrame, as_of=None, max_months: int = 24, observed_from=None
 ) -> pd.DataFrame | Unavailable:
     """Cohort retention: cohort = signup month; cell k = share of the cohort still active k
     months after signup; only fully observed cells are shown (NaN otherwise).
@@ -442,7 +461,8 @@ def cohort_retention(
     fully observed when month c + k has ended by as_of. Returns a DataFrame indexed by cohort
     month (first day, index name "cohort") with column "customers" (cohort size) then integer
     columns 0..K, K = min(max_months, the longest observed k); cohorts after the last fully
-    observed month are left out.
+    observed month, and cohorts before `observed_from` (default: the month of the first
+    recorded churn_date), are left out.
     """
     gap = _dates_gap(history)
     if gap is not None:
@@ -452,6 +472,11 @@ def cohort_retention(
     s_month, s_known = _month_index(signup)
     last = _last_full_month(as_of) if as_of is not None else 0
     keep = s_known & (s_month <= last)
+    # Cohorts that signed up before departures are recorded are left-truncated (their early
+    # leavers are not in the table) and would read as fully retained: leave them out.
+    start_month = _observed_from(history, observed_from)
+    if start_month is not None:
+        keep &= s_month >= start_month
     if as_of is None or not keep.any():
         empty = pd.DataFrame(columns=["customers"], index=pd.DatetimeIndex([], name="cohort"))
         return empty.astype({"customers": np.int64})

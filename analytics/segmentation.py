@@ -207,14 +207,20 @@ def _words(value: float, cuts: np.ndarray, words: tuple[str, ...]) -> str:
     return words[int(np.searchsorted(cuts, value, side="right"))]
 
 
+# A segment's median below 0.8x the base's median reads as "New" / "low-spend", above 1.25x as
+# "Loyal" / "high-spend". Comparing medians with the base's tertiles instead named every
+# segment of a typical base "Established": segment medians crowd the middle tertile.
+RELATIVE_CUTS = np.array([0.8, 1.25])
+
+
 def _base_names(medians: pd.DataFrame, base: pd.DataFrame) -> list[str]:
-    """'New low-spend', 'Loyal high-spend': tenure and revenue tertiles of the base."""
+    """'New low-spend', 'Loyal high-spend': tenure and revenue relative to the base's median."""
     names = []
     tenure_cuts = rev_cuts = None
     if C.TENURE in medians:
-        tenure_cuts = np.nanquantile(base[C.TENURE].to_numpy(dtype=float), [1 / 3, 2 / 3])
+        tenure_cuts = RELATIVE_CUTS * np.nanmedian(base[C.TENURE].to_numpy(dtype=float))
     if C.MONTHLY_REVENUE in medians:
-        rev_cuts = np.nanquantile(base[C.MONTHLY_REVENUE].to_numpy(dtype=float), [1 / 3, 2 / 3])
+        rev_cuts = RELATIVE_CUTS * np.nanmedian(base[C.MONTHLY_REVENUE].to_numpy(dtype=float))
     for _, row in medians.iterrows():
         parts = []
         if tenure_cuts is not None:

@@ -35,15 +35,17 @@ TEMPLATE = go.layout.Template(
 )
 
 
-def _base(title: str, height: int = 340) -> go.Figure:
+def _base(title: str) -> go.Figure:
+    """A figure in the shared template. Its size comes from the page (dcc.Graph is responsive
+    and the layout sets each graph's height), so figures never set one."""
     fig = go.Figure()
-    fig.update_layout(template=TEMPLATE, title=title, height=height)
+    fig.update_layout(template=TEMPLATE, title=title, autosize=True)
     return fig
 
 
-def message(text: str, title: str = "", height: int = 300) -> go.Figure:
+def message(text: str, title: str = "") -> go.Figure:
     """An empty chart that says why it is empty ("no customers match", "not available ...")."""
-    fig = _base(title, height)
+    fig = _base(title)
     fig.add_annotation(
         text=text,
         showarrow=False,
@@ -93,6 +95,7 @@ def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
         hovertemplate="%{x|%b %Y}: retention %{y:.2%}<extra></extra>",
     )
     fig.update_layout(
+        margin={"r": 64},
         yaxis={"title": "monthly churn rate", "tickformat": ".1%", "rangemode": "tozero"},
         yaxis2={
             "title": "retention rate",
@@ -143,7 +146,7 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
         columns=[c for c in cohorts.columns if not isinstance(c, int | np.integer)]
     )
     labels = [pd.Timestamp(m).strftime("%Y-%m") for m in cohorts.index]
-    fig = _base("Cohort retention", height=max(320, 14 * len(labels) + 120))
+    fig = _base("Cohort retention")
     fig.add_heatmap(
         z=cells.to_numpy(dtype=float),
         x=[str(c) for c in cells.columns],
@@ -161,7 +164,7 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
 
 def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
     """Segment sizes; `sizes` has columns level, customers (and churn_rate for hover)."""
-    fig = _base("Segments", height=340)
+    fig = _base("Segments")
     fig.add_pie(
         labels=sizes["level"],
         values=sizes["customers"],
@@ -179,12 +182,12 @@ def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
 
 def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None) -> go.Figure:
     """Churn rate per group with Wilson 95% intervals and counts; small groups greyed."""
-    fig = _base(title, height=max(300, 28 * len(rates) + 110))
+    fig = _base(title)
     small = rates["small"].to_numpy(dtype=bool)
     colors = np.where(small, MUTED, CHURN)
     labels = [str(v) for v in rates["level"]]
     text = [
-        f"{r:.1%}  (n={n:,}{', too small to read' if s else ''})"
+        f"{r:.1%} (n={n:,}{', too small to read' if s else ''})"
         for r, n, s in zip(rates["churn_rate"], rates["customers"], small, strict=True)
     ]
     fig.add_bar(
@@ -200,12 +203,20 @@ def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None
             "color": "#334155",
             "thickness": 1.2,
         },
-        text=text,
-        textposition="outside",
-        cliponaxis=False,
         customdata=np.c_[rates["customers"], rates["churned"], rates["ci_low"], rates["ci_high"]],
         hovertemplate="%{y}: churn %{x:.1%} (95% CI %{customdata[2]:.1%}–%{customdata[3]:.1%})"
         "<br>%{customdata[1]:,} of %{customdata[0]:,} churned<extra></extra>",
+    )
+    # Labels sit just past each interval, so they never overlap the error bars.
+    fig.add_scatter(
+        y=labels,
+        x=rates["ci_high"],
+        mode="text",
+        text=text,
+        textposition="middle right",
+        textfont={"size": 11, "color": "#334155"},
+        hoverinfo="skip",
+        cliponaxis=False,
     )
     if base_rate is not None and math.isfinite(base_rate):
         fig.add_vline(
@@ -215,7 +226,7 @@ def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None
             annotation_position="top",
         )
     upper = float(np.nanmax(rates["ci_high"])) if len(rates) else 1.0
-    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, upper * 1.35 + 0.02)], title="churn rate")
+    fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, upper * 1.45 + 0.05)], title="churn rate")
     fig.update_yaxes(autorange="reversed", automargin=True)
     fig.update_layout(showlegend=False)
     return fig
@@ -223,7 +234,7 @@ def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None
 
 def importance_bars(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     imp = importance.head(top)
-    fig = _base("What drives churn: permutation importance", height=max(300, 26 * len(imp) + 110))
+    fig = _base("What drives churn: permutation importance")
     fig.add_bar(
         y=imp["feature"],
         x=imp["importance_mean"],
@@ -242,7 +253,7 @@ def value_risk_scatter(
 ) -> go.Figure:
     """Value against churn probability; the high-value at-risk quadrant shaded."""
     shown = f" (a sample of {len(sample):,} of {total:,})" if len(sample) < total else ""
-    fig = _base(f"Value x risk{shown}", height=420)
+    fig = _base(f"Value x risk{shown}")
     for band in ("Low", "Medium", "High"):
         part = sample[sample[C.RISK_BAND] == band]
         if part.empty:
@@ -283,7 +294,7 @@ def value_risk_scatter(
 
 
 def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
-    fig = _base("Net benefit by number of customers contacted", height=360)
+    fig = _base("Net benefit by number of customers contacted")
     fig.add_scatter(
         x=curve["n"],
         y=curve["net_benefit"],
@@ -320,7 +331,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
 
 
 def roc_curve(curves: dict, auc: float) -> go.Figure:
-    fig = _base(f"ROC curve (AUC {auc:.3f})", height=340)
+    fig = _base(f"ROC curve (AUC {auc:.3f})")
     fig.add_scatter(
         x=curves["fpr"],
         y=curves["tpr"],
@@ -343,7 +354,7 @@ def roc_curve(curves: dict, auc: float) -> go.Figure:
 
 
 def pr_curve(curves: dict, ap: float, base_rate: float) -> go.Figure:
-    fig = _base(f"Precision-recall (average precision {ap:.3f})", height=340)
+    fig = _base(f"Precision-recall (average precision {ap:.3f})")
     fig.add_scatter(
         x=curves["recall"],
         y=curves["precision"],
@@ -363,7 +374,7 @@ def pr_curve(curves: dict, ap: float, base_rate: float) -> go.Figure:
 
 
 def calibration(curves: dict) -> go.Figure:
-    fig = _base("Calibration (out-of-fold)", height=340)
+    fig = _base("Calibration (out-of-fold)")
     fig.add_scatter(
         x=[0, 1],
         y=[0, 1],
@@ -387,7 +398,7 @@ def calibration(curves: dict) -> go.Figure:
 
 def lift_bars(deciles: pd.DataFrame) -> go.Figure:
     """Churn rate per score decile relative to the base rate (decile 1 = highest scores)."""
-    fig = _base("Lift by score decile", height=340)
+    fig = _base("Lift by score decile")
     fig.add_bar(
         x=deciles["decile"],
         y=deciles["lift"],
@@ -402,7 +413,7 @@ def lift_bars(deciles: pd.DataFrame) -> go.Figure:
 
 
 def confusion(tp: int, fp: int, fn: int, tn: int) -> go.Figure:
-    fig = _base("Confusion matrix at the threshold", height=300)
+    fig = _base("Confusion matrix at the threshold")
     z = [[tp, fn], [fp, tn]]
     fig.add_heatmap(
         z=z,
@@ -423,7 +434,7 @@ def driver_bars(
 ) -> go.Figure:
     """Per-customer drivers: positive = raises this customer's churn probability."""
     d = deltas.sort_values(key=np.abs, ascending=False).head(8)[::-1]
-    fig = _base(title, height=max(220, 26 * len(d) + 90))
+    fig = _base(title)
     fig.add_bar(
         y=list(d.index),
         x=d.to_numpy() * 100,

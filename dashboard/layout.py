@@ -3,6 +3,8 @@ as arguments, figures arrive through callbacks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -11,7 +13,7 @@ from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
 from dashboard import ids
 
-GRAPH_CONFIG = {"displaylogo": False, "responsive": True, "toImageButtonOptions": {"scale": 2}}
+GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
 KPI_ORDER = tuple(KPI_TITLES)
 FILTER_LABELS = {C.SEGMENT: "Segment", C.RISK_BAND: "Risk band", C.VALUE_TIER: "Value tier"}
 TABS = (
@@ -54,7 +56,7 @@ def kpi_card(name: str) -> dbc.Col:
             dbc.CardBody(
                 [
                     html.Div(
-                        [KPI_TITLES[name], html.Span(" ⓘ", className="text-muted")],
+                        [KPI_TITLES[name], html.Span("i", className="info-dot")],
                         id=target,
                         className="kpi-title",
                     ),
@@ -148,7 +150,11 @@ def navbar(source: str, version: str) -> dbc.Navbar:
             [
                 dbc.NavbarBrand("Customer Retention", className="fw-bold"),
                 html.Span(
-                    [f"Data: {source}", html.Span(" · ", className="mx-1"), f"Model: {version}"],
+                    [
+                        f"Data: {Path(source).name}",
+                        html.Span(" · ", className="mx-1"),
+                        f"Model: {version}",
+                    ],
                     id=ids.STATUS,
                     className="navbar-text small text-white-50 text-truncate",
                 ),
@@ -176,7 +182,7 @@ def overview_tab(has_dates: bool) -> list:
                             className="small",
                         ),
                         html.Div(id=ids.TREND_NOTE, className="small text-muted"),
-                        graph(ids.TREND),
+                        graph(ids.TREND, 380),
                         help_text=trend_help,
                     ),
                     lg=8,
@@ -184,7 +190,7 @@ def overview_tab(has_dates: bool) -> list:
                 dbc.Col(
                     card(
                         "Segments",
-                        graph(ids.DOUGHNUT),
+                        graph(ids.DOUGHNUT, 380),
                         help_text="Click a slice to filter to that segment.",
                     ),
                     lg=4,
@@ -196,7 +202,7 @@ def overview_tab(has_dates: bool) -> list:
                 dbc.Col(
                     card(
                         "Churn rate by segment",
-                        graph(ids.SEGMENT_CHURN),
+                        graph(ids.SEGMENT_CHURN, 320),
                         help_text="With Wilson 95% intervals.",
                     ),
                     lg=6,
@@ -213,10 +219,12 @@ def overview_tab(has_dates: bool) -> list:
         ),
         card(
             "Cohort retention",
-            graph(ids.COHORT, 420),
+            graph(ids.COHORT, 460),
             help_text=TERMS["cohort"],
             card_id=ids.COHORT_CARD,
-        ),
+        )
+        if has_dates
+        else None,
     ]
 
 
@@ -233,13 +241,17 @@ def drivers_tab(factors: list[str]) -> list:
                             value=factors[0] if factors else None,
                             clearable=False,
                         ),
-                        graph(ids.FACTOR_GRAPH),
+                        graph(ids.FACTOR_GRAPH, 420),
                         help_text=TERMS["churn_by_factor"],
                     ),
                     lg=7,
                 ),
                 dbc.Col(
-                    card("Model importance", graph(ids.IMPORTANCE), help_text=TERMS["importance"]),
+                    card(
+                        "Model importance",
+                        graph(ids.IMPORTANCE, 470),
+                        help_text=TERMS["importance"],
+                    ),
                     lg=5,
                 ),
             ]
@@ -254,7 +266,7 @@ def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.Ag
     options = {
         "pagination": True,
         "paginationPageSize": 50,
-        "rowSelection": {"mode": "singleRow"},
+        "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
         "enableCellTextSelection": True,
         "ensureDomOrder": True,
     }
@@ -274,6 +286,8 @@ def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.Ag
         defaultColDef={
             "sortable": True,
             "resizable": True,
+            "wrapHeaderText": True,
+            "autoHeaderHeight": True,
             "filter": "agTextColumnFilter",
             "minWidth": 110,
         },

@@ -250,7 +250,7 @@ def test_trend_and_cohorts_of_an_empty_history():
 
 
 def test_cohort_retention_by_hand():
-    table = kpis.cohort_retention(history(), as_of="2026-04-30")
+    table = kpis.cohort_retention(history(), as_of="2026-04-30", observed_from="2026-01-01")
     assert table.index.tolist() == [T("2026-01-01"), T("2026-02-01"), T("2026-03-01")]
     assert table["customers"].tolist() == [2, 2, 1]
     cells = table[[0, 1, 2, 3]].to_numpy()
@@ -315,3 +315,20 @@ def test_kaplan_meier_unavailable_and_empty():
     assert "tenure_months" in gone.reason
     assert isinstance(kpis.kaplan_meier(km_frame().drop(columns=[C.CHURNED])), Unavailable)
     assert len(kpis.kaplan_meier(km_frame().iloc[:0])) == 0
+
+
+def test_months_and_cohorts_before_the_first_recorded_churn_are_left_out():
+    """An export holds no customers who left before it started: those months are not zero churn."""
+    old = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: ["o1", "o2", "n1", "n2"],
+            C.SIGNUP_DATE: pd.to_datetime(["2020-03-10", "2020-05-01", "2026-02-03", "2026-02-20"]),
+            C.CHURN_DATE: pd.to_datetime([None, "2026-03-15", "2026-03-02", None]),
+        }
+    )
+    trend = kpis.monthly_trend(old, as_of="2026-04-30")
+    assert trend["month"].min() == T("2026-03-01")
+    cohorts = kpis.cohort_retention(old, as_of="2026-04-30")
+    assert cohorts.index.tolist() == []  # the Feb 2026 cohort signed up before March
+    cohorts = kpis.cohort_retention(old, as_of="2026-04-30", observed_from="2026-02-01")
+    assert cohorts.index.tolist() == [T("2026-02-01")]

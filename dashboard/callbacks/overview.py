@@ -183,15 +183,17 @@ def register(app, data) -> None:
             raise PreventUpdate
         return trend_figure(data, query, bool(split))
 
-    @app.callback(
-        Output(ids.COHORT, "figure"),
-        Input(ids.FILTER_QUERY, "data"),
-        Input(ids.TABS, "active_tab"),
-    )
-    def _cohort(query, tab):
-        if query is None or tab != "overview":
-            raise PreventUpdate
-        return cohort_figure(data, query)
+    if data.history is not None:  # the cohort card exists only for dated tables
+
+        @app.callback(
+            Output(ids.COHORT, "figure"),
+            Input(ids.FILTER_QUERY, "data"),
+            Input(ids.TABS, "active_tab"),
+        )
+        def _cohort(query, tab):
+            if query is None or tab != "overview":
+                raise PreventUpdate
+            return cohort_figure(data, query)
 
     @app.callback(
         Output(ids.DOUGHNUT, "figure"),
