@@ -251,21 +251,34 @@ def score(
 ) -> tuple[pd.DataFrame, str]:
     """Score every customer in `table`; returns (scored frame, how it was scored).
 
-    The training table itself is scored out of fold (each customer by a model that did not see
-    it); any other table is new customers, scored by the final model.
+    Customers of the training base keep their out-of-fold probability and reasons (each was
+    scored by a model that did not see it); everyone else is new and is scored by the final
+    model trained on all rows.
     """
     check_compatible(model, table)
-    frame = table.frame.reset_index(drop=True)
-    if io.frame_hash(table.frame) == model.meta["data_hash"] and len(model.scored) == len(frame):
-        return model.scored, "out-of-fold probabilities from training (this is the training table)"
     meta = model.meta
-    X = _align_features(frame, meta)
-    progress(f"scoring {len(frame):,} customers with the final model")
+    frame = table.frame.reset_index(drop=True)
     scored = frame.copy()
-    scored[C.P_CHURN] = churn.predict_proba(model.pipeline, X)
-    reasons = churn.customer_drivers(model.pipeline, X, meta["typical"], top=3)
+    scored[C.P_CHURN] = np.nan
     for col in C.REASONS:
-        scored[col] = reasons[col].to_numpy()
+        scored[col] = ""
+    known = np.zeros(len(frame), dtype=bool)
+    if io.frame_hash(table.frame) == meta["data_hash"]:
+        oof = model.scored.drop_duplicates(C.CUSTOMER_ID).set_index(C.CUSTOMER_ID)
+        ids = scored[C.CUSTOMER_ID]
+        known = ids.isin(oof.index).to_numpy()
+        rows = oof.loc[ids[known]]
+        scored.loc[known, C.P_CHURN] = rows[C.P_CHURN].to_numpy()
+        for col in C.REASONS:
+            scored.loc[known, col] = rows[col].to_numpy()
+    new = ~known
+    if new.any():
+        X = _align_features(frame.loc[new], meta)
+        progress(f"scoring {int(new.sum()):,} customers with the final model")
+        scored.loc[new, C.P_CHURN] = churn.predict_proba(model.pipeline, X)
+        reasons = churn.customer_drivers(model.pipeline, X, meta["typical"], top=3)
+        for col in C.REASONS:
+            scored.loc[new, col] = reasons[col].to_numpy()
     scored[C.SEGMENT] = model.segments.assign(scored).to_numpy()
     base_rate = meta["churned"] / meta["base_rows"] if meta.get("base_rows") else None
     scored = value.add_value_columns(
@@ -276,7 +289,16 @@ def score(
         window_months=meta.get("window_months", 1),
         base_churn_rate=base_rate,
     )
-    return scored, "final model trained on all rows (new customers)"
+    if not new.any():
+        how = "out-of-fold probabilities (every customer is in the training base)"
+    elif known.any():
+        how = (
+            f"out-of-fold probabilities for the {int(known.sum()):,} customers of the training "
+            f"base; the final model for the other {int(new.sum()):,}"
+        )
+    else:
+        how = "the final model trained on all rows (new customers)"
+    return scored, how
 
 
 def _align_features(frame: pd.DataFrame, meta: Mapping) -> pd.DataFrame:

@@ -1,0 +1,155 @@
+"""Train -> save -> load -> score on the built-in base: planted drivers come out on top."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import columns as C
+from analytics import io, predict, synthetic, workflow
+from analytics.config import DEMO_DATA, settings_from_env
+
+
+def test_planted_drivers_come_out_on_top(demo_workspace):
+    """Permutation importance ranks the four strongest planted effects first, in order, and the
+    no-effect distractor below every planted driver."""
+    importance = demo_workspace.model.importance["feature"].tolist()
+    assert importance[:4] == list(synthetic.DRIVER_ORDER[:4])
+    distractor = importance.index(synthetic.DISTRACTOR)
+    for name in synthetic.DRIVER_ORDER:
+        assert importance.index(name) < distractor, name
+
+
+def test_reasons_name_the_planted_drivers(demo_workspace):
+    high = demo_workspace.scored[demo_workspace.scored[C.RISK_BAND] == "High"]
+    first = high["reason_1"].str.split(" = ").str[0].value_counts()
+    planted = set(synthetic.DRIVER_ORDER)
+    assert first.index[0] in planted
+    assert first[first.index.isin(planted)].sum() / first.sum() > 0.8
+
+
+def test_segments_have_distinct_readable_names(demo_workspace):
+    names = demo_workspace.model.meta["segments"]["names"]
+    assert len(names) == len(set(names)) >= 3
+    for name in names:
+        assert not any(ch.isdigit() for ch in name), name
+    assert set(demo_workspace.scored[C.SEGMENT].unique()) == set(names)
+
+
+def test_the_scored_base_is_the_window_base_with_every_column(demo_workspace):
+    scored = demo_workspace.scored
+    meta = demo_workspace.model.meta
+    assert len(scored) == meta["base_rows"] >= 10_000
+    assert scored[C.CHURNED].sum() == meta["churned"] >= 1_000
+    for col in (
+        C.P_CHURN,
+        C.P_MONTHLY,
+        C.RISK_BAND,
+        C.CLV,
+        C.VALUE,
+        C.EXPECTED_LOSS,
+        C.HIGH_VALUE,
+        C.VALUE_TIER,
+        C.SEGMENT,
+        *C.REASONS,
+    ):
+        assert col in scored.columns, col
+    assert scored[C.P_CHURN].between(0, 1).all()
+    assert meta["holdout"] is not None
+    assert meta["holdout"]["roc_auc"] > 0.7
+
+
+def test_saved_model_round_trips_and_scores_the_training_table_out_of_fold(
+    demo_workspace, tmp_path
+):
+    model = demo_workspace.model
+    version = workflow.save(model, tmp_path)
+    loaded = workflow.load(tmp_path)
+    assert loaded.version == version
+    assert loaded.meta["threshold"] == pytest.approx(model.meta["threshold"])
+    scored, how = workflow.score(loaded, demo_workspace.table, settings_from_env(env={}))
+    assert "out-of-fold" in how
+    assert len(scored) == len(demo_workspace.table.frame)  # one row per input customer
+    by_id = scored.set_index(C.CUSTOMER_ID)[C.P_CHURN]
+    base = model.scored.set_index(C.CUSTOMER_ID)[C.P_CHURN]
+    np.testing.assert_allclose(by_id.loc[base.index], base)
+    sidecar = json.loads((tmp_path / version / "model.json").read_text())
+    for key in (
+        "data_hash",
+        "mapping",
+        "source_columns",
+        "features",
+        "metrics",
+        "threshold",
+        "chosen",
+        "candidates",
+        "protocol",
+        "created_at",
+    ):
+        assert key in sidecar, key
+
+
+def test_new_customers_are_scored_by_the_final_model(demo_workspace):
+    frame = demo_workspace.scored.head(50)
+    record = {f: frame.iloc[0][f] for f in demo_workspace.model.meta["features"]}
+    schema = predict.input_schema(demo_workspace.model.meta)
+    clean, problems = predict.check_record(schema, {k: _plain(v) for k, v in record.items()})
+    assert problems == []
+    out = predict.predict(demo_workspace.model, [clean], margin=1.0, discount=0.01)[0]
+    assert 0 <= out["probability"] <= 1
+    assert out["risk_band"] in {"Low", "Medium", "High"}
+    assert out["clv"] > 0
+
+
+def _plain(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def test_prediction_input_problems_are_all_listed(demo_workspace):
+    schema = predict.input_schema(demo_workspace.model.meta)
+    bad = {f: spec["default"] for f, spec in schema.items()}
+    bad["contract"] = "Lifetime"
+    bad[C.TENURE] = -40
+    bad["monthly_usage_hours"] = "lots"
+    del bad["plan"]
+    bad["colour"] = "red"
+    _, problems = predict.check_record(schema, bad)
+    fields = {p.field: p.message for p in problems}
+    assert "unknown level 'Lifetime'" in fields["contract"]
+    assert "out of range" in fields[C.TENURE]
+    assert "expected a number" in fields["monthly_usage_hours"]
+    assert "missing" in fields["plan"]
+    assert fields["colour"] == "unknown field"
+
+
+def test_load_or_train_retrains_when_the_model_is_for_other_data(demo_workspace, tmp_path):
+    workflow.save(demo_workspace.model, tmp_path)
+    small = pd.read_csv(DEMO_DATA).sample(3000, random_state=5)
+    path = tmp_path / "small.csv"
+    small.to_csv(path, index=False)
+    messages = []
+    ws = workflow.load_or_train(
+        path, settings_from_env(env={}), models_dir=tmp_path, progress=messages.append
+    )
+    assert any("trained on other data" in m for m in messages)
+    assert ws.model.meta["data_hash"] != demo_workspace.model.meta["data_hash"]
+    assert len(io.list_model_versions(tmp_path)) == 2
+    again = workflow.load_or_train(
+        path, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+    )
+    assert again.how.startswith("loaded model")
+
+
+def test_a_corrupt_model_is_refused_without_retrain(demo_workspace, tmp_path):
+    version = workflow.save(demo_workspace.model, tmp_path)
+    blob = tmp_path / version / "pipeline.joblib"
+    blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(io.ArtifactError, match=r"pipeline\.joblib"):
+        workflow.load_or_train(
+            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+        )
