@@ -1,0 +1,280 @@
+"""The dashboard without a browser: layout ids, callbacks called as functions, figures."""
+
+from __future__ import annotations
+
+import io as stdio
+import json
+
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+from dash import no_update
+
+from analytics import columns as C
+from analytics import filters
+from dashboard import figures, ids
+from dashboard.app import create_app
+from dashboard.callbacks import customers, drivers, model, overview, planner, predict
+from dashboard.callbacks import filters as filter_cb
+from dashboard.data import DashboardData
+from dashboard.layout import KPI_ORDER
+
+
+@pytest.fixture(scope="module")
+def demo(demo_workspace):
+    return DashboardData(demo_workspace)
+
+
+@pytest.fixture(scope="module")
+def app(demo_workspace):
+    return create_app(demo_workspace)
+
+
+def _layout_ids(component) -> set[str]:
+    found = set()
+    stack = [component]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        if not hasattr(node, "to_plotly_json"):
+            continue
+        cid = getattr(node, "id", None)
+        if cid is not None:
+            found.add(json.dumps(cid, sort_keys=True) if isinstance(cid, dict) else cid)
+        for prop in ("children", "title"):
+            child = getattr(node, prop, None)
+            if child is not None:
+                stack.append(child)
+    return found
+
+
+def _callback_ids(app) -> set[str]:
+    """Every component id a callback reads or writes (pattern-matching ids as JSON)."""
+    names = set()
+    for spec in app._callback_list:
+        for dep in spec["inputs"] + spec["state"]:
+            dep_id = dep["id"]
+            names.add(json.dumps(dep_id, sort_keys=True) if isinstance(dep_id, dict) else dep_id)
+        if not spec.get("no_output"):
+            # "..id.prop...id2.prop2.." for several outputs, "id.prop" for one
+            for part in spec["output"].strip(".").split("..."):
+                names.add(part.rsplit(".", 1)[0])
+    return names
+
+
+@pytest.mark.parametrize("fixture", ["demo_workspace", "telco_workspace", "no_revenue_workspace"])
+def test_every_callback_id_exists_in_the_layout(request, fixture):
+    app = create_app(request.getfixturevalue(fixture))
+    in_layout = _layout_ids(app.layout)
+    pattern_types = {json.loads(i)["type"] for i in in_layout if i.startswith("{")}
+    for name in _callback_ids(app):
+        if name.startswith("{"):
+            assert json.loads(name)["type"] in pattern_types, name
+        else:
+            assert name in in_layout, name
+
+
+def test_filter_change_writes_the_url_and_the_store(demo):
+    id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
+    values = [["High"] if c == C.RISK_BAND else [] for c in demo.filter_columns]
+    trigger = {"type": ids.FILTER, "column": C.RISK_BAND}
+    search, query, controls, _tenure, summary = filter_cb.sync(
+        demo, trigger, "", values, list(demo.tenure_range), None, id_list
+    )
+    assert search == query == "?risk=High"
+    expected = int((demo.scored[C.RISK_BAND] == "High").sum())
+    assert summary == f"{expected:,} of {len(demo.scored):,} customers selected"
+    # reopening the link restores the controls
+    _, query2, controls2, _, _ = filter_cb.sync(demo, None, search, values, None, None, id_list)
+    assert query2 == query
+    assert controls2 == controls
+
+
+def test_doughnut_click_filters_to_the_segment(demo):
+    id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
+    segment = str(demo.scored[C.SEGMENT].iloc[0])
+    click = {"points": [{"label": segment}]}
+    _, query, controls, _, _ = filter_cb.sync(
+        demo, ids.DOUGHNUT, "", [[] for _ in id_list], None, click, id_list
+    )
+    assert filters.from_query(query, demo.allowed).levels[C.SEGMENT] == (segment,)
+    assert controls[demo.filter_columns.index(C.SEGMENT)] == [segment]
+
+
+def test_reset_clears_everything(demo):
+    id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
+    search, query, controls, tenure, _ = filter_cb.sync(
+        demo, ids.RESET, "?risk=High", [[] for _ in id_list], [3, 10], None, id_list
+    )
+    assert search == query == ""
+    assert all(v == [] for v in controls)
+    assert tenure == list(demo.tenure_range)
+
+
+def test_tab_lives_in_the_url_hash():
+    assert filter_cb.sync_tab(None, "#planner", "overview") == (no_update, "planner")
+    assert filter_cb.sync_tab(None, "#nonsense", "overview") == (no_update, "overview")
+    assert filter_cb.sync_tab(ids.TABS, "", "model") == ("#model", no_update)
+
+
+def test_kpis_change_with_the_filter_and_show_the_delta(demo):
+    whole, _ = overview.kpi_outputs(demo, "")
+    high, deltas = overview.kpi_outputs(demo, "?risk=High")
+    n = KPI_ORDER.index("customers")
+    assert whole[n] == f"{len(demo.scored):,}"
+    assert high[n] != whole[n]
+    assert "of all" in deltas[n]
+    assert "pts vs all" in deltas[KPI_ORDER.index("churn_rate")]
+
+
+def test_a_filter_matching_nobody_says_so(demo):
+    query = "?risk=High&tenure_min=100000"
+    values, deltas = overview.kpi_outputs(demo, query)
+    assert values[KPI_ORDER.index("customers")] == "0"
+    assert "No customers match" in deltas[KPI_ORDER.index("customers")]
+    fig, _ = overview.trend_figure(demo, query, split=False)
+    assert isinstance(fig, go.Figure)
+    doughnut, _bars, _table = overview.segment_outputs(demo, query)
+    assert "No customers match" in doughnut.layout.annotations[0].text
+    fig = drivers.factor_figure(demo, query, "contract")
+    assert "No customers match" in fig.layout.annotations[0].text
+    assert customers.grid_page(demo, query, {"startRow": 0, "endRow": 50},
+                               demo.grid_fields)["rowCount"] == 0
+
+
+def test_trend_with_dates_is_monthly_and_splits_by_segment(demo):
+    fig, note = overview.trend_figure(demo, "", split=False)
+    assert fig.layout.title.text == "Monthly churn and retention"
+    assert [t.name for t in fig.data] == ["Churn rate", "Retention rate"]
+    split, _ = overview.trend_figure(demo, "", split=True)
+    assert len(split.data) == demo.scored[C.SEGMENT].nunique()
+    _, note = overview.trend_figure(demo, "?risk=High", split=False)
+    assert "risk band" in note
+    assert overview.cohort_figure(demo, "").data[0].type == "heatmap"
+
+
+def test_trend_without_dates_is_kaplan_meier(telco_workspace):
+    data = DashboardData(telco_workspace)
+    fig, note = overview.trend_figure(data, "", split=False)
+    assert "Kaplan-Meier" in fig.layout.title.text
+    assert "no dates" in note
+    assert "signup_date" in overview.cohort_figure(data, "").layout.annotations[0].text
+
+
+def test_segment_views(demo):
+    doughnut, bars, table = overview.segment_outputs(demo, "")
+    assert doughnut.data[0].type == "pie"
+    assert sum(doughnut.data[0].values) == len(demo.scored)
+    assert len(bars.data[0].y) == demo.scored[C.SEGMENT].nunique()
+    assert "Defined by" in str(table)
+
+
+def test_factor_bars_have_intervals_and_counts(demo):
+    fig = drivers.factor_figure(demo, "", "contract")
+    bar = fig.data[0]
+    assert set(bar.y) == {"Monthly", "Annual", "Two-year"}
+    assert bar.error_x.array is not None
+    assert all("n=" in t for t in fig.data[1].text)
+
+
+def test_at_risk_grid_pages_on_the_server_sorted_by_expected_loss(demo):
+    request = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": {}}
+    page = customers.grid_page(demo, "", request, demo.grid_fields)
+    assert len(page["rowData"]) == 50
+    assert page["rowCount"] > 50
+    losses = [r[C.EXPECTED_LOSS] for r in page["rowData"]]
+    assert losses == sorted(losses, reverse=True)
+    assert all(r[C.RISK_BAND] == "High" for r in page["rowData"])
+    second = customers.grid_page(demo, "", {**request, "startRow": 50, "endRow": 100},
+                                 demo.grid_fields)
+    assert {r[C.CUSTOMER_ID] for r in second["rowData"]}.isdisjoint(
+        {r[C.CUSTOMER_ID] for r in page["rowData"]}
+    )
+
+
+def test_export_is_the_whole_selection_and_formula_safe(demo):
+    download = customers.export_csv(demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]),
+                                    None, None, demo.grid_fields)
+    frame = pd.read_csv(stdio.StringIO(download["content"]))
+    assert list(frame.columns) == demo.grid_fields
+    assert frame[C.EXPECTED_LOSS].is_monotonic_decreasing
+    assert download["filename"].endswith(".csv")
+
+
+def test_detail_view_has_profile_drivers_and_an_action(demo):
+    customer = demo.scored.loc[demo.scored[C.RISK_BAND] == "High", C.CUSTOMER_ID].iloc[0]
+    body = str(customers.detail_body(demo, customer))
+    for needle in ("Churn probability", "Why at risk", "Recommended action", "Profile"):
+        assert needle in body
+    assert "not in the current base" in str(customers.detail_body(demo, "nobody"))
+
+
+def test_planner_best_n_and_bad_inputs(demo):
+    error, summary, fig, rows = planner.plan_outputs(demo, "", 0.25, 10, 1.0, 0.01)
+    assert error is None
+    assert "Contact first" in str(summary)
+    assert fig.data[0].name == "net benefit"
+    assert 0 < len(rows) <= planner.GRID_ROWS
+    error, _, _, rows = planner.plan_outputs(demo, "", 1.5, -3, None, "x")
+    text = str(error)
+    for needle in ("save rate", "cost per contact", "gross margin", "discount rate"):
+        assert needle in text
+    assert rows == []
+
+
+def test_planner_export_has_every_contact(demo):
+    download = planner.export_contacts(demo, "", 0.25, 10, 1.0, 0.01)
+    frame = pd.read_csv(stdio.StringIO(download["content"]))
+    _, summary, _, _ = planner.plan_outputs(demo, "", 0.25, 10, 1.0, 0.01)
+    assert f"{len(frame):,} customers" in str(summary)
+
+
+def test_model_view_threshold_updates_the_confusion_matrix(demo):
+    at_t, metrics_t, lift = model.threshold_outputs(demo, "", demo.threshold)
+    low, _metrics_low, _ = model.threshold_outputs(demo, "", 0.01)
+    flagged_t = at_t.data[0].z[0][0] + at_t.data[0].z[1][0]
+    flagged_low = low.data[0].z[0][0] + low.data[0].z[1][0]
+    assert flagged_low > flagged_t
+    assert "Precision" in str(metrics_t)
+    assert len(lift.data[0].x) == 10
+    table, roc, _pr, _cal = model.static_figures(demo)
+    assert "chosen" in str(table)
+    assert roc.data[0].x is not None
+
+
+def test_prediction_card_good_and_bad_input(demo):
+    from analytics.predict import input_schema
+
+    schema = input_schema(demo.meta)
+    features = list(schema)
+    values = [spec["default"] for spec in schema.values()]
+    good = str(predict.result_card(demo, schema, features, values))
+    assert "Churn probability" in good
+    assert "Recommended action" in good
+    values[features.index(C.TENURE)] = None
+    values[features.index("contract")] = "Forever"
+    bad = str(predict.result_card(demo, schema, features, values))
+    assert "Please fix" in bad
+    assert "missing" in bad
+    assert "Forever" in bad
+
+
+def test_value_views_explain_why_they_are_off_without_revenue(no_revenue_workspace):
+    app = create_app(no_revenue_workspace)
+    text = json.dumps(app.layout.to_plotly_json(), default=str)
+    assert "not available because the data has no monthly_revenue column" in text
+
+
+def test_figures_say_why_they_are_empty():
+    fig = figures.message("No customers match these filters.")
+    assert fig.layout.annotations[0].text == "No customers match these filters."
+    assert not fig.data
+
+
+def test_html_in_customer_fields_is_text(demo_workspace):
+    """Dash renders strings as text: a customer id holding markup stays inert."""
+    data = DashboardData(demo_workspace)
+    body = customers.detail_body(data, "<script>alert(1)</script>")
+    assert "<script>" in str(body)  # the string is a child, rendered as text by React
