@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run train test lint bench clean
+.PHONY: run train test lint bench browser clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=python3.11)")'
@@ -14,13 +14,27 @@ $(STAMP): requirements.txt requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## run: train on the built-in demo base (when needed) and print the evaluation report
+## run: the dashboard on the built-in demo base at http://127.0.0.1:8050 (trains first if needed)
 run: $(STAMP)
+	$(BIN)/python -m dashboard
+
+## train: train on the built-in demo base and print the evaluation report
+train: $(STAMP)
 	$(BIN)/python -m analytics train
 
-## test: every test (unit, CLI end to end, Telco when ../shared is present)
-test: $(STAMP)
+## test: every test (unit, callbacks, CLI end to end, browser; Telco when ../shared is present)
+test: $(STAMP) browser
 	$(BIN)/pytest
+
+## browser: Debian's chromium and its matching driver for the browser tests (needs root)
+browser:
+	@if command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver for the browser tests"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	else \
+		echo "chromedriver not found and not root: browser tests will be skipped"; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
