@@ -550,6 +550,13 @@ def _missing_column(
 # Canonical columns.
 
 
+def _line_ids(pos: np.ndarray, first_line: int | None) -> pd.Series:
+    """'line-2', 'line-3', ... (file lines when io knows them, else 1-based rows)."""
+    start = first_line if first_line is not None else 1
+    prefix = "line-" if first_line is not None else "row-"
+    return pd.Series([f"{prefix}{int(p) + start}" for p in pos], dtype="str")
+
+
 def _ids(view: _View, mapping: Mapping[str, str], pos, first_line) -> pd.Series:
     text = _as_text(view)
     blank = np.flatnonzero(text.missing)
@@ -818,8 +825,9 @@ def validate(
         raise EmptyTableError("every row of the table is blank")
     resolved, map_notes = _resolve(columns, explicit, lambda c: _is_binary(views[c]))
     notes.extend(map_notes)
-    if C.CUSTOMER_ID not in resolved:
-        raise _missing_column(C.CUSTOMER_ID, columns, views)
+    # Some public churn tables have no id at all: number the customers by their line in the file
+    # rather than refuse the table (an explicit mapping to a missing column is still an error).
+    numbered = C.CUSTOMER_ID not in resolved
 
     coercions: dict[str, int] = {}
     keep = ~blank
@@ -834,7 +842,14 @@ def validate(
     _forget_empty_optional(resolved, views, dropped, notes)
 
     out: dict[str, object] = {}
-    ids = _ids(views[resolved[C.CUSTOMER_ID]], resolved, rows, first_line)
+    if numbered:
+        ids = _line_ids(rows, first_line)
+        notes.append(
+            f"no customer_id column: customers are named by their line in the file ({ids.iloc[0]}, "
+            "...); map an id with --map customer_id=<column>"
+        )
+    else:
+        ids = _ids(views[resolved[C.CUSTOMER_ID]], resolved, rows, first_line)
     out[C.CUSTOMER_ID] = ids
     if labels is not None:
         out[C.CHURNED] = labels[rows]
