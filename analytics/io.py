@@ -100,7 +100,7 @@ def _limit(max_bytes: int | None) -> int:
 def _too_large(path: Path, size: int, limit: int, what: str = "is") -> FileTooLargeError:
     return FileTooLargeError(
         f"{path.name} {what} {size / 2**20:.1f} MB, over the {limit / 2**20:.1f} MB limit; "
-        f"raise it with {MAX_FILE_ENV} (or --max-file-mb) if the file is right"
+        f"raise it with {MAX_FILE_ENV} if the file is right"
     )
 
 
