@@ -586,7 +586,7 @@ def _labels(view: _View, mapping: Mapping[str, str]) -> np.ndarray:
     for value, key in zip(text.values, keys, strict=True):
         first.setdefault(key, value)
     ranked = counts.sort_values(ascending=False, kind="stable")
-    found = ", ".join(f"'{first[k]}' ({n} rows)" for k, n in ranked.items())
+    found = ", ".join(f"'{first[k]}' ({n} row{'s' if n != 1 else ''})" for k, n in ranked.items())
     if counts.size > 2:
         raise LabelError(
             f"{where} has {counts.size} distinct values, expected two (churned / not): "

@@ -176,7 +176,10 @@ def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
         hovertemplate="%{label}<br>%{value:,} customers (%{percent})<br>churn %{customdata:.1%}"
         "<extra></extra>",
     )
-    fig.update_layout(legend={"orientation": "v", "y": 0.5, "x": 1.02})
+    fig.update_layout(
+        legend={"orientation": "h", "y": -0.05, "x": 0.5, "xanchor": "center"},
+        margin={"l": 16, "r": 16, "t": 40, "b": 16},
+    )
     return fig
 
 

@@ -10,6 +10,7 @@ STATUS = "status-line"
 FILTER = "filter"  # pattern-matching type: {"type": FILTER, "column": <column>}
 TENURE = "filter-tenure"
 RESET = "filter-reset"
+FILTERS_DETAILS = "filters-details"  # folds the filter panel on phones
 SELECTION_SUMMARY = "selection-summary"
 COPY_LINK = "copy-link"
 

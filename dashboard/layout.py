@@ -84,7 +84,7 @@ def filters_panel(options: dict[str, list[str]], tenure_range: tuple[float, floa
     def dropdown(column: str):
         return html.Div(
             [
-                dbc.Label(label(column), html_for=f"filter-{column}", className="small mb-1"),
+                dbc.Label(label(column), className="small mb-1"),
                 dcc.Dropdown(
                     id={"type": ids.FILTER, "column": column},
                     options=[{"label": v, "value": v} for v in options[column]],
@@ -100,7 +100,7 @@ def filters_panel(options: dict[str, list[str]], tenure_range: tuple[float, floa
         [
             html.Div(
                 [
-                    html.Span("Filters", className="fw-semibold"),
+                    html.Span("Filters", className="fw-semibold d-none d-lg-inline"),
                     dbc.Button(
                         "Reset",
                         id=ids.RESET,
@@ -480,8 +480,8 @@ def predict_field(feature: str, spec: dict):
             id=fid,
             type="number",
             value=spec["default"],
-            min=lo,
-            max=hi,
+            # No min/max: the browser would send an out-of-range number as None ("missing");
+            # the server's check names the range instead.
             step="any",
             inputmode="decimal",
         )
@@ -549,12 +549,11 @@ def page(
                             dbc.Col(
                                 html.Details(
                                     [
-                                        html.Summary(
-                                            "Filters", className="d-lg-none fw-semibold mb-2"
-                                        ),
+                                        html.Summary("Filters", className="fw-semibold mb-2"),
                                         filters_panel(data.allowed, data.tenure_range),
                                     ],
-                                    open=True,
+                                    id=ids.FILTERS_DETAILS,
+                                    open=False,
                                     className="filters-details",
                                 ),
                                 xs=12,

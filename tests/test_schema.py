@@ -209,7 +209,7 @@ def test_label_with_three_values_lists_them():
     assert "3 distinct values" in message
     assert "'No' (8 rows)" in message
     assert "'Yes' (3 rows)" in message
-    assert "'Maybe' (1 rows)" in message
+    assert "'Maybe' (1 row)" in message
 
 
 def test_label_whose_meaning_cannot_be_told():

@@ -76,6 +76,13 @@ def register(app, data) -> None:
     def _sync(search, values, tenure, _reset, click, id_list):
         return sync(data, ctx.triggered_id, search, values, tenure, click, id_list)
 
+    # Wide screens show the filter panel open; phones start with it folded (pure UI glue).
+    app.clientside_callback(
+        "function(_) { return window.innerWidth >= 992; }",
+        Output(ids.FILTERS_DETAILS, "open"),
+        Input(ids.URL, "pathname"),
+    )
+
     @app.callback(
         Output(ids.URL, "hash"),
         Output(ids.TABS, "active_tab"),
