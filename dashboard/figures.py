@@ -99,7 +99,7 @@ def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
         yaxis={"title": "monthly churn rate", "tickformat": ".1%", "rangemode": "tozero"},
         yaxis2={
             "title": "retention rate",
-            "tickformat": ".0%",
+            "tickformat": ".1%",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
@@ -215,7 +215,7 @@ def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None
         y=labels,
         x=rates["ci_high"],
         mode="text",
-        text=text,
+        text=["  " + t for t in text],  # a gap after the interval's cap
         textposition="middle right",
         textfont={"size": 11, "color": "#334155"},
         hoverinfo="skip",
