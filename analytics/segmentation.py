@@ -7,10 +7,11 @@ base), and a profile table shows what defines it. Segment churn rates are shown 
 Wilson 95% intervals.
 
 Column rule (`default_columns`): tenure_months and monthly_revenue when present, then the other
-numeric columns with more than 2 distinct values that are not ids, the label, dates, scores or
-total_revenue (about tenure x monthly revenue, so it would count both twice), fewest missing
-values first, then table order; at most 8 columns in all. Columns whose values are non-negative
-and right-skewed (skewness > 1) are log1p-transformed before scaling.
+numeric columns with at least MIN_DISTINCT distinct values, not named like a code, that are
+not ids, the label, dates, scores or total_revenue (about tenure x monthly revenue, so it
+would count both twice), fewest missing values first, then table order; at most 8 columns in
+all. Columns whose values are non-negative and right-skewed (skewness > 1) are
+log1p-transformed before scaling.
 
 Speed: fitted on a fixed random sample of at most 50,000 rows; the silhouette for each k is
 computed on a fixed sample of at most 5,000 of those; every row is then assigned with predict.
@@ -64,6 +65,10 @@ NOT_FEATURES = frozenset(
     }
 )
 ID_LIKE = re.compile(r"(^|[_\s-])(id|Id|ID)$|[a-z0-9](ID|Id)$")  # id, user_id, customerID
+# Codes stored as numbers ("Area code": 408/415/510) and flags are not behaviour on a scale:
+# a clustering column needs this many distinct values, and names like "code" are skipped.
+MIN_DISTINCT = 6
+CODE_LIKE = re.compile(r"(code|zip|postal|phone|number|no\.?)$", re.IGNORECASE)
 TENURE_WORDS = ("New", "Established", "Loyal")
 SPEND_WORDS = ("low-spend", "mid-spend", "high-spend")
 
@@ -91,8 +96,9 @@ def default_columns(frame: pd.DataFrame) -> list[str]:
         if c not in NOT_FEATURES
         and c not in chosen
         and not ID_LIKE.search(str(c))
+        and not CODE_LIKE.search(str(c).strip())
         and _is_number(frame[c])
-        and frame[c].nunique(dropna=True) > 2
+        and frame[c].nunique(dropna=True) >= MIN_DISTINCT
     ]
     others.sort(key=lambda c: frame[c].isna().mean())  # stable: table order breaks ties
     return chosen + others[: max(0, MAX_COLUMNS - len(chosen))]

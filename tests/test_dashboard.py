@@ -278,3 +278,10 @@ def test_html_in_customer_fields_is_text(demo_workspace):
     data = DashboardData(demo_workspace)
     body = customers.detail_body(data, "<script>alert(1)</script>")
     assert "<script>" in str(body)  # the string is a child, rendered as text by React
+
+
+def test_kpis_without_revenue_say_why(no_revenue_workspace):
+    values, deltas = overview.kpi_outputs(DashboardData(no_revenue_workspace), "")
+    for name in ("mrr", "avg_clv", "mrr_at_risk"):
+        assert values[KPI_ORDER.index(name)] == "–"
+        assert deltas[KPI_ORDER.index(name)] == "not available: no monthly_revenue column"

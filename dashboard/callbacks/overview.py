@@ -70,7 +70,20 @@ def kpi_outputs(data, query):
         deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
     else:
         deltas = [fmt_delta(n, current.get(n), whole.get(n)) for n in KPI_ORDER]
+    # A KPI the data cannot give (no revenue column) says why instead of a bare dash.
+    reasons = current.get("reasons") or {}
+    deltas = [
+        _short_reason(reasons[n]) if current.get(n) is None and n in reasons else d
+        for n, d in zip(KPI_ORDER, deltas, strict=True)
+    ]
     return values, deltas
+
+
+def _short_reason(reason: str) -> str:
+    """'Not available because the data has no monthly_revenue column (map ...).' -> 'no
+    monthly_revenue column'."""
+    text = reason.split(" (")[0].rstrip(".")
+    return text.replace("Not available because the data has ", "not available: ")
 
 
 def trend_figure(data, query, split: bool):
