@@ -31,30 +31,17 @@ from analytics.config import PROJ_ROOT, settings_from_env
 from analytics.workflow import load_or_train
 from dashboard import ids
 from dashboard.app import create_app
+from dashboard.layout import components_by_id
 
 OUT = PROJ_ROOT / "benchmarks" / "out"
 
 
 def component_props(layout) -> dict:
     """id (str or JSON) -> the component's props as set in the layout."""
-    found = {}
-    stack = [layout]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list | tuple):
-            stack.extend(node)
-            continue
-        if not hasattr(node, "to_plotly_json"):
-            continue
-        cid = getattr(node, "id", None)
-        if cid is not None:
-            key = json.dumps(cid, sort_keys=True) if isinstance(cid, dict) else cid
-            found[key] = {p: getattr(node, p, None) for p in node._prop_names}
-        for prop in ("children",):
-            child = getattr(node, prop, None)
-            if child is not None:
-                stack.append(child)
-    return found
+    return {
+        key: {p: getattr(node, p, None) for p in node._prop_names}
+        for key, node in components_by_id(layout).items()
+    }
 
 
 def matches(pattern: dict, cid: dict) -> bool:

@@ -3,6 +3,7 @@ as arguments, figures arrive through callbacks."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import dash_ag_grid as dag
@@ -592,3 +593,24 @@ def page(
             ),
         ]
     )
+
+
+def components_by_id(root) -> dict:
+    """Every component with an id in a layout tree: id (pattern-matching ids as sorted JSON,
+    the form Dash uses) -> component. For tests and benchmarks that reason about the page."""
+    found = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list | tuple):
+            stack.extend(node)
+            continue
+        if not hasattr(node, "to_plotly_json"):
+            continue
+        cid = getattr(node, "id", None)
+        if cid is not None:
+            found[json.dumps(cid, sort_keys=True) if isinstance(cid, dict) else cid] = node
+        child = getattr(node, "children", None)
+        if child is not None:
+            stack.append(child)
+    return found

@@ -17,7 +17,7 @@ from dashboard.app import create_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
 from dashboard.callbacks import filters as filter_cb
 from dashboard.data import DashboardData
-from dashboard.layout import KPI_ORDER
+from dashboard.layout import KPI_ORDER, components_by_id
 
 
 @pytest.fixture(scope="module")
@@ -31,23 +31,7 @@ def app(demo_workspace):
 
 
 def _layout_ids(component) -> set[str]:
-    found = set()
-    stack = [component]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, list | tuple):
-            stack.extend(node)
-            continue
-        if not hasattr(node, "to_plotly_json"):
-            continue
-        cid = getattr(node, "id", None)
-        if cid is not None:
-            found.add(json.dumps(cid, sort_keys=True) if isinstance(cid, dict) else cid)
-        for prop in ("children", "title"):
-            child = getattr(node, prop, None)
-            if child is not None:
-                stack.append(child)
-    return found
+    return set(components_by_id(component))
 
 
 def _callback_ids(app) -> set[str]:
