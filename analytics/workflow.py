@@ -51,6 +51,23 @@ def prepare_base(table: Table, settings: Settings, as_of: str | None = None):
     return snap.base, snap
 
 
+# With dates, total_revenue is measured on the file's date, after the window starts: stayers
+# keep accruing and leavers stop, so it would tell the model who stays (a label leak).
+# tenure_months x monthly_revenue, both as of the window's start, carry its honest part.
+LEAKS_WITH_DATES = (C.TOTAL_REVENUE,)
+
+
+def model_features(table: Table) -> tuple[list[str], list[str], list[str]]:
+    """(features, numeric, categorical) the churn model uses for this table."""
+    leaks = set(LEAKS_WITH_DATES) if table.has_dates else set()
+    features = [f for f in table.features if f not in leaks]
+    return (
+        features,
+        [f for f in table.numeric if f not in leaks],
+        [f for f in table.categorical if f not in leaks],
+    )
+
+
 def _holdout(table: Table, settings: Settings, as_of: str | None):
     """Time-ordered holdout: train on an earlier snapshot, test on the current one."""
     if not table.has_dates:
@@ -61,7 +78,7 @@ def _holdout(table: Table, settings: Settings, as_of: str | None):
         )
     except ValueError:
         return None, None
-    feats = list(table.features)
+    feats = model_features(table)[0]
     if train_snap.base[C.CHURNED].nunique() < 2 or test_snap.base[C.CHURNED].nunique() < 2:
         return None, None
     data = (
@@ -98,7 +115,10 @@ def train(
         )
     base = base.reset_index(drop=True)
     y = base[C.CHURNED].to_numpy().astype(int)
-    X = base[list(table.features)]
+    features, numeric, categorical = model_features(table)
+    for leak in sorted(set(table.features) - set(features)):
+        progress(f"not a model feature: {leak} (measured after the window starts: a label leak)")
+    X = base[features]
 
     progress("segmenting customers (k-means, k by silhouette)")
     seg_model = segmentation.fit_segments(base, random_state=settings.random_state)
@@ -107,8 +127,8 @@ def train(
     result = churn.train(
         X,
         y,
-        numeric=list(table.numeric),
-        categorical=list(table.categorical),
+        numeric=numeric,
+        categorical=categorical,
         random_state=settings.random_state,
         holdout=holdout,
         target_recall=target_recall,
@@ -137,15 +157,15 @@ def train(
         "churned": int(y.sum()),
         "mapping": table.mapping,
         "source_columns": list(table.source_columns),
-        "features": list(table.features),
-        "numeric": list(table.numeric),
-        "categorical": list(table.categorical),
+        "features": features,
+        "numeric": numeric,
+        "categorical": categorical,
         "dropped": table.dropped,
         "coercions": table.coercions,
         "notes": list(table.notes),
-        "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in table.categorical},
+        "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in categorical},
         "feature_ranges": {
-            c: [_finite(base[c].min()), _finite(base[c].max())] for c in table.numeric
+            c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric
         },
         "typical": {k: _jsonable(v) for k, v in result.typical.items()},
         "has_dates": table.has_dates,

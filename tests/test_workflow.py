@@ -153,3 +153,10 @@ def test_a_corrupt_model_is_refused_without_retrain(demo_workspace, tmp_path):
         workflow.load_or_train(
             DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
         )
+
+
+def test_total_revenue_is_not_a_feature_of_dated_tables(demo_workspace, telco_workspace):
+    """Measured on the file's date, after the window starts, it would reveal who stayed."""
+    assert C.TOTAL_REVENUE not in demo_workspace.model.meta["features"]
+    assert C.TOTAL_REVENUE in demo_workspace.table.features  # still shown, just not modelled
+    assert C.TOTAL_REVENUE in telco_workspace.model.meta["features"]  # no dates: a snapshot
