@@ -9,12 +9,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from analytics import io
 from analytics.config import ConfigError, settings_from_env
 from analytics.schema import DataError, parse_mapping_pairs
-from dashboard.server import ServeConfig, serve_config_from_env
+from dashboard.logs import configure_logging
+from dashboard.server import (
+    ServeConfig,
+    describe,
+    install,
+    load_workspace,
+    serve_config_from_env,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (default 8050)")
     p.add_argument("--debug", action="store_true", help="Dash debug mode (never in production)")
+    p.add_argument(
+        "--check-config",
+        action="store_true",
+        help="print the effective configuration and exit (status 1 on an invalid setting)",
+    )
     return p
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         settings = settings_from_env()
         config: ServeConfig = serve_config_from_env(
@@ -49,25 +61,30 @@ def main(argv=None) -> int:
             models_dir=args.models_dir,
             host=args.host,
             port=args.port,
+            debug=args.debug or None,
         )
+        if args.check_config:
+            print("\n".join(describe(config, settings)))
+            return 0
+        configure_logging(config.log_level, config.log_format)
         mapping = dict(config.mapping)
         if args.mapping_file:
             mapping.update(io.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
         from dashboard.app import create_app
 
-        app = create_app(
-            data=config.data,
-            models_dir=config.models_dir,
-            settings=settings,
-            mapping=mapping or None,
-            drop=tuple(args.drop),
+        log = logging.getLogger("dashboard")
+        workspace = load_workspace(
+            replace(config, mapping=mapping), settings, log, drop=tuple(args.drop)
         )
+        log.info("%s: %s", workspace.source, workspace.how)
+        app = create_app(workspace)
+        install(app, batch_limit=config.batch_limit)
     except (DataError, io.ArtifactError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
-    app.run(host=config.host, port=config.port, debug=args.debug)
+    app.run(host=config.host, port=config.port, debug=config.debug)
     return 0
 
 

@@ -15,9 +15,9 @@ from analytics import columns as C
 from analytics import predict
 from analytics.config import PROJ_ROOT, Settings, settings_from_env
 from analytics.workflow import Workspace, load_or_train
-from dashboard import callbacks, layout
+from dashboard import api, callbacks, layout
 from dashboard.data import DashboardData
-from dashboard.server import serve_config_from_env
+from dashboard.server import install, serve_config_from_env
 
 log = logging.getLogger("dashboard")
 
@@ -118,4 +118,6 @@ def create_app(
     )
     callbacks.register(app, dash_data, schema)
     app.server.config["DASHBOARD_DATA"] = dash_data
+    api.register(app.server, dash_data)
+    install(app)  # security headers, request ids + access log, RETENTION_BATCH_LIMIT
     return app

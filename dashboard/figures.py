@@ -261,7 +261,7 @@ def value_risk_scatter(
         part = sample[sample[C.RISK_BAND] == band]
         if part.empty:
             continue
-        fig.add_scattergl(
+        fig.add_scatter(
             x=part[C.P_CHURN],
             y=part[C.VALUE],
             mode="markers",

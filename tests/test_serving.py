@@ -1,0 +1,644 @@
+"""Serving: configuration from the environment, security headers, request ids and logs, and
+gunicorn started for real (2 workers, preload): identical answers from every worker, a loopback
+load run, a killed worker replaced, graceful SIGTERM, and clean refusals at start.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import http.client
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from analytics.config import DEMO_DATA, PROJ_ROOT, ConfigError, settings_from_env
+from analytics.io import ArtifactError
+from dashboard import logs, security
+from dashboard.server import (
+    BATCH_LIMIT_KEY,
+    ServeConfig,
+    default_workers,
+    load_workspace,
+    serve_config_from_env,
+)
+
+HAS_API = (PROJ_ROOT / "dashboard" / "api.py").is_file()
+needs_api = pytest.mark.skipif(not HAS_API, reason="dashboard/api.py (the REST API) not built yet")
+START_TIMEOUT = 60  # seconds for gunicorn to load the demo base and model and answer
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bad")
+    (root / "broken.json").write_text("{not json", encoding="utf-8")
+    (root / "a_file").write_text("x", encoding="utf-8")
+    return root
+
+
+BAD_ENV = [
+    ("DATA", "/nonexistent/customers.csv", "no such file"),
+    ("DATA", "{tmp}", "is a directory"),
+    ("MAPPING", "/nonexistent/mapping.json", "no such file"),
+    ("MAPPING", "{tmp}/broken.json", "not valid JSON"),
+    ("MODELS_DIR", "{tmp}/a_file", "not a directory"),
+    ("HOST", "local host", "interface name or IP address"),
+    ("PORT", "http", "whole number 1-65,535"),
+    ("PORT", "70000", "whole number 1-65,535"),
+    ("LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR"),
+    ("LOG_FORMAT", "xml", "text, json"),
+    ("BATCH_LIMIT", "0", "whole number 1-1,000,000"),
+    ("BATCH_LIMIT", "2000000", "whole number 1-1,000,000"),
+    ("BATCH_LIMIT", "lots", "whole number 1-1,000,000"),
+    ("WORKERS", "0", "whole number 1-64"),
+    ("WORKERS", "-2", "whole number 1-64"),
+    ("DEBUG", "maybe", "1/true/yes/on or 0/false/no/off"),
+    ("RETRAIN", "sometimes", "1/true/yes/on or 0/false/no/off"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), BAD_ENV)
+def test_a_bad_variable_is_one_line_naming_it_its_value_and_what_is_allowed(
+    bad_files, name, value, allowed
+):
+    value = value.format(tmp=bad_files)
+    with pytest.raises(ConfigError) as err:
+        serve_config_from_env(env={f"RETENTION_{name}": value})
+    message = str(err.value)
+    assert message.startswith(f"RETENTION_{name}={value!r}: ")
+    assert allowed in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [("MARGIN", "2", "(0.0, 1.0]"), ("DISCOUNT", "one percent", "expected a number")],
+)
+def test_business_settings_are_checked_the_same_way(name, value, allowed):
+    with pytest.raises(ConfigError, match=re.escape(allowed)) as err:
+        settings_from_env(env={f"RETENTION_{name}": value})
+    assert str(err.value).startswith(f"RETENTION_{name}=")
+
+
+def test_defaults_and_good_values(bad_files):
+    assert serve_config_from_env(env={}) == ServeConfig()
+    config = serve_config_from_env(
+        env={
+            "RETENTION_DATA": str(DEMO_DATA),
+            "RETENTION_PORT": "9001",
+            "RETENTION_LOG_LEVEL": "warning",
+            "RETENTION_LOG_FORMAT": "JSON",
+            "RETENTION_BATCH_LIMIT": "500",
+            "RETENTION_WORKERS": "3",
+            "RETENTION_DEBUG": "true",
+            "RETENTION_RETRAIN": "0",
+            "RETENTION_MODELS_DIR": str(bad_files / "not-yet-created"),
+        }
+    )
+    assert (config.port, config.log_level, config.log_format) == (9001, "WARNING", "json")
+    assert (config.batch_limit, config.workers, config.debug, config.retrain) == (500, 3, 1, 0)
+
+
+@pytest.mark.parametrize(("raw", "debug"), [("1", True), ("true", True), ("0", False), ("", False)])
+def test_debug_is_off_unless_asked_for(raw, debug):
+    assert serve_config_from_env(env={"RETENTION_DEBUG": raw}).debug is debug
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 2), (4, 4), (64, 8)])
+def test_default_workers_one_per_core_within_bounds(cores, workers):
+    assert default_workers(cores) == workers
+
+
+def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
+    from dashboard.__main__ import main
+
+    monkeypatch.setenv("RETENTION_BATCH_LIMIT", "250")
+    assert main(["--check-config", "--port", "9002"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"RETENTION_BATCH_LIMIT\s+= 250\s+\(environment\)", out)
+    assert re.search(r"RETENTION_PORT\s+= 9002\s+\(command line\)", out)
+    assert re.search(r"RETENTION_MARGIN\s+= 1.0\s+\(default\)", out)
+
+    monkeypatch.setenv("RETENTION_LOG_FORMAT", "yaml")
+    assert main(["--check-config"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == "error: RETENTION_LOG_FORMAT='yaml': expected one of text, json"
+
+
+def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
+    calls = []
+
+    def fake_load_or_train(data, settings, *, retrain, progress=None, **kwargs):
+        calls.append(retrain)
+        if not retrain:
+            raise ArtifactError("models/CURRENT is missing")
+        progress("no usable model: models/CURRENT is missing; training one now")
+        progress("segmenting customers")
+        return "workspace"
+
+    monkeypatch.setattr("analytics.workflow.load_or_train", fake_load_or_train)
+    log = logging.getLogger("test.serving")
+    with caplog.at_level(logging.INFO, logger="test.serving"):
+        assert load_workspace(ServeConfig(), settings_from_env(env={}), log) == "workspace"
+    assert calls == [False, True]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"model: models/CURRENT is missing; retraining on {DEMO_DATA}",
+        "segmenting customers",
+    ]
+    assert caplog.records[0].levelname == "WARNING"
+
+    calls.clear()
+    no_retrain = ServeConfig(retrain=False)
+    with pytest.raises(ArtifactError, match="not retraining because RETENTION_RETRAIN=0"):
+        load_workspace(no_retrain, settings_from_env(env={}), log)
+    assert calls == [False]
+
+
+# -- headers, request ids and logs through Flask's test client -------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(demo_workspace):
+    from dashboard.app import create_app
+
+    app = create_app(demo_workspace)
+    return app.server.test_client()
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/", 200),
+        ("/_dash-layout", 200),
+        ("/assets/app.css", 200),
+        ("/assets/no-such-file.css", 404),
+        # Dash answers an unregistered component file with a 500: headers on errors too
+        ("/_dash-component-suites/no_such_package/x.js", 500),
+    ],
+)
+def test_security_headers_on_every_response(client, path, status):
+    response = client.get(path)
+    assert response.status_code == status
+    headers = response.headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    csp = dict(d.strip().split(" ", 1) for d in headers["Content-Security-Policy"].split(";"))
+    assert csp["frame-ancestors"] == "'none'"
+    assert csp["default-src"] == "'self'"
+    assert "'unsafe-inline'" not in csp["script-src"]
+    if not security.ALLOW_EVAL:
+        assert "'unsafe-eval'" not in csp["script-src"]
+
+
+@needs_api
+def test_security_headers_on_api_responses(client):
+    for response in (client.get("/api/v1/health"), client.get("/api/v1/no-such-route")):
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_csp_allows_exactly_the_inline_scripts_the_page_has(client):
+    response = client.get("/")
+    # Dash's IE warning sits in an HTML comment: never executed, so it needs no hash
+    html = re.sub(r"<!--.*?-->", "", response.get_data(as_text=True), flags=re.S)
+    inline = [
+        body
+        for attrs, body in re.findall(r"<script([^>]*)>(.*?)</script>", html, flags=re.S)
+        if "src=" not in attrs and "application/json" not in attrs and body.strip()
+    ]
+    assert inline, "the Dash page has no inline script (renderer) any more?"
+    script_src = next(
+        d for d in response.headers["Content-Security-Policy"].split("; ") if d.startswith("script")
+    )
+    for body in inline:
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in script_src
+
+
+def test_batch_limit_is_in_the_flask_config(monkeypatch, demo_workspace):
+    from dashboard.app import create_app
+
+    monkeypatch.setenv("RETENTION_BATCH_LIMIT", "1234")
+    assert create_app(demo_workspace).server.config[BATCH_LIMIT_KEY] == 1234
+
+
+@pytest.mark.parametrize(
+    ("incoming", "kept"),
+    [
+        ("abc-123.DEF_4:5", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("has space", False),
+        ("<script>", False),
+        ("-leading-dash", False),
+        ("", False),
+    ],
+)
+def test_request_id_kept_only_when_a_safe_short_token(client, incoming, kept):
+    response = client.get("/_dash-layout", headers={"X-Request-ID": incoming})
+    echoed = response.headers["X-Request-ID"]
+    if kept:
+        assert echoed == incoming
+    else:
+        assert re.fullmatch(r"[0-9a-f]{16}", echoed)
+
+
+def test_access_log_json_line(client):
+    stream = _Capture()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    access = logging.getLogger(logs.ACCESS_LOGGER)
+    access.addHandler(handler)
+    old_level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        client.get("/assets/app.css?customer=secret", headers={"X-Request-ID": "req-42"})
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(old_level)
+    line = json.loads(stream.lines[-1])
+    assert line["request_id"] == "req-42"
+    assert (line["method"], line["path"], line["status"]) == ("GET", "/assets/app.css", 200)
+    assert line["duration_ms"] >= 0
+    assert {"time", "level", "logger", "message"} <= set(line)
+    assert line["logger"] == "dashboard.access"
+    assert "secret" not in stream.lines[-1]
+
+
+def test_text_log_line_carries_the_request_id(client):
+    record = logging.LogRecord("dashboard", logging.INFO, __file__, 1, "hello", None, None)
+    record.request_id = "req-7"
+    assert "[req-7]: hello" in logs.TextFormatter().format(record)
+    record = logging.LogRecord("dashboard", logging.INFO, __file__, 1, "outside", None, None)
+    assert logs.TextFormatter().format(record).endswith("dashboard: outside")
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.lines += [line for line in text.splitlines() if line.strip()]
+
+    def flush(self) -> None:
+        pass
+
+
+# -- gunicorn for real -----------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def trained_models(tmp_path_factory, demo_workspace) -> Path:
+    """A models directory holding a model for the demo base, so gunicorn starts in seconds."""
+    from analytics.workflow import save
+
+    models = tmp_path_factory.mktemp("serve-models")
+    save(dataclasses.replace(demo_workspace.model), models)  # a copy: save() sets .version
+    return models
+
+
+def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
+    env.update(
+        RETENTION_MODELS_DIR=str(models),
+        RETENTION_PORT=str(port),
+        RETENTION_WORKERS="2",
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
+def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
+            cwd=PROJ_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path) -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.url = f"http://127.0.0.1:{port}"
+
+    def get(self, path: str, *, timeout: float = 20, headers=None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def post_json(self, path: str, body, *, timeout: float = 20) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def workers(self) -> set[int]:
+        """Worker pids: the master's child processes (from /proc)."""
+        children = set()
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            children |= {int(pid) for pid in text}
+        return children
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log_text()}")
+        try:
+            if server.get("/_dash-layout", timeout=2)[0] == 200 and len(server.workers()) == 2:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn not ready after {timeout} s:\n{server.log_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(35)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def gunicorn_server(tmp_path_factory, trained_models):
+    port = free_port()
+    log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
+    proc = start_gunicorn(gunicorn_env(trained_models, port), log)
+    server = Server(proc, port, log)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        stop(proc)
+
+
+@pytest.fixture(scope="module")
+def customers(trained_models) -> list[dict]:
+    """Demo rows restricted to the model's features (the API refuses unknown fields)."""
+    import pandas as pd
+
+    (meta,) = trained_models.glob("*/model.json")
+    features = json.loads(meta.read_text())["features"]
+    frame = pd.read_csv(DEMO_DATA).head(50)[features]
+    return json.loads(frame.to_json(orient="records")) if HAS_API else []
+
+
+def test_gunicorn_logs_preload_once_and_its_workers(gunicorn_server):
+    text = gunicorn_server.log_text()
+    assert text.count("loaded model") == 1  # loaded once, in the master, before forking
+    assert "ready: 2 gthread worker(s)" in text
+    assert "Traceback" not in text
+
+
+def test_every_worker_answers_identically(gunicorn_server):
+    paths = ["/_dash-layout"] + (["/api/v1/health"] if HAS_API else [])
+    for path in paths:
+        bodies = set()
+        for i in range(40):  # a new connection each time, so both workers are reached
+            status, body = gunicorn_server.get(path, headers={"X-Request-ID": f"same-{i}"})
+            assert status == 200
+            bodies.add(body)
+        assert len(bodies) == 1, f"{path}: workers disagree"
+    # the access log says which process answered each request id
+    pids = set(re.findall(r"\[(\d+)\] dashboard\.access \[same-\d+\]", gunicorn_server.log_text()))
+    assert pids == {str(p) for p in gunicorn_server.workers()}
+
+
+def run_load(server: Server, threads: int, per_thread: int, customers, stop_at=None):
+    """Each thread alternates the layout, the health check and (with the API) one prediction;
+    returns (start, end, ok?, why) per request."""
+    results: list[tuple[float, float, bool, str]] = []
+    lock = threading.Lock()
+
+    def one(i: int) -> tuple[int, bytes]:
+        kind = i % 3
+        if kind == 2 and customers:
+            return server.post_json("/api/v1/predict", customers[i % len(customers)])
+        if kind == 1 and HAS_API:
+            return server.get("/api/v1/health")
+        return server.get("/_dash-layout")
+
+    def worker(t: int) -> None:
+        i = 0
+        while (stop_at is None and i < per_thread) or (stop_at and time.monotonic() < stop_at):
+            started = time.monotonic()
+            try:
+                status, _ = one(t + i)
+                ok, why = status == 200, str(status)
+            except OSError as exc:  # reset by a killed worker, refused, timed out
+                ok, why = False, repr(exc)
+            with lock:
+                results.append((started, time.monotonic(), ok, why))
+            i += 1
+
+    pool = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return results
+
+
+def test_loopback_load_has_no_errors(gunicorn_server, customers):
+    results = run_load(gunicorn_server, threads=8, per_thread=50, customers=customers)
+    assert len(results) == 400
+    failures = [why for *_, ok, why in results if not ok]
+    assert failures == []
+
+
+def test_a_killed_worker_is_replaced_and_service_continues(gunicorn_server, customers):
+    before = gunicorn_server.workers()
+    assert len(before) == 2
+    victim = min(before)
+    grace = 1.0
+    killed_at: list[float] = []
+
+    def kill_soon() -> None:
+        time.sleep(1.0)
+        killed_at.append(time.monotonic())
+        os.kill(victim, signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_soon)
+    killer.start()
+    results = run_load(
+        gunicorn_server,
+        threads=4,
+        per_thread=0,
+        customers=customers,
+        stop_at=time.monotonic() + 5.0,
+    )
+    killer.join()
+    kill_time = killed_at[0]
+    # requests in flight on the killed worker may fail; none that ended before it or began
+    # after a short grace
+    before_kill = [r for r in results if r[1] < kill_time]
+    after_grace = [r for r in results if r[0] > kill_time + grace]
+    assert before_kill
+    assert [why for *_, ok, why in before_kill if not ok] == []
+    assert len(after_grace) > 20
+    assert [why for *_, ok, why in after_grace if not ok] == []
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = gunicorn_server.workers()
+        if len(now) == 2 and victim not in now:
+            break
+        time.sleep(0.2)
+    now = gunicorn_server.workers()
+    assert victim not in now, "the killed worker is still there"
+    assert len(now) == 2, "the killed worker was not replaced"
+    assert gunicorn_server.get("/_dash-layout")[0] == 200
+
+
+@needs_api
+def test_batch_predict_through_gunicorn(gunicorn_server, customers):
+    status, body = gunicorn_server.post_json("/api/v1/predict", {"customers": customers})
+    assert status == 200
+    assert json.loads(body)["count"] == len(customers)
+
+
+# -- the browser under the real CSP ----------------------------------------------------------
+
+CSP_PROBE = """
+window.__cspViolations = [];
+document.addEventListener('securitypolicyviolation', function (e) {
+  window.__cspViolations.push(
+    e.violatedDirective + ' ' + (e.blockedURI || 'inline') + ' at ' + e.sourceFile + ':'
+    + e.lineNumber + ':' + e.columnNumber);
+});
+"""
+
+
+@pytest.mark.browser
+@pytest.mark.filterwarnings("ignore:HTTPResponse.getheader:DeprecationWarning")
+def test_dashboard_renders_under_the_csp_without_violations(gunicorn_server, dash_br):
+    from dash.testing.wait import until
+    from selenium.webdriver.common.by import By
+
+    driver = dash_br.driver
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
+    driver.get(gunicorn_server.url + "/")
+    kpi = '[id=\'{"name":"customers","type":"kpi"}\']'
+    until(
+        lambda: driver.find_elements(By.CSS_SELECTOR, kpi)
+        and driver.find_element(By.CSS_SELECTOR, kpi).text == "23,598",
+        30,
+        msg="the Customers KPI card did not render",
+    )
+    for tab in driver.find_elements(By.CSS_SELECTOR, ".nav-link"):  # figures, grids, forms
+        driver.execute_script("arguments[0].click()", tab)
+        time.sleep(1.0)
+    assert driver.execute_script("return window.__cspViolations") == []
+    # the value x risk chart is WebGL (plotly draws "WebGL is not supported" if eval is refused)
+    if driver.execute_script("return !!document.createElement('canvas').getContext('webgl')"):
+        tab = "//a[contains(@class, 'nav-link') and normalize-space()='At-risk customers']"
+        driver.execute_script("arguments[0].click()", driver.find_element(By.XPATH, tab))
+        until(lambda: "Value x risk" in driver.find_element(By.TAG_NAME, "body").text, 20)
+        assert "WebGL is not supported" not in driver.find_element(By.TAG_NAME, "body").text
+    console = [e["message"] for e in dash_br.get_logs()]
+    assert not [m for m in console if "Content Security Policy" in m or "Refused" in m]
+
+    # the policy is enforced and the probe sees it: an injected inline script does not run
+    driver.execute_script(
+        "var s = document.createElement('script'); s.textContent = 'window.__injected = 1';"
+        "document.body.appendChild(s);"
+    )
+    until(lambda: driver.execute_script("return window.__cspViolations.length") > 0, 5)
+    assert driver.execute_script("return window.__injected") is None
+
+
+# -- refusals at start, and shutdown ---------------------------------------------------------
+
+
+def run_to_exit(env: dict[str, str], log: Path, timeout: float = 60) -> tuple[int, list[str]]:
+    proc = start_gunicorn(env, log)
+    try:
+        code = proc.wait(timeout)
+    finally:
+        stop(proc)
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    return code, lines
+
+
+def test_bad_setting_exits_nonzero_with_one_line(tmp_path, trained_models):
+    env = gunicorn_env(trained_models, free_port(), RETENTION_LOG_LEVEL="chatty")
+    code, lines = run_to_exit(env, tmp_path / "log")
+    assert code != 0
+    expected = "expected one of DEBUG, INFO, WARNING, ERROR"
+    assert lines == [f"error: RETENTION_LOG_LEVEL='chatty': {expected}"]
+
+
+def test_corrupt_model_without_retrain_exits_nonzero_with_one_line(tmp_path, trained_models):
+    models = tmp_path / "models"
+    shutil.copytree(trained_models, models)
+    (pipeline,) = models.glob("*/pipeline.joblib")
+    pipeline.write_bytes(b"not a model")
+    env = gunicorn_env(models, free_port(), RETENTION_RETRAIN="0")
+    code, lines = run_to_exit(env, tmp_path / "log")
+    assert code != 0
+    errors = [line for line in lines if "ERROR" in line]
+    assert len(errors) == 1, lines
+    assert "cannot start: model:" in errors[0]
+    assert "corrupt or replaced file" in errors[0]
+    assert "RETENTION_RETRAIN=0" in errors[0]
+    assert not any("Traceback" in line for line in lines)
+
+
+def test_sigterm_stops_gracefully_with_status_zero(gunicorn_server):
+    """Last of the gunicorn tests: it stops the module's server."""
+    workers = gunicorn_server.workers()
+    gunicorn_server.proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    code = gunicorn_server.proc.wait(35)
+    assert code == 0
+    assert time.monotonic() - started < 30  # graceful_timeout in gunicorn.conf.py
+    assert "Shutting down: Master" in gunicorn_server.log_text()
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+    with pytest.raises(ConnectionRefusedError):
+        http.client.HTTPConnection("127.0.0.1", gunicorn_server.port, timeout=2).request("GET", "/")
