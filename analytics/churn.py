@@ -87,34 +87,46 @@ def candidate_pipelines(
     numeric: Sequence[str], categorical: Sequence[str], random_state: int = 42
 ) -> dict[str, Pipeline]:
     """Unfitted candidates, each one Pipeline from raw feature columns to probability."""
-    logistic = Pipeline([
-        ("preprocess", build_preprocessor("linear", numeric, categorical)),
-        # Mild L2 (C=0.5): splines and one-hot levels add many correlated columns.
-        ("model", LogisticRegression(C=0.5, max_iter=2000)),
-    ])
-    boosting = Pipeline([
-        ("preprocess", build_preprocessor("tree", numeric, categorical)),
-        # Tuned on Telco: slower learning, small trees, big leaves; early stopping on a 10 %
-        # validation split picks the number of trees.
-        ("model", HistGradientBoostingClassifier(
-            learning_rate=0.05,
-            max_leaf_nodes=15,
-            l2_regularization=1.0,
-            min_samples_leaf=40,
-            max_iter=300,
-            early_stopping=True,
-            validation_fraction=0.1,
-            n_iter_no_change=10,
-            categorical_features=tree_categorical_features(categorical),
-            random_state=random_state,
-        )),
-    ])
-    blend = Pipeline([
-        ("model", VotingClassifier(
-            [("logistic", clone(logistic)), ("gradient_boosting", clone(boosting))],
-            voting="soft",
-        )),
-    ])
+    logistic = Pipeline(
+        [
+            ("preprocess", build_preprocessor("linear", numeric, categorical)),
+            # Mild L2 (C=0.5): splines and one-hot levels add many correlated columns.
+            ("model", LogisticRegression(C=0.5, max_iter=2000)),
+        ]
+    )
+    boosting = Pipeline(
+        [
+            ("preprocess", build_preprocessor("tree", numeric, categorical)),
+            # Tuned on Telco: slower learning, small trees, big leaves; early stopping on a 10 %
+            # validation split picks the number of trees.
+            (
+                "model",
+                HistGradientBoostingClassifier(
+                    learning_rate=0.05,
+                    max_leaf_nodes=15,
+                    l2_regularization=1.0,
+                    min_samples_leaf=40,
+                    max_iter=300,
+                    early_stopping=True,
+                    validation_fraction=0.1,
+                    n_iter_no_change=10,
+                    categorical_features=tree_categorical_features(categorical),
+                    random_state=random_state,
+                ),
+            ),
+        ]
+    )
+    blend = Pipeline(
+        [
+            (
+                "model",
+                VotingClassifier(
+                    [("logistic", clone(logistic)), ("gradient_boosting", clone(boosting))],
+                    voting="soft",
+                ),
+            ),
+        ]
+    )
     return {"logistic": logistic, "gradient_boosting": boosting, "blend": blend}
 
 
@@ -160,8 +172,7 @@ def _at_threshold(y: np.ndarray, p: np.ndarray, t: float) -> dict:
     precision = tp / n_flagged if n_flagged else 0.0
     recall = tp / positives if positives else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1,
-            "flagged_share": n_flagged / len(y)}
+    return {"precision": precision, "recall": recall, "f1": f1, "flagged_share": n_flagged / len(y)}
 
 
 def top_decile_lift(y: np.ndarray, p: np.ndarray, share: float = TOP_SHARE) -> float:
@@ -196,13 +207,17 @@ def curves(y: np.ndarray, p: np.ndarray) -> dict:
     return {
         "roc": {"fpr": fpr_s, "tpr": tpr_s},
         "pr": {"recall": recall_s, "precision": precision_s},
-        "calibration": {"prob_pred": [float(v) for v in prob_pred],
-                        "prob_true": [float(v) for v in prob_true]},
+        "calibration": {
+            "prob_pred": [float(v) for v in prob_pred],
+            "prob_true": [float(v) for v in prob_true],
+        },
     }
 
 
 def honest_fold_metrics(
-    y: np.ndarray, oof: np.ndarray, folds: Sequence[np.ndarray],
+    y: np.ndarray,
+    oof: np.ndarray,
+    folds: Sequence[np.ndarray],
     target_recall: float | None = None,
 ) -> list[dict]:
     """Per fold k: t chosen on the OOF predictions of the other folds, applied to fold k.
@@ -215,20 +230,25 @@ def honest_fold_metrics(
         others = np.setdiff1d(all_rows, test, assume_unique=True)
         t = choose_threshold(y[others], oof[others], target_recall)
         yk, pk = y[test], oof[test]
-        out.append({
-            "fold": k,
-            "rows": len(test),
-            "churned": int(yk.sum()),
-            "threshold": t,
-            **_at_threshold(yk, pk, t),
-            "roc_auc": float(roc_auc_score(yk, pk)),
-            "pr_auc": float(average_precision_score(yk, pk)),
-        })
+        out.append(
+            {
+                "fold": k,
+                "rows": len(test),
+                "churned": int(yk.sum()),
+                "threshold": t,
+                **_at_threshold(yk, pk, t),
+                "roc_auc": float(roc_auc_score(yk, pk)),
+                "pr_auc": float(average_precision_score(yk, pk)),
+            }
+        )
     return out
 
 
 def _evaluate(
-    y: np.ndarray, oof: np.ndarray, folds: Sequence[np.ndarray], threshold: float,
+    y: np.ndarray,
+    oof: np.ndarray,
+    folds: Sequence[np.ndarray],
+    threshold: float,
     fold_metrics: list[dict],
 ) -> dict:
     pooled = _score(y, oof)
@@ -244,10 +264,11 @@ def _evaluate(
         "roc_auc_pooled": pooled["roc_auc"],
         "pr_auc_pooled": pooled["pr_auc"],
         # Precision / recall / F1: mean over folds, each fold at a threshold chosen without it.
-        **{k: float(np.mean([f[k] for f in fold_metrics]))
-           for k in ("precision", "recall", "f1")},
-        **{f"{k}_std": float(np.std([f[k] for f in fold_metrics]))
-           for k in ("precision", "recall", "f1")},
+        **{k: float(np.mean([f[k] for f in fold_metrics])) for k in ("precision", "recall", "f1")},
+        **{
+            f"{k}_std": float(np.std([f[k] for f in fold_metrics]))
+            for k in ("precision", "recall", "f1")
+        },
         "threshold": threshold,
         # Share of the base at or above the production threshold (how many get flagged).
         "flagged_share": optimistic["flagged_share"],
@@ -309,19 +330,20 @@ def _stack(part: pd.DataFrame, overrides: Sequence[tuple[str, object]]) -> pd.Da
             values = values.astype("float64")  # a constant may be NaN
         for b in copies:
             change = overrides[b][1]
-            values[b * m:(b + 1) * m] = base[change] if isinstance(change, np.ndarray) else change
+            values[b * m : (b + 1) * m] = base[change] if isinstance(change, np.ndarray) else change
         columns[col] = pd.Categorical.from_codes(values, dtype=s.dtype) if is_cat else values
     return pd.DataFrame(columns)
 
 
-def _predict_stacked(pipeline, part: pd.DataFrame, overrides: Sequence[tuple[str, object]],
-                     chunk_rows: int) -> np.ndarray:
+def _predict_stacked(
+    pipeline, part: pd.DataFrame, overrides: Sequence[tuple[str, object]], chunk_rows: int
+) -> np.ndarray:
     """p for every copy of `part` (shape: copies x rows), at most ~chunk_rows rows per call."""
     m = len(part)
     per_call = max(1, chunk_rows // max(m, 1))
     out = []
     for start in range(0, len(overrides), per_call):
-        batch = overrides[start:start + per_call]
+        batch = overrides[start : start + per_call]
         out.append(predict_proba(pipeline, _stack(part, batch)).reshape(len(batch), m))
     return np.vstack(out)
 
@@ -367,9 +389,9 @@ def driver_deltas(
     base = predict_proba(pipeline, X)
     rows_per_chunk = max(1, chunk_rows // k)
     for start in range(0, n, rows_per_chunk):
-        part = X.iloc[start:start + rows_per_chunk]
+        part = X.iloc[start : start + rows_per_chunk]
         varied = _predict_stacked(pipeline, part, overrides, chunk_rows)
-        deltas[start:start + len(part)] = base[start:start + len(part), None] - varied.T
+        deltas[start : start + len(part)] = base[start : start + len(part), None] - varied.T
     for j, col in enumerate(feats):
         deltas[_at_typical(X, col, typical[col]), j] = 0.0
     return pd.DataFrame(deltas, index=index, columns=feats)
@@ -482,7 +504,12 @@ def _cross_validate(name, pipeline, X, y, folds, progress) -> tuple[np.ndarray, 
 
 
 def permutation_drop(
-    model, X: pd.DataFrame, y: np.ndarray, *, n_repeats: int, random_state: int,
+    model,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    *,
+    n_repeats: int,
+    random_state: int,
     chunk_rows: int = CHUNK_ROWS,
 ) -> np.ndarray:
     """Drop in ROC-AUC when each raw column is shuffled: shape (features, n_repeats).
@@ -518,17 +545,21 @@ def _importance(models, X, y, folds, random_state, progress) -> pd.DataFrame:
     per_fold = []
     for k, ((_, test_idx), model) in enumerate(zip(folds, models, strict=True), start=1):
         progress(f"permutation importance (fold {k}/{len(folds)})")
-        drop = permutation_drop(model, X.iloc[test_idx], y[test_idx], n_repeats=repeats,
-                                random_state=random_state)
+        drop = permutation_drop(
+            model, X.iloc[test_idx], y[test_idx], n_repeats=repeats, random_state=random_state
+        )
         per_fold.append(drop.mean(axis=1))
     per_fold = np.array(per_fold)
-    imp = pd.DataFrame({
-        "feature": list(X.columns),
-        "importance_mean": per_fold.mean(axis=0),
-        "importance_std": per_fold.std(axis=0),
-    })
-    return imp.sort_values(["importance_mean", "feature"], ascending=[False, True],
-                           kind="stable").reset_index(drop=True)
+    imp = pd.DataFrame(
+        {
+            "feature": list(X.columns),
+            "importance_mean": per_fold.mean(axis=0),
+            "importance_std": per_fold.std(axis=0),
+        }
+    )
+    return imp.sort_values(
+        ["importance_mean", "feature"], ascending=[False, True], kind="stable"
+    ).reset_index(drop=True)
 
 
 def _oof_reasons(models, X, folds, typical, progress) -> pd.DataFrame:
@@ -540,8 +571,9 @@ def _oof_reasons(models, X, folds, typical, progress) -> pd.DataFrame:
     return pd.concat(parts).sort_index()
 
 
-def _holdout(pipeline, holdout, numeric, categorical, random_state, target_recall, threshold,
-             progress) -> dict:
+def _holdout(
+    pipeline, holdout, numeric, categorical, random_state, target_recall, threshold, progress
+) -> dict:
     X_train, y_train, X_test, y_test = holdout
     features = [*numeric, *categorical]
     y_train, _ = _check_inputs(X_train, y_train, numeric, categorical)
@@ -558,16 +590,19 @@ def _holdout(pipeline, holdout, numeric, categorical, random_state, target_recal
     if n_splits:
         # The threshold comes from a CV of the training part: the test period's labels stay
         # unseen until the final score.
-        folds = list(StratifiedKFold(n_splits, shuffle=True, random_state=random_state)
-                     .split(X_train, y_train))
-        oof, _, _ = _cross_validate("the holdout's training part", pipeline, X_train, y_train,
-                                    folds, progress)
+        folds = list(
+            StratifiedKFold(n_splits, shuffle=True, random_state=random_state).split(
+                X_train, y_train
+            )
+        )
+        oof, _, _ = _cross_validate(
+            "the holdout's training part", pipeline, X_train, y_train, folds, progress
+        )
         t = choose_threshold(y_train, oof, target_recall)
         source = f"chosen on {n_splits}-fold CV of the holdout's training part"
     else:
         t, source = threshold, "the production threshold (training part too small for CV)"
-    progress(f"time-ordered holdout: fitting on {len(X_train):,} rows, "
-             f"testing on {len(X_test):,}")
+    progress(f"time-ordered holdout: fitting on {len(X_train):,} rows, testing on {len(X_test):,}")
     model = clone(pipeline).fit(X_train, y_train)
     p = predict_proba(model, X_test)
     return {
@@ -594,8 +629,16 @@ def train(
 ) -> TrainResult:
     """Cross-validate every candidate, keep the best by mean ROC-AUC, evaluate and refit it."""
     with _one_thread():
-        return _train(X, y, numeric=numeric, categorical=categorical, random_state=random_state,
-                      holdout=holdout, target_recall=target_recall, progress=progress)
+        return _train(
+            X,
+            y,
+            numeric=numeric,
+            categorical=categorical,
+            random_state=random_state,
+            holdout=holdout,
+            target_recall=target_recall,
+            progress=progress,
+        )
 
 
 def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, progress):
@@ -624,7 +667,8 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
     fold_metrics = honest_fold_metrics(y, oof, test_folds, target_recall)
     metrics = _evaluate(y, oof, test_folds, threshold, fold_metrics)
     metrics["threshold_rule"] = (
-        f"highest t with out-of-fold recall >= {target_recall}" if target_recall
+        f"highest t with out-of-fold recall >= {target_recall}"
+        if target_recall
         else "maximises F1 of the churn class on out-of-fold predictions"
     )
 
@@ -638,8 +682,16 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
 
     holdout_metrics = None
     if holdout is not None:
-        holdout_metrics = _holdout(pipelines[chosen], holdout, numeric, categorical,
-                                   random_state, target_recall, threshold, progress)
+        holdout_metrics = _holdout(
+            pipelines[chosen],
+            holdout,
+            numeric,
+            categorical,
+            random_state,
+            target_recall,
+            threshold,
+            progress,
+        )
     return TrainResult(
         pipeline=final,
         chosen=chosen,

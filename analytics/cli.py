@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analytics import io, synthetic, workflow
-from analytics.config import DEMO_DATA, MODELS_DIR, ConfigError, settings_from_env
+from analytics.config import DEMO_DATA, ConfigError, models_dir_from_env, settings_from_env
 from analytics.schema import DataError, parse_mapping_pairs
 
 EXIT_ERROR = 1
@@ -107,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
         "train", parents=[common], help="train and save a model, then print the evaluation report"
     )
     _add_data_options(tr, default_data=True)
-    tr.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    tr.add_argument(
+        "--models-dir", type=Path, default=None, help="default: RETENTION_MODELS_DIR, else models/"
+    )
     tr.add_argument("--as-of", type=_date, help="snapshot date for dated tables (default: latest)")
     tr.add_argument("--window-months", type=_positive_int, help="observation window (default 1)")
     tr.add_argument(
@@ -118,13 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "evaluate", parents=[common], help="print the evaluation report of a saved model"
     )
-    ev.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    ev.add_argument(
+        "--models-dir", type=Path, default=None, help="default: RETENTION_MODELS_DIR, else models/"
+    )
     ev.add_argument("--version", help="a saved version (default: the current one)")
 
     sc = sub.add_parser("score", parents=[common], help="score customers with the saved model")
     _add_data_options(sc, default_data=False)
     sc.add_argument("--out", type=Path, required=True, help="output .csv or .parquet")
-    sc.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    sc.add_argument(
+        "--models-dir", type=Path, default=None, help="default: RETENTION_MODELS_DIR, else models/"
+    )
     sc.add_argument("--quiet", action="store_true")
     return parser
 
@@ -207,6 +213,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "models_dir", "absent") is None:
+        args.models_dir = models_dir_from_env()
     try:
         return COMMANDS[args.command](args)
     except (DataError, io.ArtifactError, ConfigError) as exc:

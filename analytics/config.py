@@ -55,6 +55,13 @@ def _check_range(name, value, low, high, *, low_open=False) -> None:
         raise ConfigError(f"{ENV_PREFIX}{name.upper()}={value}: must be in {bound}")
 
 
+def models_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
+    """RETENTION_MODELS_DIR, else models/ in the project: the CLI and the server agree."""
+    env = os.environ if env is None else env
+    raw = (env.get(ENV_PREFIX + "MODELS_DIR") or "").strip()
+    return Path(raw) if raw else MODELS_DIR
+
+
 def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> Settings:
     """Settings from RETENTION_* variables; keyword overrides (CLI flags) win."""
     env = os.environ if env is None else env

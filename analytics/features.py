@@ -83,8 +83,9 @@ def build_preprocessor(
     if overlap:
         raise ValueError(f"columns listed as both numeric and categorical: {sorted(overlap)}")
     build = _linear if kind == "linear" else _tree
-    pre = ColumnTransformer(build(numeric, categorical), remainder="drop",
-                            verbose_feature_names_out=kind == "linear")
+    pre = ColumnTransformer(
+        build(numeric, categorical), remainder="drop", verbose_feature_names_out=kind == "linear"
+    )
     return pre.set_output(transform="pandas")
 
 
@@ -93,36 +94,63 @@ def _linear(numeric: list[str], categorical: list[str]) -> list[tuple]:
     if numeric:
         # keep_empty_features: an all-missing column stays (as a constant) so the output
         # columns do not depend on which rows a fold happened to get.
-        steps.append((
-            "num",
-            Pipeline([
-                ("impute", SimpleImputer(strategy="median", add_indicator=True,
-                                         keep_empty_features=True)),
-                ("scale", StandardScaler()),
-            ]),
-            numeric,
-        ))
-        steps.append((
-            "spline",
-            Pipeline([
-                ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
-                ("spline", SplineTransformer(n_knots=SPLINE_KNOTS, degree=3)),
-            ]),
-            ManyValued(tuple(numeric)),
-        ))
+        steps.append(
+            (
+                "num",
+                Pipeline(
+                    [
+                        (
+                            "impute",
+                            SimpleImputer(
+                                strategy="median", add_indicator=True, keep_empty_features=True
+                            ),
+                        ),
+                        ("scale", StandardScaler()),
+                    ]
+                ),
+                numeric,
+            )
+        )
+        steps.append(
+            (
+                "spline",
+                Pipeline(
+                    [
+                        ("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
+                        ("spline", SplineTransformer(n_knots=SPLINE_KNOTS, degree=3)),
+                    ]
+                ),
+                ManyValued(tuple(numeric)),
+            )
+        )
     if categorical:
-        steps.append((
-            "cat",
-            Pipeline([
-                ("impute", SimpleImputer(strategy="constant", fill_value=MISSING_LEVEL,
-                                         keep_empty_features=True)),
-                ("onehot", OneHotEncoder(handle_unknown="ignore",
-                                         min_frequency=ONEHOT_MIN_FREQUENCY,
-                                         max_categories=ONEHOT_MAX_CATEGORIES,
-                                         sparse_output=False)),
-            ]),
-            categorical,
-        ))
+        steps.append(
+            (
+                "cat",
+                Pipeline(
+                    [
+                        (
+                            "impute",
+                            SimpleImputer(
+                                strategy="constant",
+                                fill_value=MISSING_LEVEL,
+                                keep_empty_features=True,
+                            ),
+                        ),
+                        (
+                            "onehot",
+                            OneHotEncoder(
+                                handle_unknown="ignore",
+                                min_frequency=ONEHOT_MIN_FREQUENCY,
+                                max_categories=ONEHOT_MAX_CATEGORIES,
+                                sparse_output=False,
+                            ),
+                        ),
+                    ]
+                ),
+                categorical,
+            )
+        )
     return steps
 
 
@@ -131,13 +159,18 @@ def _tree(numeric: list[str], categorical: list[str]) -> list[tuple]:
     if categorical:
         # Unknown levels at predict time become NaN, which HistGradientBoosting sends down
         # the missing-value branch instead of failing.
-        steps.append((
-            "cat",
-            OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=np.nan,
-                           encoded_missing_value=np.nan,
-                           max_categories=ORDINAL_MAX_CATEGORIES),
-            categorical,
-        ))
+        steps.append(
+            (
+                "cat",
+                OrdinalEncoder(
+                    handle_unknown="use_encoded_value",
+                    unknown_value=np.nan,
+                    encoded_missing_value=np.nan,
+                    max_categories=ORDINAL_MAX_CATEGORIES,
+                ),
+                categorical,
+            )
+        )
     if numeric:
         steps.append(("num", "passthrough", Observed(tuple(numeric))))
     return steps

@@ -145,9 +145,7 @@ def _check_binary(path: Path, data: bytes) -> None:
     # UTF-16 text is full of NUL bytes: it is checked once decoded
     nul = -1 if data.startswith(_UTF16_BOMS) else data.find(b"\x00")
     if nul >= 0:
-        raise NotATableError(
-            f"{path.name} is binary, not a text table (NUL byte at offset {nul})"
-        )
+        raise NotATableError(f"{path.name} is binary, not a text table (NUL byte at offset {nul})")
 
 
 def decode_text(name: str, data: bytes) -> tuple[str, str | None]:
@@ -176,8 +174,10 @@ def decode_text(name: str, data: bytes) -> tuple[str, str | None]:
             f"{name} is neither UTF-8 nor Windows-1252 text (byte 0x{bad:02x} at offset "
             f"{utf8_error.start} is not valid UTF-8): re-save it as UTF-8"
         ) from None
-    return text, f"{name}: read as Windows-1252 text (not valid UTF-8 from byte offset " \
-                 f"{utf8_error.start})"
+    return (
+        text,
+        f"{name}: read as Windows-1252 text (not valid UTF-8 from byte offset {utf8_error.start})",
+    )
 
 
 def _check_text(name: str, text: str) -> None:
@@ -192,8 +192,9 @@ def _check_text(name: str, text: str) -> None:
         )
     start = text.lstrip()[:200].lower()
     if start.startswith(("<!doctype html", "<html")):
-        raise NotATableError(f"{name} is an HTML page, not a table (a download link that "
-                             "returned a web page?)")
+        raise NotATableError(
+            f"{name} is an HTML page, not a table (a download link that returned a web page?)"
+        )
 
 
 def sniff_delimiter(sample: str) -> str | None:
@@ -227,8 +228,13 @@ def _parse_csv(name: str, text: str) -> pd.DataFrame:
         )
     try:
         raw = pd.read_csv(
-            io.StringIO(text), sep=delimiter, dtype=str, keep_default_na=False,
-            na_values=[""], skip_blank_lines=False, index_col=False,
+            io.StringIO(text),
+            sep=delimiter,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            skip_blank_lines=False,
+            index_col=False,
         )
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
@@ -249,10 +255,10 @@ def _trim(text: str) -> tuple[str, int, str | None]:
     """(text without leading/trailing blank lines or an Excel 'sep=' line, header line, sep)."""
     lead = re.match(r"(?:[ \t]*\r?\n)*", text)
     skipped = text.count("\n", 0, lead.end()) if lead else 0
-    text = text[lead.end() if lead else 0:].rstrip()
+    text = text[lead.end() if lead else 0 :].rstrip()
     excel = re.match(r"sep=(.)\r?\n", text)
     if excel:
-        text = text[excel.end():]
+        text = text[excel.end() :]
         skipped += 1
     return text, skipped + 1, excel.group(1) if excel else None
 
@@ -535,7 +541,8 @@ def list_model_versions(models_dir: str | os.PathLike) -> list[str]:
     if not models_dir.is_dir():
         return []
     return sorted(
-        p.name for p in models_dir.iterdir()
+        p.name
+        for p in models_dir.iterdir()
         if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
     )
 
@@ -549,8 +556,9 @@ def _current_version(models_dir: Path) -> str:
     except FileNotFoundError:
         raise ArtifactError(no_model) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"{models_dir / CURRENT_FILE} cannot be read ({exc}): "
-                            f"{TRAIN_HINT}") from None
+        raise ArtifactError(
+            f"{models_dir / CURRENT_FILE} cannot be read ({exc}): {TRAIN_HINT}"
+        ) from None
     if not version:
         raise ArtifactError(f"{models_dir / CURRENT_FILE} is empty: {TRAIN_HINT}")
     return version
@@ -591,9 +599,7 @@ def _check_libraries(file: Path, meta: Mapping[str, Any]) -> None:
             )
 
 
-def load_model_version(
-    models_dir: str | os.PathLike, version: str | None = None
-) -> LoadedModel:
+def load_model_version(models_dir: str | os.PathLike, version: str | None = None) -> LoadedModel:
     """Load models_dir/<version> (default: the one named in CURRENT), checking it first.
 
     Nothing is unpickled unless model.json is ours, the pipeline's sha256 matches it and the
@@ -606,8 +612,7 @@ def load_model_version(
     if not folder.is_dir():
         available = ", ".join(list_model_versions(models_dir)) or "none"
         raise ArtifactError(
-            f"no model version '{version}' in {models_dir} (available: {available}): "
-            f"{TRAIN_HINT}"
+            f"no model version '{version}' in {models_dir} (available: {available}): {TRAIN_HINT}"
         )
     meta = _read_meta(folder)
     pipeline = folder / PIPELINE_FILE

@@ -20,6 +20,7 @@ from analytics import columns as C
 # Numbers may go a little past what training saw (a tenure one month longer than the oldest
 # customer); far outside, the model extrapolates blindly, so they are refused.
 RANGE_SLACK = 0.5
+MIN_DRIVER = 0.0005  # a driver must move p by at least 0.05 points to be listed
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,7 @@ def predict(
         row["drivers"] = [
             {"feature": f, "value": _jsonable(X[f].iloc[i]), "change_in_probability": round(v, 4)}
             for f, v in d.items()
-            if v > 0
+            if v >= MIN_DRIVER  # "+0.0 pts" explains nothing
         ][:top]
         out.append(row)
     return out

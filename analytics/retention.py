@@ -12,37 +12,56 @@ from analytics import value
 from analytics.result import Unavailable
 
 # Reason text starts with the feature name ("contract = Monthly (+18.2 pts)"); the action is
-# chosen by what the feature is about, matched on words so it works for any schema.
+# chosen by what the feature is about, matched on whole words of its name so it works for any
+# schema ("customer_age" is not "tenure"; "Account length" is).
 ACTIONS = (
     (
-        r"contract|term|plan_length|commitment",
+        {"contract", "term", "commitment"},
         "Offer a discounted longer contract (e.g. 12 months) in exchange for commitment.",
     ),
     (
-        r"payment|billing|autopay|invoice|check",
+        {"payment", "paymentmethod", "billing", "autopay", "invoice", "paperlessbilling"},
         "Move them to automatic payment with a one-off credit; remove billing friction.",
     ),
     (
-        r"support|ticket|complain|tech|service_call|calls?$",
+        {"support", "ticket", "tickets", "complaint", "complaints", "techsupport", "calls"},
         "Priority call from a senior support agent to resolve open issues.",
     ),
     (
-        r"price|charge|fee|revenue|spend|bill|discount",
+        {"price", "charge", "charges", "monthlycharges", "fee", "revenue", "spend", "discount"},
         "Review their recent price change; offer a loyalty discount or a better-fitting plan.",
     ),
     (
-        r"usage|hours|minutes|login|sessions|activity|engagement|data",
+        {"usage", "hours", "minutes", "login", "logins", "sessions", "activity", "engagement"},
         "Re-engagement: show unused features, onboarding help or a usage tip series.",
     ),
     (
-        r"tenure|months|age|since",
+        {"tenure", "length", "since", "lifetime"},
         "Early-life check-in: a welcome call and onboarding review for newer customers.",
     ),
     (
-        r"security|backup|protection|streaming|internet|phone|addon|add_on|service",
+        {
+            "security",
+            "backup",
+            "protection",
+            "streaming",
+            "internetservice",
+            "addon",
+            "onlinesecurity",
+            "onlinebackup",
+            "deviceprotection",
+            "streamingtv",
+        },
         "Bundle offer: add the missing service or support add-on free for 3 months.",
     ),
 )
+
+
+def _words(name: str) -> set[str]:
+    """'support_tickets_90d' -> {'support', 'tickets', '90d'}; 'TechSupport' -> 'techsupport'."""
+    return {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+
+
 DEFAULT_ACTION = "Personal retention call to understand their needs and offer a tailored incentive."
 
 
@@ -66,9 +85,9 @@ def recommend_action(row: pd.Series | dict, *, save_rate: float, cost_per_contac
                 f"{cost_per_contact:,.0f}): include in an automated email campaign only."
             )
     reason = str(get(C.REASONS[0], "") or "")
-    feature = reason_feature(reason).lower()
-    for pattern, action in ACTIONS:
-        if feature and re.search(pattern, feature):
+    words = _words(reason_feature(reason))
+    for keywords, action in ACTIONS:
+        if words & keywords:
             return action
     return DEFAULT_ACTION
 

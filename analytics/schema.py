@@ -84,44 +84,137 @@ class MappingError(DataError):
 # Matching ignores case and every non-alphanumeric character ("Customer ID" == "customer_id").
 ALIASES: dict[str, tuple[str, ...]] = {
     C.CUSTOMER_ID: (
-        "customer_id", "customerid", "customer id", "customer_number", "customer_no",
-        "customer_code", "customer_key", "cust_id", "custid", "client_id", "clientnum",
-        "client_number", "account_id", "account_number", "acct_id", "user_id", "subscriber_id",
-        "member_id", "id", "phone number",
+        "customer_id",
+        "customerid",
+        "customer id",
+        "customer_number",
+        "customer_no",
+        "customer_code",
+        "customer_key",
+        "cust_id",
+        "custid",
+        "client_id",
+        "clientnum",
+        "client_number",
+        "account_id",
+        "account_number",
+        "acct_id",
+        "user_id",
+        "subscriber_id",
+        "member_id",
+        "id",
+        "phone number",
     ),
     C.CHURNED: (
-        "churned", "churn", "exited", "attrition", "attrition_flag", "is_churn", "is_churned",
-        "has_churned", "churn_flag", "churn_label", "churn_value", "churn_status", "churned_flag",
-        "left", "has_left", "cancelled", "canceled", "is_cancelled",
+        "churned",
+        "churn",
+        "exited",
+        "attrition",
+        "attrition_flag",
+        "is_churn",
+        "is_churned",
+        "has_churned",
+        "churn_flag",
+        "churn_label",
+        "churn_value",
+        "churn_status",
+        "churned_flag",
+        "left",
+        "has_left",
+        "cancelled",
+        "canceled",
+        "is_cancelled",
         # generic names, taken as the label only when the column holds exactly two values
-        "target", "label", "class", "outcome", "status",
+        "target",
+        "label",
+        "class",
+        "outcome",
+        "status",
     ),
     C.TENURE: (
-        "tenure_months", "tenure", "tenure_in_months", "tenure_month", "months_as_customer",
-        "months_on_book", "account length", "account_length_months", "customer_tenure",
-        "months_active", "months_subscribed", "subscription_months", "membership_months",
-        "lifetime_months", "lifetime",
+        "tenure_months",
+        "tenure",
+        "tenure_in_months",
+        "tenure_month",
+        "months_as_customer",
+        "months_on_book",
+        "account length",
+        "account_length_months",
+        "customer_tenure",
+        "months_active",
+        "months_subscribed",
+        "subscription_months",
+        "membership_months",
+        "lifetime_months",
+        "lifetime",
     ),
     C.MONTHLY_REVENUE: (
-        "monthly_revenue", "monthlycharges", "monthly_charges", "monthly_charge", "monthly_fee",
-        "monthly_fees", "monthly_spend", "monthly_payment", "monthly_amount", "monthly_bill",
-        "monthly_price", "monthly_recurring_revenue", "mrr", "arpu", "revenue_monthly",
+        "monthly_revenue",
+        "monthlycharges",
+        "monthly_charges",
+        "monthly_charge",
+        "monthly_fee",
+        "monthly_fees",
+        "monthly_spend",
+        "monthly_payment",
+        "monthly_amount",
+        "monthly_bill",
+        "monthly_price",
+        "monthly_recurring_revenue",
+        "mrr",
+        "arpu",
+        "revenue_monthly",
     ),
     C.TOTAL_REVENUE: (
-        "total_revenue", "totalcharges", "total_charges", "total_charge", "total_spend",
-        "total_spent", "total_paid", "total_amount", "total_billed", "revenue_to_date",
-        "lifetime_value_to_date", "ltv_to_date", "cumulative_revenue",
+        "total_revenue",
+        "totalcharges",
+        "total_charges",
+        "total_charge",
+        "total_spend",
+        "total_spent",
+        "total_paid",
+        "total_amount",
+        "total_billed",
+        "revenue_to_date",
+        "lifetime_value_to_date",
+        "ltv_to_date",
+        "cumulative_revenue",
     ),
     C.SIGNUP_DATE: (
-        "signup_date", "sign_up_date", "start_date", "join_date", "joined_date", "joining_date",
-        "date_joined", "subscription_start", "subscription_start_date", "registration_date",
-        "registered_at", "activation_date", "enrollment_date", "onboarding_date",
-        "customer_since", "created_at", "account_created",
+        "signup_date",
+        "sign_up_date",
+        "start_date",
+        "join_date",
+        "joined_date",
+        "joining_date",
+        "date_joined",
+        "subscription_start",
+        "subscription_start_date",
+        "registration_date",
+        "registered_at",
+        "activation_date",
+        "enrollment_date",
+        "onboarding_date",
+        "customer_since",
+        "created_at",
+        "account_created",
     ),
     C.CHURN_DATE: (
-        "churn_date", "churned_at", "churned_date", "date_of_churn", "end_date", "cancel_date",
-        "cancellation_date", "cancelled_at", "canceled_at", "termination_date", "exit_date",
-        "leave_date", "left_date", "subscription_end", "subscription_end_date",
+        "churn_date",
+        "churned_at",
+        "churned_date",
+        "date_of_churn",
+        "end_date",
+        "cancel_date",
+        "cancellation_date",
+        "cancelled_at",
+        "canceled_at",
+        "termination_date",
+        "exit_date",
+        "leave_date",
+        "left_date",
+        "subscription_end",
+        "subscription_end_date",
     ),
 }
 BINARY_ONLY_ALIASES = frozenset({"target", "label", "class", "outcome", "status"})
@@ -129,33 +222,106 @@ BINARY_ONLY_ALIASES = frozenset({"target", "label", "class", "outcome", "status"
 _NUMERIC_CANONICAL = (C.TENURE, C.MONTHLY_REVENUE, C.TOTAL_REVENUE)
 # Canonical columns whose look-alikes would leak the outcome or identify rows if kept.
 _EXCLUSIVE_CANONICAL = (C.CUSTOMER_ID, C.CHURNED, C.SIGNUP_DATE, C.CHURN_DATE)
-_SCORED_COLUMNS = frozenset((
-    C.P_CHURN, C.P_MONTHLY, C.RISK_BAND, C.CLV, C.VALUE, C.EXPECTED_LOSS, C.HIGH_VALUE,
-    C.SEGMENT, *C.REASONS,
-))
+_SCORED_COLUMNS = frozenset(
+    (
+        C.P_CHURN,
+        C.P_MONTHLY,
+        C.RISK_BAND,
+        C.CLV,
+        C.VALUE,
+        C.EXPECTED_LOSS,
+        C.HIGH_VALUE,
+        C.SEGMENT,
+        *C.REASONS,
+    )
+)
 _LEAK_STEMS = ("churn", "attrit")
-_PERSONAL = frozenset({
-    "name", "surname", "firstname", "lastname", "fullname", "customername", "clientname",
-    "email", "emailaddress", "mail", "phone", "phonenumber", "telephone", "mobile",
-    "mobilenumber", "address", "streetaddress", "street", "ipaddress", "ssn",
-})
+_PERSONAL = frozenset(
+    {
+        "name",
+        "surname",
+        "firstname",
+        "lastname",
+        "fullname",
+        "customername",
+        "clientname",
+        "email",
+        "emailaddress",
+        "mail",
+        "phone",
+        "phonenumber",
+        "telephone",
+        "mobile",
+        "mobilenumber",
+        "address",
+        "streetaddress",
+        "street",
+        "ipaddress",
+        "ssn",
+    }
+)
 
 # Label spellings: any negating word makes a value "not churned" ("Not churned", "Existing
 # Customer", "No"); otherwise a churn word makes it "churned" ("Attrited Customer", "Yes").
-_NEGATIVE_WORDS = frozenset({
-    "no", "n", "not", "non", "never", "false", "f", "stay", "stayed", "stays", "staying",
-    "existing", "retained", "retain", "active", "current", "remain", "remained", "renewed",
-    "loyal", "kept",
-})
+_NEGATIVE_WORDS = frozenset(
+    {
+        "no",
+        "n",
+        "not",
+        "non",
+        "never",
+        "false",
+        "f",
+        "stay",
+        "stayed",
+        "stays",
+        "staying",
+        "existing",
+        "retained",
+        "retain",
+        "active",
+        "current",
+        "remain",
+        "remained",
+        "renewed",
+        "loyal",
+        "kept",
+    }
+)
 _POSITIVE_WORDS = frozenset({"yes", "y", "true", "t"})
 _POSITIVE_STEMS = (
-    "churn", "attrit", "exit", "left", "leav", "cancel", "lost", "quit", "terminat", "gone",
-    "closed", "inactive", "defect", "lapse", "depart",
+    "churn",
+    "attrit",
+    "exit",
+    "left",
+    "leav",
+    "cancel",
+    "lost",
+    "quit",
+    "terminat",
+    "gone",
+    "closed",
+    "inactive",
+    "defect",
+    "lapse",
+    "depart",
 )
 
 _DATE_FORMATS = (
-    "ISO8601", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%d-%m-%Y", "%m-%d-%Y", "%Y/%m/%d",
-    "%Y%m%d", "%m/%d/%y", "%d/%m/%y", "%d.%m.%y", "%b %d, %Y", "%d %b %Y", "%B %d, %Y",
+    "ISO8601",
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m-%d-%Y",
+    "%Y/%m/%d",
+    "%Y%m%d",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d.%m.%y",
+    "%b %d, %Y",
+    "%d %b %Y",
+    "%B %d, %Y",
     "%d %B %Y",
 )
 _EARLIEST = np.datetime64("1900-01-01")
@@ -595,12 +761,11 @@ def _labels(view: _View, mapping: Mapping[str, str]) -> np.ndarray:
     classes = {k: _label_class(first[k]) for k in counts.index}
     known = {k: v for k, v in classes.items() if v is not None}
     if len(classes) == 2 and len(known) == 1:  # the other value is the complement
-        (k_known, v_known), = known.items()
+        ((k_known, v_known),) = known.items()
         classes = {k: (v_known if k == k_known else 1 - v_known) for k in classes}
     if None in classes.values() or (len(classes) == 2 and len(set(classes.values())) < 2):
         raise LabelError(
-            f"cannot tell which value of {where} means churn: {found}; "
-            "recode it as 1/0 or Yes/No"
+            f"cannot tell which value of {where} means churn: {found}; recode it as 1/0 or Yes/No"
         )
     per_value = np.array([classes[k] for k in keys] + [-1], dtype=np.int8)
     return per_value[text.codes]
@@ -706,6 +871,10 @@ def _is_row_number(values: np.ndarray, column: str) -> bool:
     named = _norm(column) in {"rownumber", "rownum", "row", "rowid", "index", "unnamed0", "sno"}
     if n < (2 if named else ROW_NUMBER_MIN_ROWS) or np.isnan(values).any():
         return False
+    if named:
+        # A filtered export or dropped rows leave gaps: any distinct whole numbers in file order.
+        whole = np.array_equal(values, np.floor(values))
+        return bool(whole and np.all(np.diff(values) > 0))
     start = values.min()
     if start not in (0.0, 1.0) or values.max() - start != n - 1:
         return False
@@ -725,7 +894,7 @@ def _numeric_feature(values: np.ndarray, column: str) -> _Feature:
     if filled.size == values.size and np.unique(filled).size == 1:
         return _Feature(None, f"constant: every row is {_format_number(filled[0])}")
     if _is_row_number(values, column):
-        return _Feature(None, "row number (1..n), not a customer attribute")
+        return _Feature(None, "row number, not a customer attribute")
     return _Feature(pd.Series(values, dtype=np.float64), "numeric")
 
 
@@ -748,8 +917,10 @@ def _text_feature(
     if levels > ID_LIKE_LEVELS and levels > ID_LIKE_RATIO * n_rows:
         return _Feature(None, f"identifier-like: {levels} distinct values in {n_rows} rows")
     if _looks_like_dates(text.values):
-        return _Feature(None, "dates are not features (map it with --map signup_date=... "
-                              "or --map churn_date=...)")
+        return _Feature(
+            None,
+            "dates are not features (map it with --map signup_date=... or --map churn_date=...)",
+        )
     categories = pd.CategoricalDtype(pd.Index(text.values, dtype="str"))
     values = pd.Series(pd.Categorical.from_codes(text.codes, dtype=categories))
     return _Feature(values, "categorical")
@@ -764,8 +935,10 @@ def _looks_like_dates(values: pd.Index) -> bool:
 
 def _feature(view: _View, column: str, decimal, coercions, notes) -> _Feature:
     if isinstance(view, _Dates):
-        return _Feature(None, "dates are not features (map it with --map signup_date=... "
-                              "or --map churn_date=...)")
+        return _Feature(
+            None,
+            "dates are not features (map it with --map signup_date=... or --map churn_date=...)",
+        )
     if isinstance(view, _Numbers):
         return _numeric_feature(view.values, column)
     return _text_feature(view, column, decimal, coercions, notes)
@@ -872,7 +1045,8 @@ def validate(
             continue
         reason = _shadow_reason(column, resolved)
         feature = (
-            _Feature(None, reason) if reason
+            _Feature(None, reason)
+            if reason
             else _feature(views[column], column, decimal, coercions, notes)
         )
         if feature.values is None:

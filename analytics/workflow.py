@@ -164,9 +164,7 @@ def train(
         "coercions": table.coercions,
         "notes": list(table.notes),
         "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in categorical},
-        "feature_ranges": {
-            c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric
-        },
+        "feature_ranges": {c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric},
         "typical": {k: _jsonable(v) for k, v in result.typical.items()},
         "has_dates": table.has_dates,
         "has_revenue": table.has_revenue,

@@ -158,7 +158,7 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
         hovertemplate="cohort %{y}, month %{x}: %{z:.1%} still active<extra></extra>",
     )
     fig.update_xaxes(title="months since signup")
-    fig.update_yaxes(title="signup month", autorange="reversed")
+    fig.update_yaxes(title="signup month", autorange="reversed", automargin=True)
     return fig
 
 
@@ -428,7 +428,8 @@ def confusion(tp: int, fp: int, fn: int, tn: int) -> go.Figure:
         texttemplate="%{text}",
         hovertemplate="%{y}, %{x}: %{z:,}<extra></extra>",
     )
-    fig.update_yaxes(autorange="reversed")
+    fig.update_yaxes(autorange="reversed", automargin=True)
+    fig.update_xaxes(automargin=True)
     return fig
 
 

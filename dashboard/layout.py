@@ -220,6 +220,7 @@ def overview_tab(has_dates: bool) -> list:
         ),
         card(
             "Cohort retention",
+            html.Div(id=ids.COHORT_NOTE, className="small text-muted"),
             graph(ids.COHORT, 460),
             help_text=TERMS["cohort"],
             card_id=ids.COHORT_CARD,
@@ -290,12 +291,12 @@ def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.Ag
             "wrapHeaderText": True,
             "autoHeaderHeight": True,
             "filter": "agTextColumnFilter",
-            "minWidth": 110,
+            "minWidth": 120,
+            "flex": 1,
         },
         rowModelType="infinite" if infinite else "clientSide",
         getRowId=f"params.data.{C.CUSTOMER_ID}",
         dashGridOptions=options,
-        columnSize="responsiveSizeToFit",
         style=GRID_STYLE,
     )
 
@@ -333,9 +334,9 @@ def customers_tab(grid_columns: list[dict], value_note: str | None) -> list:
     ]
 
 
-def _number(
-    input_id: str, text: str, value: float, *, step: float, min_: float, max_: float, help_text: str
-):
+def _number(input_id: str, text: str, value: float, *, help_text: str):
+    """A number field without min/max: the browser would send an out-of-range value as empty,
+    hiding the server's message that names the allowed range."""
     return html.Div(
         [
             dbc.Label(text, html_for=input_id, className="small mb-1"),
@@ -343,9 +344,7 @@ def _number(
                 id=input_id,
                 type="number",
                 value=value,
-                step=step,
-                min=min_,
-                max=max_,
+                step="any",
                 debounce=True,
                 inputmode="decimal",
             ),
@@ -364,36 +363,24 @@ def planner_tab(settings, grid_columns: list[dict], value_note: str | None) -> l
             ids.PLAN_SAVE_RATE,
             "Save rate s",
             settings.save_rate,
-            step=0.01,
-            min_=0,
-            max_=1,
             help_text="Share of would-be churners an offer keeps (0–1).",
         ),
         _number(
             ids.PLAN_COST,
             "Cost per contact c",
             settings.cost_per_contact,
-            step=1,
-            min_=0,
-            max_=1e9,
             help_text="Cost of one retention contact or offer.",
         ),
         _number(
             ids.PLAN_MARGIN,
             "Gross margin m",
             settings.margin,
-            step=0.01,
-            min_=0.01,
-            max_=1,
             help_text="Share of revenue that is profit (0–1].",
         ),
         _number(
             ids.PLAN_DISCOUNT,
             "Monthly discount rate d",
             settings.discount,
-            step=0.001,
-            min_=0,
-            max_=1,
             help_text="Time value of money per month (0–1).",
         ),
         html.Div(id=ids.PLAN_ERROR),
@@ -429,7 +416,8 @@ def model_tab(threshold: float) -> list:
         card(
             "Candidates (5-fold stratified cross-validation)",
             html.Div(id=ids.MODEL_CANDIDATES),
-            help_text="The model with the best mean ROC-AUC is used.",
+            help_text="The model with the best mean ROC-AUC is used. These scores are for the "
+            "whole base; the curves, lift and threshold views follow the filters.",
         ),
         dbc.Row(
             [
@@ -445,9 +433,9 @@ def model_tab(threshold: float) -> list:
                 id=ids.THRESHOLD,
                 min=0.01,
                 max=0.99,
-                step=0.01,
-                value=round(threshold, 2),
-                marks={round(threshold, 2): "t"},
+                step=0.001,  # fine enough to start exactly at the saved t
+                value=round(threshold, 3),
+                marks={round(threshold, 3): "t"},
                 tooltip={"placement": "bottom", "always_visible": True},
             ),
             dbc.Row(

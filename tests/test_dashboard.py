@@ -223,9 +223,15 @@ def test_model_view_threshold_updates_the_confusion_matrix(demo):
     assert flagged_low > flagged_t
     assert "Precision" in str(metrics_t)
     assert len(lift.data[0].x) == 10
-    table, roc, _pr, _cal = model.static_figures(demo)
-    assert "chosen" in str(table)
-    assert roc.data[0].x is not None
+    assert "chosen" in str(model.candidates_table(demo.meta))
+
+
+def test_model_curves_follow_the_filters(demo):
+    roc_all, _, _ = model.curve_figures(demo, "")
+    roc_high, _, _ = model.curve_figures(demo, "?risk=High")
+    assert roc_all.layout.title.text != roc_high.layout.title.text  # AUC of the selection
+    empty = model.curve_figures(demo, "?tenure_min=100000")
+    assert all("No customers match" in f.layout.annotations[0].text for f in empty)
 
 
 def test_prediction_card_good_and_bad_input(demo):

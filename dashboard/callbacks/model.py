@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 
 import dash_bootstrap_components as dbc
+import numpy as np
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
+from sklearn.metrics import average_precision_score, roc_auc_score
 
+from analytics import churn, evaluation
 from analytics import columns as C
-from analytics import evaluation
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH
 
@@ -71,16 +73,22 @@ def candidates_table(meta: dict):
     )
 
 
-def static_figures(data):
-    meta = data.meta
-    curves = meta["curves"]
-    met = meta["metrics"]
-    y = data.scored[C.CHURNED].to_numpy()
+def curve_figures(data, query):
+    """ROC, precision-recall and calibration of the out-of-fold scores of the selection."""
+    frame = data.view(query)
+    y = frame[C.CHURNED].to_numpy() if len(frame) else np.array([])
+    if len(np.unique(y)) < 2:
+        why = NO_MATCH if not len(frame) else "The selection holds only one class: no curve."
+        return (figures.message(why),) * 3
 
+    def make():
+        p = frame[C.P_CHURN].to_numpy()
+        return churn.curves(y, p), roc_auc_score(y, p), average_precision_score(y, p)
+
+    curves, auc, ap = data.cached("curves", query, make)
     return (
-        candidates_table(meta),
-        figures.roc_curve(curves["roc"], met["roc_auc"]),
-        figures.pr_curve(curves["pr"], met["pr_auc"], float(y.mean())),
+        figures.roc_curve(curves["roc"], auc),
+        figures.pr_curve(curves["pr"], ap, float(y.mean())),
         figures.calibration(curves["calibration"]),
     )
 
@@ -129,19 +137,20 @@ def threshold_outputs(data, query, threshold):
 
 
 def register(app, data) -> None:
-    made = static_figures(data)
+    table = candidates_table(data.meta)
 
     @app.callback(
         Output(ids.MODEL_CANDIDATES, "children"),
         Output(ids.MODEL_ROC, "figure"),
         Output(ids.MODEL_PR, "figure"),
         Output(ids.MODEL_CALIBRATION, "figure"),
+        Input(ids.FILTER_QUERY, "data"),
         Input(ids.TABS, "active_tab"),
     )
-    def _static(tab):
+    def _curves(query, tab):
         if tab != "model":
             raise PreventUpdate
-        return made
+        return (table, *curve_figures(data, query))
 
     @app.callback(
         Output(ids.CONFUSION, "figure"),

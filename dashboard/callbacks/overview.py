@@ -200,13 +200,14 @@ def register(app, data) -> None:
 
         @app.callback(
             Output(ids.COHORT, "figure"),
+            Output(ids.COHORT_NOTE, "children"),
             Input(ids.FILTER_QUERY, "data"),
             Input(ids.TABS, "active_tab"),
         )
         def _cohort(query, tab):
             if query is None or tab != "overview":
                 raise PreventUpdate
-            return cohort_figure(data, query)
+            return cohort_figure(data, query), data.history_note(query)
 
     @app.callback(
         Output(ids.DOUGHNUT, "figure"),

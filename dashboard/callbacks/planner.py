@@ -86,6 +86,14 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
     if isinstance(result, Unavailable):
         return None, dbc.Alert(result.reason, color="secondary"), figures.message(result.reason), []
     summary = summary_cards(result)
+    if result.best_n > GRID_ROWS:
+        summary.children.append(
+            html.Div(
+                f"The contact list below shows the first {GRID_ROWS:,} of {result.best_n:,}; "
+                "Export CSV has all of them.",
+                className="small text-muted",
+            )
+        )
     rows = grid_rows(result.contacts.head(GRID_ROWS), [*data.grid_fields, "expected_saving"])
     return None, summary, figures.planner_curve(result.curve, result.best_n), rows
 
