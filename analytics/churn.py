@@ -10,6 +10,7 @@ per-customer drivers are the change in p when one feature is set to the base's t
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +31,7 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from analytics import columns as C
 from analytics.features import build_preprocessor, tree_categorical_features
@@ -60,7 +61,14 @@ def _one_thread():
     host, OpenMP threads spin-waiting for a busy core made one HistGradientBoosting fit ~100x
     slower (measured: 0.16 s alone vs 37 s under load), while one thread loses little.
     """
-    return threadpool_limits(limits=1)
+    return _controller().limit(limits=1)
+
+
+@functools.cache
+def _controller() -> ThreadpoolController:
+    """Found once: scanning the loaded libraries costs ~4 ms, a third of a single-row prediction
+    (the native libraries are loaded by the sklearn imports above)."""
+    return ThreadpoolController()
 
 
 @dataclass

@@ -85,7 +85,7 @@ def _holdout(table: Table, settings: Settings) -> tuple[tuple | None, str]:
         return None, ""
     if train.base[C.CHURNED].nunique() < 2 or test.base[C.CHURNED].nunique() < 2:
         return None, ""
-    feats = list(table.features)
+    feats = workflow.model_features(table)[0]
     data = (
         train.base[feats],
         train.base[C.CHURNED].to_numpy(),
@@ -119,20 +119,12 @@ def load_dataset(
     )
     description = (
         f"`{path.name}`: {where}; {int(y.sum()):,} churned ({100 * y.mean():.1f} %); "
-        f"{len(table.numeric)} numeric and {len(table.categorical)} categorical "
-        "features"
+        f"{len(workflow.model_features(table)[1])} numeric and "
+        f"{len(workflow.model_features(table)[2])} categorical features"
     )
     holdout, info = _holdout(table, settings) if with_holdout else (None, "")
-    return Dataset(
-        name,
-        description,
-        base[list(table.features)],
-        y,
-        list(table.numeric),
-        list(table.categorical),
-        holdout,
-        info,
-    )
+    features, numeric, categorical = workflow.model_features(table)  # as the product trains
+    return Dataset(name, description, base[features], y, numeric, categorical, holdout, info)
 
 
 # ---------------------------------------------------------------- models
