@@ -75,6 +75,14 @@ class ArtifactError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).splitlines()))
 
+    @property
+    def reason(self) -> str:
+        """The message without the advice to train, for callers that retrain by themselves."""
+        text = str(self)
+        for sep in (": ", "; "):
+            text = text.replace(f"{sep}{TRAIN_HINT}", "")
+        return text
+
 
 # ---------------------------------------------------------------------------------------------
 # Reading tables.

@@ -478,7 +478,7 @@ def load_or_train(
     except io.ArtifactError as exc:
         if not retrain:
             raise
-        progress(f"no usable model: {exc}; training one now")
+        progress(f"no usable model ({exc.reason}); training one now")
         model = train(table, settings, source=str(data), progress=progress)
         save(model, models_dir)
         how = f"trained and saved model {model.version}"

@@ -241,9 +241,9 @@ def load_workspace(
     except io.ArtifactError as exc:
         if not config.retrain:
             raise io.ArtifactError(
-                f"model: {exc}; not retraining because {ENV_PREFIX}RETRAIN=0"
+                f"model: {exc.reason}; not retraining because {ENV_PREFIX}RETRAIN=0"
             ) from None
-        log.warning("model: %s; retraining on %s", exc, config.data)
+        log.warning("model: %s; retraining on %s", exc.reason, config.data)
 
     def progress(message: str) -> None:
         if not message.startswith("no usable model"):  # already said, above

@@ -460,3 +460,11 @@ def test_versions_are_immutable_and_safely_named(tmp_path):
     for bad in ("../escape", ".hidden", "CURRENT", ""):
         with pytest.raises(ArtifactError, match="not a safe name"):
             save(tmp_path / "models", bad)
+
+
+def test_artifact_error_reason_drops_the_advice_to_train(tmp_path):
+    with pytest.raises(io.ArtifactError) as exc:
+        io.load_model_version(tmp_path / "none")
+    assert "python -m analytics train" in str(exc.value)
+    assert "python -m analytics train" not in exc.value.reason
+    assert "no trained model" in exc.value.reason
