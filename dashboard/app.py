@@ -36,7 +36,7 @@ def grid_columns(data: DashboardData, *, plan: bool = False) -> list[dict]:
         {"field": C.CUSTOMER_ID, "headerName": "Customer", "pinned": "left", "minWidth": 130},
         {
             "field": C.P_CHURN,
-            "headerName": "Churn probability",
+            "headerName": "Churn probability (%)",
             "type": "numericColumn",
             "filter": "agNumberColumnFilter",
             "valueFormatter": {"function": "d3.format('.1%')(params.value)"},

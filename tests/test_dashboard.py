@@ -124,8 +124,12 @@ def test_a_filter_matching_nobody_says_so(demo):
     assert "No customers match" in doughnut.layout.annotations[0].text
     fig = drivers.factor_figure(demo, query, "contract")
     assert "No customers match" in fig.layout.annotations[0].text
-    assert customers.grid_page(demo, query, {"startRow": 0, "endRow": 50},
-                               demo.grid_fields)["rowCount"] == 0
+    assert (
+        customers.grid_page(demo, query, {"startRow": 0, "endRow": 50}, demo.grid_fields)[
+            "rowCount"
+        ]
+        == 0
+    )
 
 
 def test_trend_with_dates_is_monthly_and_splits_by_segment(demo):
@@ -171,16 +175,18 @@ def test_at_risk_grid_pages_on_the_server_sorted_by_expected_loss(demo):
     losses = [r[C.EXPECTED_LOSS] for r in page["rowData"]]
     assert losses == sorted(losses, reverse=True)
     assert all(r[C.RISK_BAND] == "High" for r in page["rowData"])
-    second = customers.grid_page(demo, "", {**request, "startRow": 50, "endRow": 100},
-                                 demo.grid_fields)
+    second = customers.grid_page(
+        demo, "", {**request, "startRow": 50, "endRow": 100}, demo.grid_fields
+    )
     assert {r[C.CUSTOMER_ID] for r in second["rowData"]}.isdisjoint(
         {r[C.CUSTOMER_ID] for r in page["rowData"]}
     )
 
 
 def test_export_is_the_whole_selection_and_formula_safe(demo):
-    download = customers.export_csv(demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]),
-                                    None, None, demo.grid_fields)
+    download = customers.export_csv(
+        demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]), None, None, demo.grid_fields
+    )
     frame = pd.read_csv(stdio.StringIO(download["content"]))
     assert list(frame.columns) == demo.grid_fields
     assert frame[C.EXPECTED_LOSS].is_monotonic_decreasing
@@ -275,3 +281,21 @@ def test_kpis_without_revenue_say_why(no_revenue_workspace):
     for name in ("mrr", "avg_clv", "mrr_at_risk"):
         assert values[KPI_ORDER.index(name)] == "–"
         assert deltas[KPI_ORDER.index(name)] == "not available: no monthly_revenue column"
+
+
+def test_probability_filter_is_typed_in_percent(demo):
+    """The grid shows 46.9%; "greater than 50" means p > 0.5."""
+    request = {
+        "startRow": 0,
+        "endRow": 1000,
+        "sortModel": [],
+        "filterModel": {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}},
+    }
+    page = customers.grid_page(demo, "", request, demo.grid_fields)
+    hv = demo.scored[
+        (demo.scored[C.RISK_BAND] == "High")
+        & demo.scored[C.HIGH_VALUE]
+        & (demo.scored[C.CHURNED] == 0)
+    ]
+    assert page["rowCount"] == int((hv[C.P_CHURN] > 0.5).sum()) > 0
+    assert all(r[C.P_CHURN] > 0.5 for r in page["rowData"])

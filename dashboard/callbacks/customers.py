@@ -56,12 +56,37 @@ def grid_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
     return rows
 
 
+# The grid shows probabilities as percentages, so a user filters "greater than 50": the server
+# compares against the stored fraction.
+PERCENT_COLUMNS = {C.P_CHURN: 100.0}
+
+
+def grid_query(sort_model, filter_model):
+    """AG Grid's sort and filter models in the data's own units."""
+    sort, conditions = paging.from_ag_grid(sort_model, filter_model)
+
+    def unscale(cond):
+        if isinstance(cond, tuple):
+            return tuple(unscale(c) for c in cond)
+        factor = PERCENT_COLUMNS.get(cond.column)
+        if factor is None or cond.op in paging.BLANK_OPS:
+            return cond
+        try:
+            value = float(cond.value) / factor
+            value_to = None if cond.value_to is None else float(cond.value_to) / factor
+        except (TypeError, ValueError):
+            return cond  # paging reports the bad number
+        return paging.Condition(cond.column, cond.op, value, value_to)
+
+    return sort, [unscale(c) for c in conditions]
+
+
 def grid_page(data, query, request, columns: list[str]):
     """Answer an AG Grid infinite-model request: one page of the sorted, filtered list."""
     hv = at_risk(data, query)
     if isinstance(hv, Unavailable):
         return {"rowData": [], "rowCount": 0}
-    sort, conditions = paging.from_ag_grid(request.get("sortModel"), request.get("filterModel"))
+    sort, conditions = grid_query(request.get("sortModel"), request.get("filterModel"))
     key = (repr(sort), repr(conditions))
     selected = data.cached(
         "at_risk_sel", query, lambda: paging.select(hv, conditions=conditions, sort=sort), key
@@ -84,7 +109,7 @@ def export_csv(data, query, filter_model, sort_model, columns: list[str]):
     hv = at_risk(data, query)
     if isinstance(hv, Unavailable):
         raise PreventUpdate
-    sort, conditions = paging.from_ag_grid(sort_model, filter_model)
+    sort, conditions = grid_query(sort_model, filter_model)
     selected = paging.select(hv, conditions=conditions, sort=sort)
     text = export.safe_csv(selected[[c for c in columns if c in selected.columns]])
     return dcc.send_string(text, f"high-value-at-risk-{date.today():%Y-%m-%d}.csv")
