@@ -74,6 +74,7 @@ def check_record(
         return {}, [Problem(where or "body", "expected an object of feature: value pairs")]
     clean: dict = {}
     problems: list[Problem] = []
+    record = _with_total_revenue(schema, record)
     for key in record:
         if key not in schema and key != C.CUSTOMER_ID:
             problems.append(Problem(f"{prefix}{key}", "unknown field"))
@@ -113,6 +114,22 @@ def check_record(
     if C.CUSTOMER_ID in record:
         clean[C.CUSTOMER_ID] = str(record[C.CUSTOMER_ID])
     return clean, problems
+
+
+def optional_fields(schema: Mapping[str, dict]) -> set[str]:
+    """Fields a record may leave out: total_revenue when it can be derived (tenure x monthly)."""
+    derivable = C.TENURE in schema and C.MONTHLY_REVENUE in schema
+    return {C.TOTAL_REVENUE} if derivable and C.TOTAL_REVENUE in schema else set()
+
+
+def _with_total_revenue(schema: Mapping[str, dict], record: Mapping) -> Mapping:
+    """total_revenue is optional (METRICS.md: else tenure x monthly): fill it when absent."""
+    if C.TOTAL_REVENUE not in schema or record.get(C.TOTAL_REVENUE) not in (None, ""):
+        return record
+    tenure, monthly = _number(record.get(C.TENURE)), _number(record.get(C.MONTHLY_REVENUE))
+    if tenure is None or monthly is None:
+        return record
+    return {**record, C.TOTAL_REVENUE: tenure * monthly}
 
 
 def _levels_text(spec: Mapping) -> str:

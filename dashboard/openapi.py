@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 
 from analytics import columns as C
-from analytics import filters
+from analytics import filters, predict
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50
@@ -59,10 +59,11 @@ def customer_schema(schema: Mapping[str, dict]) -> dict:
                 "description": f"Numeric: observed {spec['min']:g} to {spec['max']:g} in training;"
                 f" accepted {spec['allowed_min']:g} to {spec['allowed_max']:g}.",
             }
+    required = [name for name in schema if name not in predict.optional_fields(schema)]
     return {
         "type": "object",
         "properties": props,
-        "required": list(schema),
+        "required": required,
         "additionalProperties": False,
     }
 

@@ -160,3 +160,12 @@ def test_total_revenue_is_not_a_feature_of_dated_tables(demo_workspace, telco_wo
     assert C.TOTAL_REVENUE not in demo_workspace.model.meta["features"]
     assert C.TOTAL_REVENUE in demo_workspace.table.features  # still shown, just not modelled
     assert C.TOTAL_REVENUE in telco_workspace.model.meta["features"]  # no dates: a snapshot
+
+
+def test_total_revenue_may_be_left_out_of_a_prediction(telco_workspace):
+    """METRICS.md: total_revenue is optional, else tenure x monthly."""
+    schema = predict.input_schema(telco_workspace.model.meta)
+    record = {f: spec["default"] for f, spec in schema.items() if f != C.TOTAL_REVENUE}
+    clean, problems = predict.check_record(schema, record)
+    assert problems == []
+    assert clean[C.TOTAL_REVENUE] == pytest.approx(record[C.TENURE] * record[C.MONTHLY_REVENUE])
