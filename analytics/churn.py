@@ -366,19 +366,24 @@ def _at_typical(X: pd.DataFrame, col: str, value) -> np.ndarray:
     return (s.astype("float64") == float(value)).to_numpy()
 
 
-def driver_deltas(
+def probability_and_deltas(
     pipeline, X: pd.DataFrame, typical: Mapping, *, chunk_rows: int = CHUNK_ROWS
-) -> pd.DataFrame:
-    """Per row and feature: p_i - p_i(with that feature set to the base's typical value).
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """p_i for every row, and per row and feature: p_i - p_i(with that feature set to the base's
+    typical value).
 
     Positive = this customer's value of the feature raises their churn probability. The
-    variants of a chunk of rows go through one predict_proba call; chunks bound the memory.
+    variants of a chunk of rows go through one predict_proba call; chunks bound the memory. A
+    small frame (an API request) goes through a single call, its own rows included: each
+    pipeline call has a fixed cost of several milliseconds.
     """
     feats = [c for c in X.columns if c in typical]
     n, k = len(X), len(feats)
     deltas = np.zeros((n, k))
     if not n or not k:
-        return pd.DataFrame(deltas, index=X.index, columns=feats)
+        return predict_proba(pipeline, X) if n else np.zeros(0), pd.DataFrame(
+            deltas, index=X.index, columns=feats
+        )
     index = X.index
     X = X.reset_index(drop=True)  # a copy: adding a category below must not touch the caller's
     overrides = []
@@ -394,15 +399,27 @@ def driver_deltas(
         else:
             value = math.nan if _is_missing(value) else float(value)
         overrides.append((col, value))
-    base = predict_proba(pipeline, X)
-    rows_per_chunk = max(1, chunk_rows // k)
-    for start in range(0, n, rows_per_chunk):
-        part = X.iloc[start : start + rows_per_chunk]
-        varied = _predict_stacked(pipeline, part, overrides, chunk_rows)
-        deltas[start : start + len(part)] = base[start : start + len(part), None] - varied.T
+    if n * (k + 1) <= chunk_rows:
+        both = _predict_stacked(pipeline, X, [(None, None), *overrides], chunk_rows)
+        base, varied = both[0], both[1:]
+        deltas[:] = base[:, None] - varied.T
+    else:
+        base = predict_proba(pipeline, X)
+        rows_per_chunk = max(1, chunk_rows // k)
+        for start in range(0, n, rows_per_chunk):
+            part = X.iloc[start : start + rows_per_chunk]
+            varied = _predict_stacked(pipeline, part, overrides, chunk_rows)
+            deltas[start : start + len(part)] = base[start : start + len(part), None] - varied.T
     for j, col in enumerate(feats):
         deltas[_at_typical(X, col, typical[col]), j] = 0.0
-    return pd.DataFrame(deltas, index=index, columns=feats)
+    return base, pd.DataFrame(deltas, index=index, columns=feats)
+
+
+def driver_deltas(
+    pipeline, X: pd.DataFrame, typical: Mapping, *, chunk_rows: int = CHUNK_ROWS
+) -> pd.DataFrame:
+    """Per row and feature: p_i - p_i(with that feature set to the base's typical value)."""
+    return probability_and_deltas(pipeline, X, typical, chunk_rows=chunk_rows)[1]
 
 
 def _format_value(v) -> str:

@@ -178,8 +178,7 @@ def predict(
     """Probability, risk band, CLV, value and drivers for checked records (final model)."""
     meta = model.meta
     X = records_frame(meta, records)
-    p = churn.predict_proba(model.pipeline, X)
-    deltas = churn.driver_deltas(model.pipeline, X, meta["typical"])
+    p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
     window = meta.get("window_months", 1)
     p_monthly = value.monthly_probability(p, window)
     bands = np.asarray(churn.risk_band(p, meta["threshold"]), dtype=object)

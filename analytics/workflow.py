@@ -293,8 +293,9 @@ def score(
     if new.any():
         X = _align_features(frame.loc[new], meta)
         progress(f"scoring {int(new.sum()):,} customers with the final model")
-        scored.loc[new, C.P_CHURN] = churn.predict_proba(model.pipeline, X)
-        reasons = churn.customer_drivers(model.pipeline, X, meta["typical"], top=3)
+        p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
+        scored.loc[new, C.P_CHURN] = p
+        reasons = churn.reasons_from_deltas(X, deltas, top=3)
         for col in C.REASONS:
             scored.loc[new, col] = reasons[col].to_numpy()
     scored[C.SEGMENT] = model.segments.assign(scored).to_numpy()

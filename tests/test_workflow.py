@@ -169,3 +169,18 @@ def test_total_revenue_may_be_left_out_of_a_prediction(telco_workspace):
     clean, problems = predict.check_record(schema, record)
     assert problems == []
     assert clean[C.TOTAL_REVENUE] == pytest.approx(record[C.TENURE] * record[C.MONTHLY_REVENUE])
+
+
+def test_one_call_and_chunked_drivers_agree(demo_workspace):
+    """Small requests go through a single pipeline call; large ones in chunks: same numbers."""
+    from analytics import churn
+
+    meta = demo_workspace.model.meta
+    X = workflow._align_features(demo_workspace.scored.head(7), meta)
+    p1, d1 = churn.probability_and_deltas(demo_workspace.model.pipeline, X, meta["typical"])
+    p2, d2 = churn.probability_and_deltas(
+        demo_workspace.model.pipeline, X, meta["typical"], chunk_rows=8
+    )
+    np.testing.assert_allclose(p1, p2)
+    np.testing.assert_allclose(d1.to_numpy(), d2.to_numpy())
+    np.testing.assert_allclose(p1, churn.predict_proba(demo_workspace.model.pipeline, X))
