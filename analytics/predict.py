@@ -184,26 +184,41 @@ def predict(
     bands = np.asarray(churn.risk_band(p, meta["threshold"]), dtype=object)
     base_rate = meta["churned"] / meta["base_rows"]
     base_monthly = float(value.monthly_probability(np.array([base_rate]), window)[0])
+    # Whole-array work first; the per-row loop only assembles plain Python values.
+    revenue = (
+        X[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
+        if C.MONTHLY_REVENUE in X
+        else np.full(len(X), np.nan)
+    )
+    clv = value.clv(revenue, p_monthly, margin, discount)
+    size = value.clv(revenue, base_monthly, margin, discount)
+    features = list(deltas.columns)
+    d = deltas.to_numpy()
+    order = np.argsort(-d, axis=1, kind="stable")[:, :top]
+    raw = {f: X[f].to_numpy(dtype=object) for f in features}
+    threshold = round(float(meta["threshold"]), 4)
     out = []
     for i, record in enumerate(records):
         row = {
             "probability": round(float(p[i]), 4),
             "risk_band": str(bands[i]),
-            "threshold": round(float(meta["threshold"]), 4),
+            "threshold": threshold,
         }
         if C.CUSTOMER_ID in record:
             row[C.CUSTOMER_ID] = record[C.CUSTOMER_ID]
-        revenue = X[C.MONTHLY_REVENUE].iloc[i] if C.MONTHLY_REVENUE in X else None
-        if revenue is not None and math.isfinite(revenue):
-            row["clv"] = round(float(value.clv(revenue, p_monthly[i], margin, discount)), 2)
-            row["value"] = round(float(value.clv(revenue, base_monthly, margin, discount)), 2)
+        if math.isfinite(revenue[i]):
+            row["clv"] = round(float(clv[i]), 2)
+            row["value"] = round(float(size[i]), 2)
             row["expected_loss"] = round(float(p[i]) * row["value"], 2)
-        d = deltas.iloc[i].sort_values(ascending=False)
         row["drivers"] = [
-            {"feature": f, "value": _jsonable(X[f].iloc[i]), "change_in_probability": round(v, 4)}
-            for f, v in d.items()
-            if v >= MIN_DRIVER  # "+0.0 pts" explains nothing
-        ][:top]
+            {
+                "feature": features[j],
+                "value": _jsonable(raw[features[j]][i]),
+                "change_in_probability": round(float(d[i, j]), 4),
+            }
+            for j in order[i]
+            if d[i, j] >= MIN_DRIVER  # "+0.0 pts" explains nothing
+        ]
         out.append(row)
     return out
 
