@@ -177,8 +177,19 @@ def predict(
 ) -> list[dict]:
     """Probability, risk band, CLV, value and drivers for checked records (final model)."""
     meta = model.meta
-    X = records_frame(meta, records)
-    p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
+    scorer = getattr(model, "scorer", None)
+    if scorer is not None:
+        # Straight from the records to the scorer's matrix: building a typed pandas frame
+        # costs more than scoring one customer.
+        R = scorer.encode_records(records)
+        p, d = scorer.probability_and_deltas(R, meta["typical"])
+        features = scorer.features
+        raw = {f: np.array([r.get(f) for r in records], dtype=object) for f in features}
+    else:
+        X = records_frame(meta, records)
+        p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
+        features, d = list(deltas.columns), deltas.to_numpy()
+        raw = {f: X[f].to_numpy(dtype=object) for f in features}
     window = meta.get("window_months", 1)
     p_monthly = value.monthly_probability(p, window)
     bands = np.asarray(churn.risk_band(p, meta["threshold"]), dtype=object)
@@ -186,16 +197,13 @@ def predict(
     base_monthly = float(value.monthly_probability(np.array([base_rate]), window)[0])
     # Whole-array work first; the per-row loop only assembles plain Python values.
     revenue = (
-        X[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
-        if C.MONTHLY_REVENUE in X
-        else np.full(len(X), np.nan)
+        np.array([np.nan if v is None else v for v in raw[C.MONTHLY_REVENUE]], dtype=float)
+        if C.MONTHLY_REVENUE in raw
+        else np.full(len(records), np.nan)
     )
     clv = value.clv(revenue, p_monthly, margin, discount)
     size = value.clv(revenue, base_monthly, margin, discount)
-    features = list(deltas.columns)
-    d = deltas.to_numpy()
     order = np.argsort(-d, axis=1, kind="stable")[:, :top]
-    raw = {f: X[f].to_numpy(dtype=object) for f in features}
     threshold = round(float(meta["threshold"]), 4)
     out = []
     for i, record in enumerate(records):

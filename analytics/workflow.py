@@ -6,6 +6,7 @@ the dashboard and the API cannot drift apart.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 from collections.abc import Callable, Mapping, Sequence
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import churn, io, kpis, segmentation, timeline, value
+from analytics import churn, fastscore, io, kpis, segmentation, timeline, value
 from analytics import columns as C
 from analytics.config import Settings
 from analytics.result import Unavailable
@@ -41,6 +42,11 @@ class TrainedModel:
     importance: pd.DataFrame
     version: str = ""
     extras: dict = field(default_factory=dict)
+
+    @functools.cached_property
+    def scorer(self) -> fastscore.FastScorer | None:
+        """The pipeline as numpy arithmetic, checked against it (None: use the pipeline)."""
+        return fastscore.compile_scorer(self.pipeline, self.meta)
 
 
 def prepare_base(table: Table, settings: Settings, as_of: str | None = None):
@@ -293,7 +299,9 @@ def score(
     if new.any():
         X = _align_features(frame.loc[new], meta)
         progress(f"scoring {int(new.sum()):,} customers with the final model")
-        p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
+        p, deltas = churn.probability_and_deltas(
+            model.pipeline, X, meta["typical"], scorer=model.scorer
+        )
         scored.loc[new, C.P_CHURN] = p
         reasons = churn.reasons_from_deltas(X, deltas, top=3)
         for col in C.REASONS:
@@ -491,4 +499,7 @@ def load_or_train(
         window_months=model.meta.get("window_months", 1),
     )
     history = table.frame if table.has_dates else None
+    # Compiled here, once: under gunicorn's preload every worker inherits it.
+    if model.scorer is None:
+        how += "; predictions by scikit-learn (fast scoring unavailable for this pipeline)"
     return Workspace(table, model, scored, history, settings, str(data), how)

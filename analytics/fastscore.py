@@ -1,0 +1,550 @@
+"""The fitted churn pipeline re-expressed as numpy operations, for scoring a few rows fast.
+
+Why: every scikit-learn call validates its input, and a ColumnTransformer splits a pandas
+frame per transformer: 8 to 60 ms of fixed cost per call whatever the row count. One API
+prediction with its drivers is a single call on 1 + k rows, so that fixed cost was nearly all
+of its time. Here the same arithmetic runs on one float matrix in well under a millisecond.
+
+Input: one float matrix, a column per model feature in meta["features"] order: the number
+(NaN = missing) for numeric features; for categorical ones the level's index in
+meta["feature_levels"], len(levels) for a level the model never saw, NaN for missing (the
+encoders treat unseen and missing differently).
+
+compile_scorer() knows exactly the parts analytics.features and analytics.churn build:
+ColumnTransformers of per-column encoders (categorical blocks are tabulated by running the
+fitted encoder itself on every level), SimpleImputer, StandardScaler, SplineTransformer,
+passthrough, LogisticRegression, HistGradientBoostingClassifier (trees flattened from its
+fitted predictors) and soft VotingClassifier. It returns None when the pipeline has any other
+part, or when its probabilities differ from the pipeline's own on a random sample of rows by
+more than TOLERANCE: callers then keep using the pipeline, so a future scikit-learn that
+changes a detail costs speed, never correctness.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import (
+    FunctionTransformer,
+    OrdinalEncoder,
+    SplineTransformer,
+    StandardScaler,
+)
+from threadpoolctl import threadpool_limits
+
+log = logging.getLogger(__name__)
+
+TOLERANCE = 1e-9  # max |p_fast - p_pipeline| accepted at compile time
+CHECK_ROWS = 400  # random rows compared with the pipeline at compile time
+UNSEEN = "\x00unseen level"  # stands for any level the model never saw
+CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds memory)
+TREE_BLOCK_ROWS = 2_048  # rows per tree traversal (its temporaries are rows x trees)
+
+Matrix = np.ndarray  # (rows, columns) float64
+Proba = Callable[[Matrix], np.ndarray]
+
+
+class Unsupported(Exception):
+    """The pipeline has a part this module does not reproduce."""
+
+
+class FastScorer:
+    """p(churn) for rows given as the float matrix described in the module docstring."""
+
+    def __init__(self, features: Sequence[str], levels: Mapping[str, Sequence[str]], proba):
+        self.features = list(features)
+        self.levels = {f: list(v) for f, v in levels.items() if f in self.features}
+        self._index = {f: {lv: i for i, lv in enumerate(v)} for f, v in self.levels.items()}
+        self._proba = proba
+
+    def proba(self, R: Matrix) -> np.ndarray:
+        return self._proba(np.asarray(R, dtype="float64"))
+
+    # ------------------------------------------------------------------ encoding
+
+    def encode_records(self, records: Sequence[Mapping]) -> Matrix:
+        """Checked records (feature -> number or level) -> matrix."""
+        R = np.full((len(records), len(self.features)), np.nan)
+        for j, f in enumerate(self.features):
+            index = self._index.get(f)
+            for i, record in enumerate(records):
+                v = record.get(f)
+                if v is None:
+                    continue
+                if index is None:
+                    R[i, j] = float(v)
+                else:
+                    R[i, j] = index.get(str(v), len(index))
+        return R
+
+    def encode_frame(self, X: pd.DataFrame) -> Matrix:
+        """Model input frame (analytics.predict.records_frame dtypes) -> matrix."""
+        R = np.empty((len(X), len(self.features)))
+        for j, f in enumerate(self.features):
+            s = X[f]
+            if f not in self.levels:
+                R[:, j] = s.to_numpy(dtype="float64", na_value=np.nan)
+                continue
+            if not isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.astype("category")
+            codes = s.cat.codes.to_numpy()
+            # The frame's own levels -> the model's level index (len(index): unseen).
+            index = self._index[f]
+            lookup = np.array(
+                [index.get(str(c), len(index)) for c in s.cat.categories] + [np.nan],
+                dtype="float64",
+            )
+            R[:, j] = lookup[codes]  # code -1 (missing) picks the trailing NaN
+        return R
+
+    def encode_value(self, feature: str, value) -> float:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return np.nan
+        if feature in self.levels:
+            index = self._index[feature]
+            return float(index.get(str(value), len(index)))
+        return float(value)
+
+    # ------------------------------------------------------------------ drivers
+
+    def probability_and_deltas(
+        self, R: Matrix, typical: Mapping, *, chunk_rows: int = CHUNK_ROWS
+    ) -> tuple[np.ndarray, Matrix]:
+        """p per row, and per row and feature p - p(feature set to its typical value).
+
+        Same definition as analytics.churn.probability_and_deltas; rows already at the typical
+        value get exactly 0. At most ~chunk_rows stacked rows at a time bound the memory.
+        """
+        n, k = R.shape
+        t = np.array([self.encode_value(f, typical.get(f)) for f in self.features])
+        p, deltas = np.empty(n), np.empty((n, k))
+        step = max(1, chunk_rows // (k + 1))
+        for start in range(0, n, step):
+            part = slice(start, start + step)
+            p[part], deltas[part] = self._deltas(R[part], t)
+        return p, deltas
+
+    def _deltas(self, R: Matrix, t: np.ndarray) -> tuple[np.ndarray, Matrix]:
+        n, k = R.shape
+        stacked = np.tile(R, (k + 1, 1))
+        for j in range(k):
+            stacked[(j + 1) * n : (j + 2) * n, j] = t[j]
+        p = self.proba(stacked).reshape(k + 1, n)
+        base = p[0]
+        deltas = base[:, None] - p[1:].T
+        same = np.equal(R, t) | (np.isnan(R) & np.isnan(t))
+        deltas[same] = 0.0
+        return base, deltas
+
+
+# ---------------------------------------------------------------------- compiling
+
+
+def compile_scorer(pipeline, meta: Mapping, *, seed: int = 0) -> FastScorer | None:
+    """A checked FastScorer for `pipeline`, or None (logged) when it cannot be reproduced."""
+    features = list(meta["features"])
+    levels = {f: list(meta.get("feature_levels", {}).get(f, [])) for f in meta["categorical"]}
+    try:
+        proba = _estimator(pipeline, features, levels)
+        scorer = FastScorer(features, levels, proba)
+        worst = _check(scorer, pipeline, meta, seed)
+    except Unsupported as exc:
+        log.info("fast scoring off (the pipeline is scored by scikit-learn): %s", exc)
+        return None
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+        # A scikit-learn whose fitted attributes differ from the ones read here.
+        log.warning(
+            "fast scoring off: could not compile the pipeline (%s: %s)", type(exc).__name__, exc
+        )
+        return None
+    if not worst <= TOLERANCE:
+        log.warning("fast scoring off: it differs from the pipeline by %.3g", worst)
+        return None
+    return scorer
+
+
+def sample_frame(meta: Mapping, rows: int, seed: int = 0) -> pd.DataFrame:
+    """Random rows in the model's ranges (and a little past them) and levels, ~10 % missing and
+    ~5 % unseen levels, with the dtypes records_frame builds."""
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {}
+    for f in meta["features"]:
+        if f in meta["categorical"]:
+            levels = list(meta.get("feature_levels", {}).get(f, []))
+            codes = rng.integers(0, len(levels), size=rows) if levels else np.full(rows, -1)
+            codes[rng.random(rows) < 0.05] = len(levels)
+            codes[rng.random(rows) < 0.1] = -1
+            data[f] = pd.Categorical.from_codes(codes, categories=[*levels, UNSEEN])
+        else:
+            low, high = meta.get("feature_ranges", {}).get(f, (0.0, 1.0))
+            low, high = float(low), float(high)
+            # Slightly past both ends: extrapolation must match too.
+            span = (high - low) or 1.0
+            x = rng.uniform(low - 0.1 * span, high + 0.1 * span, size=rows)
+            whole = rng.random(rows) < 0.5  # counts and flags: exact knot/threshold values
+            x[whole] = np.round(x[whole])
+            x[rng.random(rows) < 0.1] = np.nan
+            data[f] = x
+    return pd.DataFrame(data)
+
+
+def _check(scorer: FastScorer, pipeline, meta: Mapping, seed: int) -> float:
+    X = sample_frame(meta, CHECK_ROWS, seed)
+    with threadpool_limits(limits=1):  # OpenMP threads spin-wait on small inputs
+        expected = pipeline.predict_proba(X)[:, list(pipeline.classes_).index(1)]
+    got = scorer.proba(scorer.encode_frame(X))
+    return float(np.max(np.abs(got - expected))) if len(X) else 0.0
+
+
+def _estimator(est, features: list[str], levels: Mapping) -> Proba:
+    """R -> p(class 1) for a fitted estimator or pipeline."""
+    if list(getattr(est, "classes_", [])) != [0, 1]:
+        raise Unsupported(f"{type(est).__name__} does not have classes [0, 1]")
+    if isinstance(est, Pipeline):
+        *pre, (_, last) = est.steps
+        transforms = [_transformer(t, features, levels) for _, t in pre]
+        if not transforms:
+            return _estimator(last, features, levels)
+        if len(transforms) != 1 or not isinstance(pre[0][1], ColumnTransformer):
+            raise Unsupported("a pipeline other than ColumnTransformer -> model")
+        transform, names = transforms[0]
+        model = _model(last, names)
+        return lambda R: model(transform(R))
+    if isinstance(est, VotingClassifier):
+        if est.voting != "soft" or est.weights is not None:
+            raise Unsupported("a VotingClassifier other than soft, unweighted")
+        parts = [_estimator(e, features, levels) for e in est.estimators_]
+        return lambda R: np.mean([part(R) for part in parts], axis=0)
+    raise Unsupported(f"{type(est).__name__} without preprocessing")
+
+
+def _model(model, columns: list[str]) -> Callable[[Matrix], np.ndarray]:
+    """Z (the preprocessor's output) -> p(class 1)."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None and list(names) != columns:
+        raise Unsupported("the model's input columns differ from the preprocessor's output")
+    if list(model.classes_) != [0, 1]:
+        raise Unsupported("a model whose classes are not [0, 1]")
+    if isinstance(model, LogisticRegression):
+        coef = model.coef_.reshape(-1).astype("float64")
+        intercept = float(np.ravel(model.intercept_)[0])
+        if model.coef_.shape[0] != 1:
+            raise Unsupported("a logistic regression with more than one row of coefficients")
+        return lambda Z: expit(Z @ coef + intercept)
+    if isinstance(model, HistGradientBoostingClassifier):
+        return _forest(model)
+    raise Unsupported(f"model {type(model).__name__}")
+
+
+# ---------------------------------------------------------------------- preprocessing
+
+
+def _transformer(ct, features: list[str], levels: Mapping):
+    """A fitted ColumnTransformer -> (R -> Z, output column names)."""
+    if not isinstance(ct, ColumnTransformer):
+        raise Unsupported(f"preprocessing step {type(ct).__name__}")
+    names = [str(n) for n in ct.get_feature_names_out()]
+    width = len(names)
+    blocks = []
+    for name, trans, cols in ct.transformers_:
+        out = ct.output_indices_[name]
+        if trans == "drop" or out.stop == out.start:
+            continue
+        cols = list(cols)
+        if any(c not in features for c in cols):
+            raise Unsupported(f"transformer {name!r} reads columns that are not model features")
+        where = [features.index(c) for c in cols]
+        if all(c in levels for c in cols):
+            fn = _tabulated(trans, cols, levels, out.stop - out.start)
+        elif not any(c in levels for c in cols):
+            fn = _numeric(trans)
+        else:
+            raise Unsupported(f"transformer {name!r} mixes numeric and categorical columns")
+        blocks.append((out, where, fn))
+
+    def transform(R: Matrix) -> Matrix:
+        Z = np.empty((len(R), width))
+        for out, where, fn in blocks:
+            Z[:, out] = fn(R[:, where])
+        return Z
+
+    return transform, names
+
+
+def _numeric(trans) -> Callable[[Matrix], Matrix]:
+    steps = trans.steps if isinstance(trans, Pipeline) else [(None, trans)]
+    fns = [_numeric_step(step) for _, step in steps]
+
+    def run(X: Matrix) -> Matrix:
+        for fn in fns:
+            X = fn(X)
+        return X
+
+    return run
+
+
+def _numeric_step(step) -> Callable[[Matrix], Matrix]:
+    if step == "passthrough" or (isinstance(step, FunctionTransformer) and step.func is None):
+        return lambda X: X
+    if isinstance(step, SimpleImputer):
+        missing = step.missing_values
+        stats = np.asarray(step.statistics_, dtype="float64")
+        if not (isinstance(missing, float) and np.isnan(missing)) or np.isnan(stats).any():
+            raise Unsupported("a SimpleImputer other than NaN -> a finite statistic")
+        indicator = step.indicator_ if step.add_indicator else None
+        flagged = np.asarray(indicator.features_, dtype=int) if indicator is not None else None
+
+        def impute(X: Matrix) -> Matrix:
+            gaps = np.isnan(X)
+            filled = np.where(gaps, stats, X)
+            return filled if flagged is None else np.hstack([filled, gaps[:, flagged]])
+
+        return impute
+    if isinstance(step, StandardScaler):
+        mean = step.mean_ if step.with_mean else None
+        scale = step.scale_ if step.with_std else None
+
+        def standardise(X: Matrix) -> Matrix:
+            if mean is not None:
+                X = X - mean
+            return X / scale if scale is not None else X
+
+        return standardise
+    if isinstance(step, SplineTransformer):
+        return _spline(step)
+    raise Unsupported(f"numeric step {type(step).__name__}")
+
+
+def _spline(step: SplineTransformer) -> Callable[[Matrix], Matrix]:
+    """SplineTransformer.transform for dense output and constant extrapolation."""
+    if step.extrapolation != "constant" or step.sparse_output:
+        raise Unsupported("a SplineTransformer other than dense with constant extrapolation")
+    degree = step.degree
+    splines = step.bsplines_
+    n_splines = splines[0].c.shape[1]
+    bounds = [(s.t[degree], s.t[-degree - 1]) for s in splines]
+    edges = [(s(lo), s(hi)) for s, (lo, hi) in zip(splines, bounds, strict=True)]
+    keep = (
+        None
+        if step.include_bias
+        else [j for j in range(n_splines * len(splines)) if (j + 1) % n_splines != 0]
+    )
+
+    def transform(X: Matrix) -> Matrix:
+        out = np.zeros((len(X), n_splines * len(splines)))
+        for i, (spl, (lo, hi), (f_lo, f_hi)) in enumerate(zip(splines, bounds, edges, strict=True)):
+            x = X[:, i]
+            block = out[:, i * n_splines : (i + 1) * n_splines]
+            inside = (lo <= x) & (x <= hi)
+            if inside.any():
+                block[inside] = spl(x[inside])
+            below, above = x < lo, x > hi
+            block[below, :degree] = f_lo[:degree]
+            block[above, n_splines - degree :] = f_hi[n_splines - degree :]
+        return out if keep is None else out[:, keep]
+
+    return transform
+
+
+def _tabulated(trans, cols: list[str], levels: Mapping, width: int) -> Callable[[Matrix], Matrix]:
+    """A per-column categorical encoder as lookup tables, built by running the fitted encoder
+    itself on every level (and missing) of every column: exact for whatever it does with rare,
+    infrequent or unknown levels.
+
+    Each input column must drive its own output columns (true of one-hot and ordinal encoders);
+    the random-row check in compile_scorer catches any encoder where that does not hold.
+    """
+    sizes = [len(levels[c]) + 2 for c in cols]  # every level, unseen, missing
+    # Row 0: every column missing; then, per column, each of its codes with the rest missing.
+    rows = 1 + sum(sizes)
+    codes = np.full((rows, len(cols)), -1)
+    start = 1
+    for j, size in enumerate(sizes):
+        codes[start : start + size - 1, j] = np.arange(size - 1)
+        start += size
+    frame = pd.DataFrame(
+        {
+            c: pd.Categorical.from_codes(codes[:, j], categories=[*levels[c], UNSEEN])
+            for j, c in enumerate(cols)
+        }
+    )
+    out = trans.transform(frame)
+    out = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype="float64")
+    if out.shape != (rows, width):
+        raise Unsupported(f"an encoder produced {out.shape[1]} columns, expected {width}")
+    reference = out[0]
+    tables, owned = [], np.zeros(width, dtype=bool)
+    start = 1
+    for size in sizes:
+        block = out[start : start + size]
+        block = np.vstack([block[:-1], reference])  # the last code (missing) is row 0's
+        differs = ~np.all((block == reference) | (np.isnan(block) & np.isnan(reference)), axis=0)
+        if (owned & differs).any():
+            raise Unsupported("an encoder whose output columns depend on several inputs")
+        owned |= differs
+        tables.append((np.flatnonzero(differs), block[:, differs]))
+        start += size
+
+    def transform(X: Matrix) -> Matrix:
+        Z = np.tile(reference, (len(X), 1))
+        for j, (columns, table) in enumerate(tables):
+            if len(columns):
+                x = X[:, j]
+                idx = np.where(np.isnan(x), len(table) - 1, np.nan_to_num(x, nan=0)).astype(int)
+                Z[:, columns] = table[idx]
+        return Z
+
+    return transform
+
+
+# ---------------------------------------------------------------------- gradient boosting
+
+
+def _forest(model: HistGradientBoostingClassifier) -> Callable[[Matrix], np.ndarray]:
+    """Every tree of a binary HistGradientBoostingClassifier walked at once, vectorised.
+
+    Reads the fitted predictors (private attributes, hence the compile-time check): per node
+    the split feature, threshold, missing direction, children, leaf value and, for categorical
+    splits, the bitset of levels that go left. A categorical value the trees never saw follows
+    the missing direction, as scikit-learn's own predictor does.
+    """
+    encode = _hgb_encoder(getattr(model, "_preprocessor", None), model.n_features_in_)
+    predictors = [trees[0] for trees in model._predictors]
+    if any(len(trees) != 1 for trees in model._predictors):
+        raise Unsupported("a multi-class HistGradientBoostingClassifier")
+    n_features = model.n_features_in_
+    is_cat_feature = (
+        np.zeros(n_features, dtype=bool)
+        if model.is_categorical_ is None
+        else np.asarray(model.is_categorical_, dtype=bool)
+    )
+    known = model._bin_mapper.make_known_categories_bitsets()[0]  # (n_cat_features, 8)
+    cat_index = np.cumsum(is_cat_feature) - 1  # feature -> row of `known`
+
+    parts, bitsets, roots = [], [], []
+    offset = bit_offset = 0
+    for pred in predictors:
+        nodes = pred.nodes
+        roots.append(offset)
+        parts.append((nodes, offset, bit_offset))
+        left_bits = np.asarray(pred.raw_left_cat_bitsets)
+        bitsets.append(left_bits.reshape(-1, 8) if left_bits.size else np.zeros((0, 8)))
+        offset += len(nodes)
+        bit_offset += len(bitsets[-1])
+    nodes = np.concatenate([p[0] for p in parts]) if parts else None
+    if nodes is None:
+        raise Unsupported("a gradient boosting model without trees")
+    shift = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
+    bit_shift = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    feature = nodes["feature_idx"].astype(int)
+    threshold = nodes["num_threshold"].astype("float64")
+    missing_left = nodes["missing_go_to_left"].astype(bool)
+    left = nodes["left"].astype(int) + shift
+    right = nodes["right"].astype(int) + shift
+    is_leaf = nodes["is_leaf"].astype(bool)
+    value = nodes["value"].astype("float64")
+    is_cat = nodes["is_categorical"].astype(bool)
+    bitset_idx = nodes["bitset_idx"].astype(int) + bit_shift
+    left_bits = np.concatenate(bitsets).astype(np.uint32) if bitsets else np.zeros((0, 8))
+    known = np.asarray(known, dtype=np.uint32)
+    roots = np.asarray(roots)
+    depth = int(nodes["depth"].max()) + 1
+    baseline = float(np.ravel(model._baseline_prediction)[0])
+    if any(is_cat) and not is_cat_feature[feature[is_cat & ~is_leaf]].all():
+        raise Unsupported("a categorical split on a numeric feature")
+
+    def in_bitset(bits: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.int64)
+        ok = (v >= 0) & (v < 256)
+        word = bits[rows, np.clip(v, 0, 255) // 32]
+        return ok & (((word >> (np.clip(v, 0, 255) % 32).astype(np.uint32)) & 1) == 1)
+
+    def raw(R: Matrix) -> np.ndarray:
+        n = len(R)
+        node = np.broadcast_to(roots, (n, len(roots))).copy()
+        row = np.arange(n)[:, None]
+        for _ in range(depth):
+            active = ~is_leaf[node]
+            if not active.any():
+                break
+            x = R[row, feature[node]]
+            gap = np.isnan(x)
+            go_left = np.where(gap, missing_left[node], x <= threshold[node])
+            cat = is_cat[node] & active & ~gap
+            if cat.any():
+                nd, xv = node[cat], x[cat]
+                to_left = in_bitset(left_bits, bitset_idx[nd], xv)
+                seen = in_bitset(known, cat_index[feature[nd]], xv)
+                go_left[cat] = np.where(to_left, True, np.where(seen, False, missing_left[nd]))
+            node = np.where(active, np.where(go_left, left[node], right[node]), node)
+        return baseline + value[node].sum(axis=1)
+
+    def proba(Z: Matrix) -> np.ndarray:
+        Z = encode(Z)
+        if len(Z) <= TREE_BLOCK_ROWS:
+            return expit(raw(Z))
+        return np.concatenate(
+            [expit(raw(Z[s : s + TREE_BLOCK_ROWS])) for s in range(0, len(Z), TREE_BLOCK_ROWS)]
+        )
+
+    return proba
+
+
+def _hgb_encoder(pre, n_features: int) -> Callable[[Matrix], Matrix]:
+    """HistGradientBoosting's own input step: with categorical_features given, it ordinal-encodes
+    those columns (each value -> its index among the sorted values seen in fit; unseen -> NaN)
+    and puts them first."""
+    if pre is None:
+        return lambda Z: Z
+    if not isinstance(pre, ColumnTransformer):
+        raise Unsupported(f"a HistGradientBoosting preprocessor {type(pre).__name__}")
+    plan = []  # (output slice, input columns, None | per-column sorted known values)
+    for name, trans, cols in pre.transformers_:
+        out = pre.output_indices_[name]
+        if trans == "drop" or out.stop == out.start:
+            continue
+        cols = np.arange(n_features)[np.asarray(cols)] if np.asarray(cols).dtype == bool else cols
+        cols = np.asarray(cols, dtype=int)
+        if isinstance(trans, OrdinalEncoder):
+            if trans.handle_unknown != "use_encoded_value" or not np.isnan(trans.unknown_value):
+                raise Unsupported("a HistGradientBoosting encoder that does not map unknown to NaN")
+            if getattr(trans, "infrequent_categories_", None) is not None and any(
+                c is not None for c in trans.infrequent_categories_
+            ):
+                raise Unsupported("a HistGradientBoosting encoder with infrequent categories")
+            known = []
+            for cats in trans.categories_:
+                cats = np.asarray(cats, dtype="float64")
+                known.append(cats[~np.isnan(cats)])
+            plan.append((out, cols, known))
+        elif isinstance(trans, FunctionTransformer) or trans == "passthrough":
+            plan.append((out, cols, None))
+        else:
+            raise Unsupported(f"a HistGradientBoosting input step {type(trans).__name__}")
+
+    def encode(Z: Matrix) -> Matrix:
+        out = np.empty((len(Z), n_features))
+        for where, cols, known in plan:
+            block = Z[:, cols]
+            if known is not None:
+                block = block.copy()
+                for j, cats in enumerate(known):
+                    if not len(cats):
+                        block[:, j] = np.nan
+                        continue
+                    x = block[:, j]
+                    pos = np.clip(np.searchsorted(cats, x), 0, len(cats) - 1)
+                    block[:, j] = np.where(cats[pos] == x, pos, np.nan)
+            out[:, where] = block
+        return out
+
+    return encode

@@ -1,0 +1,161 @@
+"""The numpy re-expression of the churn pipeline gives the pipeline's own numbers."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.pipeline import Pipeline
+from threadpoolctl import threadpool_limits
+
+from analytics import churn, fastscore, predict
+from analytics.features import build_preprocessor
+
+TIGHT = 1e-9
+
+
+def awkward(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """Splined and flag numbers with gaps, a rare level (one-hot groups it), 80 levels (the
+    ordinal encoder groups the rarest), an all-missing column: every branch of the encoders."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(0, 72, n).astype(float)
+    tenure[rng.random(n) < 0.05] = np.nan
+    spend = rng.gamma(2.0, 30.0, n)
+    flag = (rng.random(n) < 0.3).astype(float)
+    empty = np.full(n, np.nan)
+    plan = rng.choice(["basic", "plus", "pro", "legacy"], n, p=[0.5, 0.3, 0.198, 0.002])
+    city = rng.choice([f"city{i:02d}" for i in range(80)], n)
+    plan = np.where(rng.random(n) < 0.05, None, plan)
+    logit = -1.0 - 0.04 * np.nan_to_num(tenure, nan=30) + 0.01 * spend + 0.8 * (plan == "basic")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame({
+        "tenure": tenure,
+        "spend": spend,
+        "flag": flag,
+        "empty": empty,
+        "plan": pd.Categorical(plan),
+        "city": pd.Categorical(city),
+    })
+    numeric, categorical = ["tenure", "spend", "flag", "empty"], ["plan", "city"]
+    meta = {
+        "features": [*numeric, *categorical],
+        "numeric": numeric,
+        "categorical": categorical,
+        "feature_levels": {c: [str(v) for v in X[c].cat.categories] for c in categorical},
+        "feature_ranges": {
+            c: [float(np.nanmin(X[c])), float(np.nanmax(X[c]))] if X[c].notna().any() else [0, 1]
+            for c in numeric
+        },
+    }
+    return X, y, meta
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y, meta = awkward()
+    candidates = churn.candidate_pipelines(meta["numeric"], meta["categorical"])
+    with threadpool_limits(limits=1):
+        for pipe in candidates.values():
+            pipe.fit(X, y)
+    return candidates, meta
+
+
+@pytest.mark.parametrize("name", ["logistic", "gradient_boosting", "blend"])
+def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
+    candidates, meta = fitted
+    pipe = candidates[name]
+    scorer = fastscore.compile_scorer(pipe, meta)
+    assert scorer is not None
+    # Other rows than the compile-time check: gaps, unseen levels, past both ends of ranges.
+    X = fastscore.sample_frame(meta, 3000, seed=7)
+    expected = churn.predict_proba(pipe, X)
+    got = scorer.proba(scorer.encode_frame(X))
+    assert np.max(np.abs(got - expected)) <= TIGHT
+
+
+def test_drivers_match_the_pipeline_path(fitted):
+    candidates, meta = fitted
+    pipe = candidates["blend"]
+    scorer = fastscore.compile_scorer(pipe, meta)
+    X = fastscore.sample_frame(meta, 60, seed=3)
+    X = X.iloc[:, [meta["features"].index(c) for c in meta["features"]]]
+    typical = churn.typical_values(X, meta["numeric"], meta["categorical"])
+    p_ref, d_ref = churn.probability_and_deltas(pipe, X, typical)
+    p, d = churn.probability_and_deltas(pipe, X, typical, scorer=scorer, chunk_rows=100)
+    assert np.max(np.abs(p - p_ref)) <= TIGHT
+    assert list(d.columns) == list(d_ref.columns)
+    assert np.max(np.abs(d.to_numpy() - d_ref.to_numpy())) <= TIGHT
+    # At the typical value the change is exactly zero, as on the pipeline path.
+    assert ((d.to_numpy() == 0) == (d_ref.to_numpy() == 0)).all()
+
+
+def test_records_and_frames_encode_alike(fitted):
+    _, meta = fitted
+    scorer = fastscore.compile_scorer(fitted[0]["logistic"], meta)
+    records = [
+        {"tenure": 3.0, "spend": 40.5, "flag": 1.0, "empty": None, "plan": "pro", "city": "city07"},
+        {"tenure": None, "spend": 0.0, "flag": 0.0, "empty": None, "plan": None, "city": "nowhere"},
+    ]
+    R = scorer.encode_records(records)
+    assert R[0].tolist()[:3] == [3.0, 40.5, 1.0]
+    assert R[0, 4] == meta["feature_levels"]["plan"].index("pro")
+    assert R[1, 5] == len(meta["feature_levels"]["city"])  # unseen, not missing
+    assert np.isnan(R[1, 4])  # missing
+    assert np.isnan(R[1, 0])
+    frame = pd.DataFrame.from_records(records)
+    for c in meta["categorical"]:
+        frame[c] = frame[c].astype("category")
+    assert np.array_equal(scorer.encode_frame(frame), R, equal_nan=True)
+
+
+def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
+    X, y, meta = awkward(600)
+    forest = Pipeline([
+        ("preprocess", build_preprocessor("tree", meta["numeric"][:3], meta["categorical"])),
+        ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
+    ])
+    forest.fit(X, y)
+    with caplog.at_level(logging.INFO, logger="analytics.fastscore"):
+        assert fastscore.compile_scorer(forest, {**meta, "numeric": meta["numeric"][:3]}) is None
+    assert "RandomForestClassifier" in caplog.text
+
+
+def test_a_mismatch_is_refused(fitted, monkeypatch, caplog):
+    candidates, meta = fitted
+    monkeypatch.setattr(fastscore, "_check", lambda *a: 0.01)
+    with caplog.at_level(logging.WARNING, logger="analytics.fastscore"):
+        assert fastscore.compile_scorer(candidates["logistic"], meta) is None
+    assert "differs from the pipeline by 0.01" in caplog.text
+
+
+def test_api_predictions_are_the_same_with_and_without_the_scorer(demo_workspace):
+    model = demo_workspace.model
+    assert model.scorer is not None
+    schema = predict.input_schema(model.meta)
+    frame = demo_workspace.scored.head(25)
+    records = []
+    for row in frame.to_dict("records"):
+        clean, problems = predict.check_record(schema, {f: row[f] for f in schema})
+        assert not problems
+        records.append(clean)
+    fast = predict.predict(model, records, margin=0.3, discount=0.01)
+    model.__dict__["scorer"] = None  # the cached_property's slot: the pipeline path
+    try:
+        slow = predict.predict(model, records, margin=0.3, discount=0.01)
+    finally:
+        del model.__dict__["scorer"]
+    assert len(fast) == len(slow) == 25
+    for a, b in zip(fast, slow, strict=True):
+        assert a.keys() == b.keys()
+        assert a["risk_band"] == b["risk_band"]
+        assert abs(a["probability"] - b["probability"]) <= 1e-4
+        assert [d["feature"] for d in a["drivers"]] == [d["feature"] for d in b["drivers"]]
+
+
+def test_telco_model_compiles(telco_workspace):
+    model = telco_workspace.model
+    assert model.scorer is not None
+    X = fastscore.sample_frame(model.meta, 1000, seed=11)
+    expected = churn.predict_proba(model.pipeline, X)
+    assert np.max(np.abs(model.scorer.proba(model.scorer.encode_frame(X)) - expected)) <= TIGHT
