@@ -47,7 +47,7 @@ TOLERANCE = 1e-9  # max |p_fast - p_pipeline| accepted at compile time
 CHECK_ROWS = 400  # random rows compared with the pipeline at compile time
 UNSEEN = "\x00unseen level"  # stands for any level the model never saw
 CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds memory)
-TREE_BLOCK_ROWS = 2_048  # rows per tree traversal (its temporaries are rows x trees)
+TREE_BLOCK_ROWS = 8_192  # rows per tree traversal (its temporaries are rows x trees)
 
 Matrix = np.ndarray  # (rows, columns) float64
 Proba = Callable[[Matrix], np.ndarray]
@@ -457,7 +457,6 @@ def _forest(model: HistGradientBoostingClassifier) -> Callable[[Matrix], np.ndar
     left_bits = np.concatenate(bitsets).astype(np.uint32) if bitsets else np.zeros((0, 8))
     known = np.asarray(known, dtype=np.uint32)
     roots = np.asarray(roots)
-    depth = int(nodes["depth"].max()) + 1
     baseline = float(np.ravel(model._baseline_prediction)[0])
     if any(is_cat) and not is_cat_feature[feature[is_cat & ~is_leaf]].all():
         raise Unsupported("a categorical split on a numeric feature")
@@ -469,24 +468,31 @@ def _forest(model: HistGradientBoostingClassifier) -> Callable[[Matrix], np.ndar
         return ok & (((word >> (np.clip(v, 0, 255) % 32).astype(np.uint32)) & 1) == 1)
 
     def raw(R: Matrix) -> np.ndarray:
-        n = len(R)
-        node = np.broadcast_to(roots, (n, len(roots))).copy()
-        row = np.arange(n)[:, None]
-        for _ in range(depth):
-            active = ~is_leaf[node]
-            if not active.any():
-                break
-            x = R[row, feature[node]]
+        # One entry per (row, tree); each pass moves the entries not yet at a leaf one level
+        # down, so the work follows the actual path lengths, not the deepest tree.
+        n, width = R.shape
+        flat = np.ascontiguousarray(R).reshape(-1)
+        node = np.tile(roots, n)
+        start = np.repeat(np.arange(n, dtype=np.int64) * width, len(roots))
+        todo = np.flatnonzero(~is_leaf[node])
+        while todo.size:
+            nd = node[todo]
+            x = flat[start[todo] + feature[nd]]
+            go_left = x <= threshold[nd]  # False for NaN, handled next
             gap = np.isnan(x)
-            go_left = np.where(gap, missing_left[node], x <= threshold[node])
-            cat = is_cat[node] & active & ~gap
+            if gap.any():
+                go_left[gap] = missing_left[nd[gap]]
+            cat = is_cat[nd]
             if cat.any():
-                nd, xv = node[cat], x[cat]
-                to_left = in_bitset(left_bits, bitset_idx[nd], xv)
-                seen = in_bitset(known, cat_index[feature[nd]], xv)
-                go_left[cat] = np.where(to_left, True, np.where(seen, False, missing_left[nd]))
-            node = np.where(active, np.where(go_left, left[node], right[node]), node)
-        return baseline + value[node].sum(axis=1)
+                cat &= ~gap
+                nc, xv = nd[cat], x[cat]
+                to_left = in_bitset(left_bits, bitset_idx[nc], xv)
+                seen = in_bitset(known, cat_index[feature[nc]], xv)
+                go_left[cat] = to_left | (~seen & missing_left[nc])
+            nxt = np.where(go_left, left[nd], right[nd])
+            node[todo] = nxt
+            todo = todo[~is_leaf[nxt]]
+        return baseline + value[node].reshape(n, len(roots)).sum(axis=1)
 
     def proba(Z: Matrix) -> np.ndarray:
         Z = encode(Z)

@@ -33,7 +33,7 @@ class Problem:
 
 
 def input_schema(meta: Mapping) -> dict[str, dict]:
-    """feature -> {kind, levels | min/max/allowed_min/allowed_max, default}."""
+    """feature -> {kind, levels | whole/min/max/allowed_min/allowed_max, default}."""
     schema = {}
     typical = meta.get("typical", {})
     for feature in meta["features"]:
@@ -54,8 +54,13 @@ def input_schema(meta: Mapping) -> dict[str, dict]:
             default = typical.get(feature)
             if not isinstance(default, int | float) or not math.isfinite(default):
                 default = (lo + hi) / 2
+            whole = feature in meta.get("whole_numbers", ())
+            if whole:
+                default = round(default)
             schema[feature] = {
                 "kind": "numeric",
+                # Older model versions lack the list: any number is accepted there.
+                "whole": whole,
                 "min": lo,
                 "max": hi,
                 "allowed_min": allowed_lo,
@@ -101,6 +106,14 @@ def check_record(
             number = _number(raw)
             if number is None:
                 problems.append(Problem(name, f"expected a number, got {raw!r}"))
+            elif spec.get("whole") and not number.is_integer():
+                problems.append(
+                    Problem(
+                        name,
+                        f"expected a whole number, got {number:g} (the model saw only whole "
+                        f"numbers, {spec['min']:g} to {spec['max']:g})",
+                    )
+                )
             elif not spec["allowed_min"] <= number <= spec["allowed_max"]:
                 problems.append(
                     Problem(

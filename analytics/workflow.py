@@ -171,6 +171,8 @@ def train(
         "notes": list(table.notes),
         "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in categorical},
         "feature_ranges": {c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric},
+        # Counts, months and 0/1 flags: a prediction request with 0.5 of one is a mistake.
+        "whole_numbers": [c for c in numeric if _all_whole(base[c])],
         "typical": {k: _jsonable(v) for k, v in result.typical.items()},
         "has_dates": table.has_dates,
         "has_revenue": table.has_revenue,
@@ -209,6 +211,11 @@ def train(
         scored=scored,
         importance=result.importance,
     )
+
+
+def _all_whole(s: pd.Series) -> bool:
+    values = s.dropna().to_numpy(dtype="float64")
+    return bool(len(values)) and bool(np.all(values == np.round(values)))
 
 
 def _finite(x) -> float | None:

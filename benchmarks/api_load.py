@@ -1,9 +1,11 @@
 """Throughput and latency of POST /api/v1/predict under gunicorn (loopback only).
 
     .venv/bin/python -m benchmarks.api_load [--seconds 60] [--clients 16] [--workers 2]
+                                            [--data FILE]
 
 Starts gunicorn with gunicorn.conf.py (preload, gthread) on a free loopback port over the demo
-base (model cached in benchmarks/out/models-demo; trained once at start when missing), then:
+base, or --data (model cached in benchmarks/out/models-<file name>; trained once at start when
+missing), then:
 
 - single-row predictions: `--clients` threads, each with one keep-alive http.client connection,
   POST one customer object at a time for `--seconds`; requests/s, p50/p99 latency, errors;
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analytics import io
 from analytics.config import DEMO_DATA, PROJ_ROOT
 
 OUT = PROJ_ROOT / "benchmarks" / "out"
@@ -44,13 +47,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int, models_dir: Path, log: Path) -> subprocess.Popen:
+def start_gunicorn(
+    port: int, workers: int, models_dir: Path, log: Path, data: Path
+) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
     env.update(
         RETENTION_HOST=HOST,
         RETENTION_PORT=str(port),
         RETENTION_WORKERS=str(workers),
         RETENTION_MODELS_DIR=str(models_dir),
+        RETENTION_DATA=str(data),
     )
     with log.open("wb") as out:
         return subprocess.Popen(
@@ -84,12 +90,12 @@ def wait_ready(proc: subprocess.Popen, port: int, timeout: float) -> None:
     raise SystemExit(f"gunicorn not ready after {timeout:.0f} s")
 
 
-def customers(models_dir: Path, n: int) -> list[dict]:
-    """Demo rows with exactly the model's input features, inside the ranges and levels it saw
-    (the API refuses values far outside them)."""
+def customers(models_dir: Path, data: Path, n: int) -> list[dict]:
+    """Rows of the table with exactly the model's input features, inside the ranges and levels
+    it saw (the API refuses values far outside them)."""
     version = (models_dir / "CURRENT").read_text().strip()
     meta = json.loads((models_dir / version / "model.json").read_text())
-    frame = pd.read_csv(DEMO_DATA)[meta["features"]]
+    frame = io.load_table(data).frame[meta["features"]].dropna()
     keep = pd.Series(True, index=frame.index)
     for col, (low, high) in meta["feature_ranges"].items():
         keep &= frame[col].isna() | frame[col].between(low, high)
@@ -163,16 +169,21 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--batch", type=int, default=10_000)
     p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--models-dir", type=Path, default=OUT / "models-demo")
+    p.add_argument("--data", type=Path, default=DEMO_DATA, help="default: the demo base")
+    p.add_argument("--models-dir", type=Path, help="default: benchmarks/out/models-<data name>")
     args = p.parse_args(argv)
+    if args.models_dir is None:
+        name = "demo" if args.data == DEMO_DATA else args.data.name.split(".")[0]
+        args.models_dir = OUT / f"models-{name}"
 
     OUT.mkdir(parents=True, exist_ok=True)
     log = OUT / "api_load-gunicorn.log"
     port = free_port()
-    proc = start_gunicorn(port, args.workers, args.models_dir, log)
+    proc = start_gunicorn(port, args.workers, args.models_dir, log, args.data.resolve())
     try:
         wait_ready(proc, port, timeout=600)  # a first run trains the demo model
-        rows = customers(args.models_dir, max(args.batch, 1000))
+        rows = customers(args.models_dir, args.data, max(args.batch, 1000))
+        rows = (rows * (1 + args.batch // max(len(rows), 1)))[: max(args.batch, 1000)]
         print(f"gunicorn: {args.workers} workers on {HOST}:{port}; log in {log}", flush=True)
         single = single_row_load(port, rows[:1000], args.clients, args.seconds)
         batch = batch_timing(port, rows[: args.batch], args.repeats)
@@ -181,6 +192,7 @@ def main(argv=None) -> int:
         proc.wait(60)
 
     print()
+    print(f"data: {args.data}")
     print(f"| POST {PREDICT} | result |")
     print("|---|---|")
     print(

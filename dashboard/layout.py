@@ -471,10 +471,10 @@ def predict_field(feature: str, spec: dict):
             value=spec["default"],
             # No min/max: the browser would send an out-of-range number as None ("missing");
             # the server's check names the range instead.
-            step="any",
-            inputmode="decimal",
+            step=1 if spec.get("whole") else "any",
+            inputmode="numeric" if spec.get("whole") else "decimal",
         )
-        hint = f"observed {lo:g} to {hi:g}"
+        hint = f"observed {lo:g} to {hi:g}" + (", whole numbers" if spec.get("whole") else "")
     return dbc.Col(
         html.Div(
             [

@@ -57,8 +57,11 @@ def customer_schema(schema: Mapping[str, dict]) -> dict:
                 "minimum": spec["allowed_min"],
                 "maximum": spec["allowed_max"],
                 "description": f"Numeric: observed {spec['min']:g} to {spec['max']:g} in training;"
-                f" accepted {spec['allowed_min']:g} to {spec['allowed_max']:g}.",
+                f" accepted {spec['allowed_min']:g} to {spec['allowed_max']:g}"
+                + ("; whole numbers only." if spec.get("whole") else "."),
             }
+            if spec.get("whole"):
+                props[name]["multipleOf"] = 1
     required = [name for name in schema if name not in predict.optional_fields(schema)]
     return {
         "type": "object",

@@ -621,3 +621,18 @@ def test_markup_in_input_comes_back_as_escaped_json_text(client, schema):
     assert r.status_code == 400
     assert "<script>" not in r.get_data(as_text=True)
     assert script in body(r)["errors"][0]["message"]
+
+
+def test_predict_refuses_fractions_of_whole_number_features(client, schema, demo_workspace):
+    whole = demo_workspace.model.meta["whole_numbers"]
+    assert {"support_tickets_90d", "tenure_months"} <= set(whole)
+    assert "monthly_revenue" not in whole
+    assert schema["support_tickets_90d"]["whole"]
+    record = typical_record(schema) | {"support_tickets_90d": 2.5, "monthly_revenue": 49.95}
+    r = client.post("/api/v1/predict", json=record)
+    assert r.status_code == 422
+    assert fields(r) == {"support_tickets_90d"}
+    assert "expected a whole number, got 2.5" in body(r)["errors"][0]["message"]
+    assert client.post("/api/v1/predict", json=record | {"support_tickets_90d": 2}).status_code == 200
+    document = body(client.get("/api/v1/openapi.json"))
+    assert "multipleOf" in json.dumps(document)
