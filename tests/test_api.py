@@ -633,6 +633,7 @@ def test_predict_refuses_fractions_of_whole_number_features(client, schema, demo
     assert r.status_code == 422
     assert fields(r) == {"support_tickets_90d"}
     assert "expected a whole number, got 2.5" in body(r)["errors"][0]["message"]
-    assert client.post("/api/v1/predict", json=record | {"support_tickets_90d": 2}).status_code == 200
+    fixed = record | {"support_tickets_90d": 2}
+    assert client.post("/api/v1/predict", json=fixed).status_code == 200
     document = body(client.get("/api/v1/openapi.json"))
     assert "multipleOf" in json.dumps(document)
