@@ -47,10 +47,17 @@ TOLERANCE = 1e-9  # max |p_fast - p_pipeline| accepted at compile time
 CHECK_ROWS = 400  # random rows compared with the pipeline at compile time
 UNSEEN = "\x00unseen level"  # stands for any level the model never saw
 CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds memory)
+# Below this many rows, scoring all k + 1 versions of each row in full is quicker than the
+# per-feature bookkeeping of the shortcut (measured: crossover near 30 rows).
+SHORTCUT_MIN_ROWS = 32
 TREE_BLOCK_ROWS = 8_192  # rows per tree traversal (its temporaries are rows x trees)
 
 Matrix = np.ndarray  # (rows, columns) float64
 Proba = Callable[[Matrix], np.ndarray]
+# (R, t) -> (k + 1, n): p for every row, then for every row with raw feature j set to t[j].
+Variants = Callable[[Matrix, np.ndarray], Matrix]
+# Per raw feature: the columns of a transformer's output that depend on it (and on nothing else).
+Deps = list[np.ndarray]
 
 
 class Unsupported(Exception):
@@ -60,11 +67,18 @@ class Unsupported(Exception):
 class FastScorer:
     """p(churn) for rows given as the float matrix described in the module docstring."""
 
-    def __init__(self, features: Sequence[str], levels: Mapping[str, Sequence[str]], proba):
+    def __init__(
+        self,
+        features: Sequence[str],
+        levels: Mapping[str, Sequence[str]],
+        proba: Proba,
+        variants: Variants | None = None,
+    ):
         self.features = list(features)
         self.levels = {f: list(v) for f, v in levels.items() if f in self.features}
         self._index = {f: {lv: i for i, lv in enumerate(v)} for f, v in self.levels.items()}
         self._proba = proba
+        self._variants = variants
 
     def proba(self, R: Matrix) -> np.ndarray:
         return self._proba(np.asarray(R, dtype="float64"))
@@ -133,12 +147,22 @@ class FastScorer:
             p[part], deltas[part] = self._deltas(R[part], t)
         return p, deltas
 
-    def _deltas(self, R: Matrix, t: np.ndarray) -> tuple[np.ndarray, Matrix]:
+    def variants(self, R: Matrix, t: np.ndarray) -> Matrix:
+        """(k + 1, n): p of every row, then of every row with feature j set to t[j]."""
+        if self._variants is not None and len(R) >= SHORTCUT_MIN_ROWS:
+            return self._variants(np.asarray(R, dtype="float64"), t)
+        return self.stacked_variants(R, t)
+
+    def stacked_variants(self, R: Matrix, t: np.ndarray) -> Matrix:
+        """variants() the plain way: all k + 1 versions of every row scored in full."""
         n, k = R.shape
         stacked = np.tile(R, (k + 1, 1))
         for j in range(k):
             stacked[(j + 1) * n : (j + 2) * n, j] = t[j]
-        p = self.proba(stacked).reshape(k + 1, n)
+        return self.proba(stacked).reshape(k + 1, n)
+
+    def _deltas(self, R: Matrix, t: np.ndarray) -> tuple[np.ndarray, Matrix]:
+        p = self.variants(R, t)
         base = p[0]
         deltas = base[:, None] - p[1:].T
         same = np.equal(R, t) | (np.isnan(R) & np.isnan(t))
@@ -154,9 +178,11 @@ def compile_scorer(pipeline, meta: Mapping, *, seed: int = 0) -> FastScorer | No
     features = list(meta["features"])
     levels = {f: list(meta.get("feature_levels", {}).get(f, [])) for f in meta["categorical"]}
     try:
-        proba = _estimator(pipeline, features, levels)
+        proba, variants = _estimator(pipeline, features, levels)
         scorer = FastScorer(features, levels, proba)
         worst = _check(scorer, pipeline, meta, seed)
+        if worst <= TOLERANCE:
+            scorer = _with_variants(scorer, variants, meta, seed)
     except Unsupported as exc:
         log.info("fast scoring off (the pipeline is scored by scikit-learn): %s", exc)
         return None
@@ -197,6 +223,21 @@ def sample_frame(meta: Mapping, rows: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def _with_variants(scorer: FastScorer, variants, meta: Mapping, seed: int) -> FastScorer:
+    """The scorer with its shortcut for explaining (only what a changed feature touches is
+    recomputed) when that agrees with scoring every version of the rows in full."""
+    if variants is None:
+        return scorer
+    X = sample_frame(meta, 64, seed + 1)
+    R = scorer.encode_frame(X)
+    t = R[np.arange(R.shape[1]) % len(R), np.arange(R.shape[1])]  # a value of each feature
+    worst = float(np.max(np.abs(variants(R, t) - scorer.stacked_variants(R, t))))
+    if not worst <= TOLERANCE:
+        log.warning("fast explanations off: they differ from full scoring by %.3g", worst)
+        return scorer
+    return FastScorer(scorer.features, scorer.levels, scorer._proba, variants)
+
+
 def _check(scorer: FastScorer, pipeline, meta: Mapping, seed: int) -> float:
     X = sample_frame(meta, CHECK_ROWS, seed)
     with threadpool_limits(limits=1):  # OpenMP threads spin-wait on small inputs
@@ -205,30 +246,42 @@ def _check(scorer: FastScorer, pipeline, meta: Mapping, seed: int) -> float:
     return float(np.max(np.abs(got - expected))) if len(X) else 0.0
 
 
-def _estimator(est, features: list[str], levels: Mapping) -> Proba:
-    """R -> p(class 1) for a fitted estimator or pipeline."""
+def _estimator(est, features: list[str], levels: Mapping) -> tuple[Proba, Variants | None]:
+    """R -> p(class 1) for a fitted estimator or pipeline, and its explaining shortcut."""
     if list(getattr(est, "classes_", [])) != [0, 1]:
         raise Unsupported(f"{type(est).__name__} does not have classes [0, 1]")
     if isinstance(est, Pipeline):
         *pre, (_, last) = est.steps
-        transforms = [_transformer(t, features, levels) for _, t in pre]
-        if not transforms:
+        if not pre:
             return _estimator(last, features, levels)
-        if len(transforms) != 1 or not isinstance(pre[0][1], ColumnTransformer):
+        if len(pre) != 1:
             raise Unsupported("a pipeline other than ColumnTransformer -> model")
-        transform, names = transforms[0]
-        model = _model(last, names)
-        return lambda R: model(transform(R))
+        transform, names, deps = _transformer(pre[0][1], features, levels)
+        model, model_variants = _model(last, names)
+
+        def variants(R: Matrix, t: np.ndarray) -> Matrix:
+            return model_variants(transform(R), transform(t[None, :]), deps)
+
+        usable = deps is not None and model_variants is not None
+        return (lambda R: model(transform(R))), (variants if usable else None)
     if isinstance(est, VotingClassifier):
         if est.voting != "soft" or est.weights is not None:
             raise Unsupported("a VotingClassifier other than soft, unweighted")
         parts = [_estimator(e, features, levels) for e in est.estimators_]
-        return lambda R: np.mean([part(R) for part in parts], axis=0)
+
+        def mean_variants(R: Matrix, t: np.ndarray) -> Matrix:
+            return np.mean([v(R, t) for _, v in parts], axis=0)
+
+        usable = all(v is not None for _, v in parts)
+        return (lambda R: np.mean([p(R) for p, _ in parts], axis=0)), (
+            mean_variants if usable else None
+        )
     raise Unsupported(f"{type(est).__name__} without preprocessing")
 
 
-def _model(model, columns: list[str]) -> Callable[[Matrix], np.ndarray]:
-    """Z (the preprocessor's output) -> p(class 1)."""
+def _model(model, columns: list[str]):
+    """Z (the preprocessor's output) -> p(class 1), and (Z, Z of the typical row, deps) ->
+    variants."""
     names = getattr(model, "feature_names_in_", None)
     if names is not None and list(names) != columns:
         raise Unsupported("the model's input columns differ from the preprocessor's output")
@@ -239,7 +292,19 @@ def _model(model, columns: list[str]) -> Callable[[Matrix], np.ndarray]:
         intercept = float(np.ravel(model.intercept_)[0])
         if model.coef_.shape[0] != 1:
             raise Unsupported("a logistic regression with more than one row of coefficients")
-        return lambda Z: expit(Z @ coef + intercept)
+
+        def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
+            # Linear: swapping a feature's columns moves the logit by their share of it.
+            logit = Z @ coef + intercept
+            out = [logit]
+            for cols in deps:
+                if len(cols):
+                    out.append(logit + (Zt[0, cols] - Z[:, cols]) @ coef[cols])
+                else:
+                    out.append(logit)
+            return expit(np.vstack(out))
+
+        return (lambda Z: expit(Z @ coef + intercept)), variants
     if isinstance(model, HistGradientBoostingClassifier):
         return _forest(model)
     raise Unsupported(f"model {type(model).__name__}")
@@ -249,12 +314,13 @@ def _model(model, columns: list[str]) -> Callable[[Matrix], np.ndarray]:
 
 
 def _transformer(ct, features: list[str], levels: Mapping):
-    """A fitted ColumnTransformer -> (R -> Z, output column names)."""
+    """A fitted ColumnTransformer -> (R -> Z, output column names, deps per raw feature)."""
     if not isinstance(ct, ColumnTransformer):
         raise Unsupported(f"preprocessing step {type(ct).__name__}")
     names = [str(n) for n in ct.get_feature_names_out()]
     width = len(names)
     blocks = []
+    deps: list[list[int]] = [[] for _ in features]
     for name, trans, cols in ct.transformers_:
         out = ct.output_indices_[name]
         if trans == "drop" or out.stop == out.start:
@@ -264,12 +330,14 @@ def _transformer(ct, features: list[str], levels: Mapping):
             raise Unsupported(f"transformer {name!r} reads columns that are not model features")
         where = [features.index(c) for c in cols]
         if all(c in levels for c in cols):
-            fn = _tabulated(trans, cols, levels, out.stop - out.start)
+            fn, block_deps = _tabulated(trans, cols, levels, out.stop - out.start)
         elif not any(c in levels for c in cols):
-            fn = _numeric(trans)
+            fn, block_deps = _numeric(trans, len(cols))
         else:
             raise Unsupported(f"transformer {name!r} mixes numeric and categorical columns")
         blocks.append((out, where, fn))
+        for j, columns in zip(where, block_deps, strict=True):
+            deps[j] += [out.start + int(c) for c in columns]
 
     def transform(R: Matrix) -> Matrix:
         Z = np.empty((len(R), width))
@@ -277,24 +345,34 @@ def _transformer(ct, features: list[str], levels: Mapping):
             Z[:, out] = fn(R[:, where])
         return Z
 
-    return transform, names
+    return transform, names, [np.asarray(sorted(d), dtype=int) for d in deps]
 
 
-def _numeric(trans) -> Callable[[Matrix], Matrix]:
+def _numeric(trans, width: int) -> tuple[Callable[[Matrix], Matrix], Deps]:
+    """Column-wise numeric steps -> (function, output columns per input column)."""
     steps = trans.steps if isinstance(trans, Pipeline) else [(None, trans)]
-    fns = [_numeric_step(step) for _, step in steps]
+    fns = []
+    deps = [np.array([i]) for i in range(width)]
+    for _, step in steps:
+        fn, step_deps = _numeric_step(step, width)
+        fns.append(fn)
+        deps = [
+            np.unique(np.concatenate([step_deps[c] for c in d] or [[]])).astype(int) for d in deps
+        ]
+        width = 1 + max((int(c.max()) for c in step_deps if len(c)), default=-1)
 
     def run(X: Matrix) -> Matrix:
         for fn in fns:
             X = fn(X)
         return X
 
-    return run
+    return run, deps
 
 
-def _numeric_step(step) -> Callable[[Matrix], Matrix]:
+def _numeric_step(step, width: int) -> tuple[Callable[[Matrix], Matrix], Deps]:
+    same = [np.array([i]) for i in range(width)]
     if step == "passthrough" or (isinstance(step, FunctionTransformer) and step.func is None):
-        return lambda X: X
+        return (lambda X: X), same
     if isinstance(step, SimpleImputer):
         missing = step.missing_values
         stats = np.asarray(step.statistics_, dtype="float64")
@@ -308,7 +386,11 @@ def _numeric_step(step) -> Callable[[Matrix], Matrix]:
             filled = np.where(gaps, stats, X)
             return filled if flagged is None else np.hstack([filled, gaps[:, flagged]])
 
-        return impute
+        extra = [] if flagged is None else list(flagged)
+        deps = [
+            np.array([i] + [width + q for q, f in enumerate(extra) if f == i]) for i in range(width)
+        ]
+        return impute, deps
     if isinstance(step, StandardScaler):
         mean = step.mean_ if step.with_mean else None
         scale = step.scale_ if step.with_std else None
@@ -318,13 +400,13 @@ def _numeric_step(step) -> Callable[[Matrix], Matrix]:
                 X = X - mean
             return X / scale if scale is not None else X
 
-        return standardise
+        return standardise, same
     if isinstance(step, SplineTransformer):
         return _spline(step)
     raise Unsupported(f"numeric step {type(step).__name__}")
 
 
-def _spline(step: SplineTransformer) -> Callable[[Matrix], Matrix]:
+def _spline(step: SplineTransformer) -> tuple[Callable[[Matrix], Matrix], Deps]:
     """SplineTransformer.transform for dense output and constant extrapolation."""
     if step.extrapolation != "constant" or step.sparse_output:
         raise Unsupported("a SplineTransformer other than dense with constant extrapolation")
@@ -352,10 +434,20 @@ def _spline(step: SplineTransformer) -> Callable[[Matrix], Matrix]:
             block[above, n_splines - degree :] = f_hi[n_splines - degree :]
         return out if keep is None else out[:, keep]
 
-    return transform
+    columns = np.arange(n_splines * len(splines))
+    position = columns if keep is None else np.full(len(columns), -1)
+    if keep is not None:
+        position[keep] = np.arange(len(keep))
+    deps = []
+    for i in range(len(splines)):
+        block = position[i * n_splines : (i + 1) * n_splines]
+        deps.append(block[block >= 0])
+    return transform, deps
 
 
-def _tabulated(trans, cols: list[str], levels: Mapping, width: int) -> Callable[[Matrix], Matrix]:
+def _tabulated(
+    trans, cols: list[str], levels: Mapping, width: int
+) -> tuple[Callable[[Matrix], Matrix], Deps]:
     """A per-column categorical encoder as lookup tables, built by running the fitted encoder
     itself on every level (and missing) of every column: exact for whatever it does with rare,
     infrequent or unknown levels.
@@ -403,81 +495,91 @@ def _tabulated(trans, cols: list[str], levels: Mapping, width: int) -> Callable[
                 Z[:, columns] = table[idx]
         return Z
 
-    return transform
+    return transform, [columns for columns, _ in tables]
 
 
 # ---------------------------------------------------------------------- gradient boosting
 
 
-def _forest(model: HistGradientBoostingClassifier) -> Callable[[Matrix], np.ndarray]:
-    """Every tree of a binary HistGradientBoostingClassifier walked at once, vectorised.
+def _forest(model: HistGradientBoostingClassifier):
+    """Every tree of a binary HistGradientBoostingClassifier walked at once, vectorised:
+    (Z -> p, variants).
 
     Reads the fitted predictors (private attributes, hence the compile-time check): per node
     the split feature, threshold, missing direction, children, leaf value and, for categorical
     splits, the bitset of levels that go left. A categorical value the trees never saw follows
     the missing direction, as scikit-learn's own predictor does.
+
+    Explaining: setting one feature to its typical value can only change a tree's answer for
+    a row whose path in that tree reads the feature, so only those (row, tree) pairs are walked
+    again; with small trees that is a few percent of all pairs.
     """
-    encode = _hgb_encoder(getattr(model, "_preprocessor", None), model.n_features_in_)
-    predictors = [trees[0] for trees in model._predictors]
+    encode, moved = _hgb_encoder(getattr(model, "_preprocessor", None), model.n_features_in_)
     if any(len(trees) != 1 for trees in model._predictors):
         raise Unsupported("a multi-class HistGradientBoostingClassifier")
+    predictors = [trees[0] for trees in model._predictors]
+    if not predictors:
+        raise Unsupported("a gradient boosting model without trees")
     n_features = model.n_features_in_
     is_cat_feature = (
         np.zeros(n_features, dtype=bool)
         if model.is_categorical_ is None
         else np.asarray(model.is_categorical_, dtype=bool)
     )
-    known = model._bin_mapper.make_known_categories_bitsets()[0]  # (n_cat_features, 8)
+    known = np.asarray(model._bin_mapper.make_known_categories_bitsets()[0], dtype=np.uint32)
     cat_index = np.cumsum(is_cat_feature) - 1  # feature -> row of `known`
 
-    parts, bitsets, roots = [], [], []
+    nodes_list, shifts, bit_shifts, bitsets, roots = [], [], [], [], []
     offset = bit_offset = 0
     for pred in predictors:
-        nodes = pred.nodes
+        nodes_list.append(pred.nodes)
         roots.append(offset)
-        parts.append((nodes, offset, bit_offset))
-        left_bits = np.asarray(pred.raw_left_cat_bitsets)
-        bitsets.append(left_bits.reshape(-1, 8) if left_bits.size else np.zeros((0, 8)))
-        offset += len(nodes)
+        shifts.append(np.full(len(pred.nodes), offset))
+        bit_shifts.append(np.full(len(pred.nodes), bit_offset))
+        bits = np.asarray(pred.raw_left_cat_bitsets)
+        bitsets.append(bits.reshape(-1, 8) if bits.size else np.zeros((0, 8)))
+        offset += len(pred.nodes)
         bit_offset += len(bitsets[-1])
-    nodes = np.concatenate([p[0] for p in parts]) if parts else None
-    if nodes is None:
-        raise Unsupported("a gradient boosting model without trees")
-    shift = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
-    bit_shift = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
-    feature = nodes["feature_idx"].astype(int)
+    nodes = np.concatenate(nodes_list)
+    shift, bit_shift = np.concatenate(shifts), np.concatenate(bit_shifts)
+    feature = nodes["feature_idx"].astype(np.int64)
     threshold = nodes["num_threshold"].astype("float64")
     missing_left = nodes["missing_go_to_left"].astype(bool)
-    left = nodes["left"].astype(int) + shift
-    right = nodes["right"].astype(int) + shift
+    left = nodes["left"].astype(np.int64) + shift
+    right = nodes["right"].astype(np.int64) + shift
     is_leaf = nodes["is_leaf"].astype(bool)
     value = nodes["value"].astype("float64")
     is_cat = nodes["is_categorical"].astype(bool)
-    bitset_idx = nodes["bitset_idx"].astype(int) + bit_shift
-    left_bits = np.concatenate(bitsets).astype(np.uint32) if bitsets else np.zeros((0, 8))
-    known = np.asarray(known, dtype=np.uint32)
-    roots = np.asarray(roots)
+    bitset_idx = nodes["bitset_idx"].astype(np.int64) + bit_shift
+    left_bits = np.concatenate(bitsets).astype(np.uint32)
+    roots = np.asarray(roots, dtype=np.int64)
+    n_trees = len(roots)
     baseline = float(np.ravel(model._baseline_prediction)[0])
-    if any(is_cat) and not is_cat_feature[feature[is_cat & ~is_leaf]].all():
+    if is_cat.any() and not is_cat_feature[feature[is_cat & ~is_leaf]].all():
         raise Unsupported("a categorical split on a numeric feature")
+    # Which input columns a path read, as bits: only possible with at most 64 columns.
+    bit = np.left_shift(np.uint64(1), np.arange(min(n_features, 64), dtype=np.uint64))
 
     def in_bitset(bits: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
         v = v.astype(np.int64)
         ok = (v >= 0) & (v < 256)
-        word = bits[rows, np.clip(v, 0, 255) // 32]
-        return ok & (((word >> (np.clip(v, 0, 255) % 32).astype(np.uint32)) & 1) == 1)
+        c = np.clip(v, 0, 255)
+        return ok & (((bits[rows, c // 32] >> (c % 32).astype(np.uint32)) & 1) == 1)
 
-    def raw(R: Matrix) -> np.ndarray:
-        # One entry per (row, tree); each pass moves the entries not yet at a leaf one level
-        # down, so the work follows the actual path lengths, not the deepest tree.
-        n, width = R.shape
-        flat = np.ascontiguousarray(R).reshape(-1)
-        node = np.tile(roots, n)
-        start = np.repeat(np.arange(n, dtype=np.int64) * width, len(roots))
+    def walk(flat: np.ndarray, start: np.ndarray, node: np.ndarray, paths: bool):
+        """Leaf per (row, tree) pair, from each pair's first value offset in `flat` and root;
+        with paths, also the bits of the input columns each path read."""
+        node = node.copy()
+        read = np.zeros(len(node), dtype=np.uint64) if paths else None
         todo = np.flatnonzero(~is_leaf[node])
+        # Each pass moves the pairs not yet at a leaf one level down: the work follows the
+        # actual path lengths, not the deepest tree.
         while todo.size:
             nd = node[todo]
-            x = flat[start[todo] + feature[nd]]
+            f = feature[nd]
+            if paths:
+                read[todo] |= bit[f]
+            x = flat[start[todo] + f]
             go_left = x <= threshold[nd]  # False for NaN, handled next
             gap = np.isnan(x)
             if gap.any():
@@ -492,25 +594,64 @@ def _forest(model: HistGradientBoostingClassifier) -> Callable[[Matrix], np.ndar
             nxt = np.where(go_left, left[nd], right[nd])
             node[todo] = nxt
             todo = todo[~is_leaf[nxt]]
-        return baseline + value[node].reshape(n, len(roots)).sum(axis=1)
+        return node, read
+
+    def leaves(Z2: Matrix, paths: bool = False):
+        n, width = Z2.shape
+        start = np.repeat(np.arange(n, dtype=np.int64) * width, n_trees)
+        return walk(np.ascontiguousarray(Z2).reshape(-1), start, np.tile(roots, n), paths)
+
+    def raw(Z2: Matrix) -> np.ndarray:
+        leaf, _ = leaves(Z2)
+        return baseline + value[leaf].reshape(len(Z2), n_trees).sum(axis=1)
 
     def proba(Z: Matrix) -> np.ndarray:
-        Z = encode(Z)
-        if len(Z) <= TREE_BLOCK_ROWS:
-            return expit(raw(Z))
+        Z2 = encode(Z)
         return np.concatenate(
-            [expit(raw(Z[s : s + TREE_BLOCK_ROWS])) for s in range(0, len(Z), TREE_BLOCK_ROWS)]
+            [expit(raw(Z2[s : s + TREE_BLOCK_ROWS])) for s in range(0, len(Z2), TREE_BLOCK_ROWS)]
         )
 
-    return proba
+    def variants_block(Z2: Matrix, Zt2: Matrix, deps2: Deps) -> Matrix:
+        n = len(Z2)
+        leaf, read = leaves(Z2, paths=True)
+        base = baseline + value[leaf].reshape(n, n_trees).sum(axis=1)
+        out = np.empty((len(deps2) + 1, n))
+        out[0] = base
+        for j, cols in enumerate(deps2, start=1):
+            mask = np.bitwise_or.reduce(bit[cols]) if len(cols) else np.uint64(0)
+            hit = np.flatnonzero(read & mask)
+            if not hit.size:
+                out[j] = base
+                continue
+            rows, trees = np.divmod(hit, n_trees)
+            # The rows these pairs belong to, with feature j's columns at the typical values.
+            unique, inverse = np.unique(rows, return_inverse=True)
+            changed = Z2[unique].copy()
+            changed[:, cols] = Zt2[0, cols]
+            width = changed.shape[1]
+            new, _ = walk(changed.reshape(-1), inverse * width, roots[trees], False)
+            out[j] = base + np.bincount(rows, value[new] - value[leaf[hit]], minlength=n)
+        return expit(out)
+
+    def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
+        Z2, Zt2 = encode(Z), encode(Zt)
+        deps2 = [moved(c) for c in deps]
+        return np.hstack(
+            [
+                variants_block(Z2[s : s + TREE_BLOCK_ROWS], Zt2, deps2)
+                for s in range(0, max(len(Z2), 1), TREE_BLOCK_ROWS)
+            ]
+        )
+
+    return proba, (variants if n_features <= 64 else None)
 
 
-def _hgb_encoder(pre, n_features: int) -> Callable[[Matrix], Matrix]:
+def _hgb_encoder(pre, n_features: int):
     """HistGradientBoosting's own input step: with categorical_features given, it ordinal-encodes
     those columns (each value -> its index among the sorted values seen in fit; unseen -> NaN)
-    and puts them first."""
+    and puts them first. Returns (Z -> encoded, Z columns -> the encoded columns they became)."""
     if pre is None:
-        return lambda Z: Z
+        return (lambda Z: Z), (lambda cols: np.asarray(cols, dtype=int))
     if not isinstance(pre, ColumnTransformer):
         raise Unsupported(f"a HistGradientBoosting preprocessor {type(pre).__name__}")
     plan = []  # (output slice, input columns, None | per-column sorted known values)
@@ -553,4 +694,12 @@ def _hgb_encoder(pre, n_features: int) -> Callable[[Matrix], Matrix]:
             out[:, where] = block
         return out
 
-    return encode
+    position = np.full(n_features, -1)
+    for where, cols, _ in plan:
+        position[cols] = np.arange(where.start, where.stop)
+
+    def moved(cols: np.ndarray) -> np.ndarray:
+        p = position[np.asarray(cols, dtype=int)]
+        return p[p >= 0]
+
+    return encode, moved

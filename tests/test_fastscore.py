@@ -29,14 +29,16 @@ def awkward(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, dic
     plan = np.where(rng.random(n) < 0.05, None, plan)
     logit = -1.0 - 0.04 * np.nan_to_num(tenure, nan=30) + 0.01 * spend + 0.8 * (plan == "basic")
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
-    X = pd.DataFrame({
-        "tenure": tenure,
-        "spend": spend,
-        "flag": flag,
-        "empty": empty,
-        "plan": pd.Categorical(plan),
-        "city": pd.Categorical(city),
-    })
+    X = pd.DataFrame(
+        {
+            "tenure": tenure,
+            "spend": spend,
+            "flag": flag,
+            "empty": empty,
+            "plan": pd.Categorical(plan),
+            "city": pd.Categorical(city),
+        }
+    )
     numeric, categorical = ["tenure", "spend", "flag", "empty"], ["plan", "city"]
     meta = {
         "features": [*numeric, *categorical],
@@ -70,19 +72,25 @@ def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
     # Other rows than the compile-time check: gaps, unseen levels, past both ends of ranges.
     X = fastscore.sample_frame(meta, 3000, seed=7)
     expected = churn.predict_proba(pipe, X)
-    got = scorer.proba(scorer.encode_frame(X))
+    R = scorer.encode_frame(X)
+    got = scorer.proba(R)
     assert np.max(np.abs(got - expected)) <= TIGHT
+    # The explaining shortcut (only what a changed feature touches is recomputed) is on and
+    # agrees with scoring every version of every row in full.
+    assert scorer._variants is not None
+    t = R[np.arange(R.shape[1]) * 7 % len(R), np.arange(R.shape[1])]
+    assert np.max(np.abs(scorer.variants(R, t) - scorer.stacked_variants(R, t))) <= TIGHT
 
 
 def test_drivers_match_the_pipeline_path(fitted):
     candidates, meta = fitted
     pipe = candidates["blend"]
     scorer = fastscore.compile_scorer(pipe, meta)
-    X = fastscore.sample_frame(meta, 60, seed=3)
+    X = fastscore.sample_frame(meta, 90, seed=3)  # over SHORTCUT_MIN_ROWS: both ways of explaining
     X = X.iloc[:, [meta["features"].index(c) for c in meta["features"]]]
     typical = churn.typical_values(X, meta["numeric"], meta["categorical"])
     p_ref, d_ref = churn.probability_and_deltas(pipe, X, typical)
-    p, d = churn.probability_and_deltas(pipe, X, typical, scorer=scorer, chunk_rows=100)
+    p, d = churn.probability_and_deltas(pipe, X, typical, scorer=scorer, chunk_rows=350)
     assert np.max(np.abs(p - p_ref)) <= TIGHT
     assert list(d.columns) == list(d_ref.columns)
     assert np.max(np.abs(d.to_numpy() - d_ref.to_numpy())) <= TIGHT
@@ -111,10 +119,12 @@ def test_records_and_frames_encode_alike(fitted):
 
 def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
     X, y, meta = awkward(600)
-    forest = Pipeline([
-        ("preprocess", build_preprocessor("tree", meta["numeric"][:3], meta["categorical"])),
-        ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
-    ])
+    forest = Pipeline(
+        [
+            ("preprocess", build_preprocessor("tree", meta["numeric"][:3], meta["categorical"])),
+            ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
+        ]
+    )
     forest.fit(X, y)
     with caplog.at_level(logging.INFO, logger="analytics.fastscore"):
         assert fastscore.compile_scorer(forest, {**meta, "numeric": meta["numeric"][:3]}) is None

@@ -471,7 +471,8 @@ def run_load(server: Server, threads: int, per_thread: int, customers, stop_at=N
             try:
                 status, _ = one(t + i)
                 ok, why = status == 200, str(status)
-            except OSError as exc:  # reset by a killed worker, refused, timed out
+            # Reset, refused or timed out, or cut mid-body (IncompleteRead) by a killed worker.
+            except (OSError, http.client.HTTPException) as exc:
                 ok, why = False, repr(exc)
             with lock:
                 results.append((started, time.monotonic(), ok, why))
