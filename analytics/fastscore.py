@@ -560,11 +560,15 @@ def _forest(model: HistGradientBoostingClassifier):
     # Which input columns a path read, as bits: only possible with at most 64 columns.
     bit = np.left_shift(np.uint64(1), np.arange(min(n_features, 64), dtype=np.uint64))
 
-    def in_bitset(bits: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
-        v = v.astype(np.int64)
-        ok = (v >= 0) & (v < 256)
-        c = np.clip(v, 0, 255)
-        return ok & (((bits[rows, c // 32] >> (c % 32).astype(np.uint32)) & 1) == 1)
+    # Bitsets of 8 x 32 bits as (rows, 256) booleans: membership is one lookup.
+    values = np.arange(256)
+    left_table = ((left_bits[:, values // 32] >> (values % 32).astype(np.uint32)) & 1) == 1
+    known_table = ((known[:, values // 32] >> (values % 32).astype(np.uint32)) & 1) == 1
+
+    def in_bitset(table: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+        c = v.astype(np.int64)
+        ok = (c >= 0) & (c < 256)
+        return ok & table[rows, np.clip(c, 0, 255)]
 
     def walk(flat: np.ndarray, start: np.ndarray, node: np.ndarray, paths: bool):
         """Leaf per (row, tree) pair, from each pair's first value offset in `flat` and root;
@@ -588,8 +592,8 @@ def _forest(model: HistGradientBoostingClassifier):
             if cat.any():
                 cat &= ~gap
                 nc, xv = nd[cat], x[cat]
-                to_left = in_bitset(left_bits, bitset_idx[nc], xv)
-                seen = in_bitset(known, cat_index[feature[nc]], xv)
+                to_left = in_bitset(left_table, bitset_idx[nc], xv)
+                seen = in_bitset(known_table, cat_index[feature[nc]], xv)
                 go_left[cat] = to_left | (~seen & missing_left[nc])
             nxt = np.where(go_left, left[nd], right[nd])
             node[todo] = nxt

