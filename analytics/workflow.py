@@ -473,12 +473,14 @@ def load_or_train(
     drop: Sequence[str] = (),
     retrain: bool = True,
     progress: Progress = _quiet,
+    before_retrain: Callable[[str], None] | None = None,
 ) -> Workspace:
     """Load the table and its current model; train one first when none fits this table.
 
     A model fits when it was trained on exactly this table (same data hash). Otherwise, with
     `retrain`, a new version is trained and saved (the documented automatic retrain); without
-    it, the reason is raised as an ArtifactError.
+    it, the reason is raised as an ArtifactError. before_retrain(reason) is called first and may
+    raise to refuse; the table is read once either way.
     """
     table = io.load_table(data, mapping, drop=drop, max_bytes=settings.max_file_bytes)
     data_hash = io.frame_hash(table.frame)
@@ -494,6 +496,8 @@ def load_or_train(
     except io.ArtifactError as exc:
         if not retrain:
             raise
+        if before_retrain is not None:
+            before_retrain(exc.reason)
         progress(f"no usable model ({exc.reason}); training one now")
         model = train(table, settings, source=str(data), progress=progress)
         save(model, models_dir)

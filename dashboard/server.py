@@ -231,22 +231,22 @@ def load_workspace(
     ArtifactError saying so (the caller exits non-zero)."""
     from analytics.workflow import load_or_train
 
-    kwargs = {
-        "models_dir": config.models_dir,
-        "mapping": dict(config.mapping) or None,
-        "drop": drop,
-    }
-    try:
-        return load_or_train(config.data, settings, retrain=False, **kwargs)
-    except io.ArtifactError as exc:
+
+    def before_retrain(reason: str) -> None:
         if not config.retrain:
-            raise io.ArtifactError(
-                f"model: {exc.reason}; not retraining because {ENV_PREFIX}RETRAIN=0"
-            ) from None
-        log.warning("model: %s; retraining on %s", exc.reason, config.data)
+            raise io.ArtifactError(f"model: {reason}; not retraining because {ENV_PREFIX}RETRAIN=0")
+        log.warning("model: %s; retraining on %s", reason, config.data)
 
     def progress(message: str) -> None:
-        if not message.startswith("no usable model"):  # already said, above
+        if not message.startswith("no usable model"):  # already said, by before_retrain
             log.info("%s", message)
 
-    return load_or_train(config.data, settings, retrain=True, progress=progress, **kwargs)
+    return load_or_train(
+        config.data,
+        settings,
+        models_dir=config.models_dir,
+        mapping=dict(config.mapping) or None,
+        drop=drop,
+        progress=progress,
+        before_retrain=before_retrain,
+    )

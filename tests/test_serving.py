@@ -145,10 +145,9 @@ def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
 def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     calls = []
 
-    def fake_load_or_train(data, settings, *, retrain, progress=None, **kwargs):
-        calls.append(retrain)
-        if not retrain:
-            raise ArtifactError("models/CURRENT is missing")
+    def fake_load_or_train(data, settings, *, progress, before_retrain, **kwargs):
+        calls.append(data)  # the table is read once, whatever happens to the model
+        before_retrain("models/CURRENT is missing")
         progress("no usable model: models/CURRENT is missing; training one now")
         progress("segmenting customers")
         return "workspace"
@@ -157,7 +156,7 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     log = logging.getLogger("test.serving")
     with caplog.at_level(logging.INFO, logger="test.serving"):
         assert load_workspace(ServeConfig(), settings_from_env(env={}), log) == "workspace"
-    assert calls == [False, True]
+    assert calls == [DEMO_DATA]
     assert [r.getMessage() for r in caplog.records] == [
         f"model: models/CURRENT is missing; retraining on {DEMO_DATA}",
         "segmenting customers",
@@ -168,7 +167,7 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     no_retrain = ServeConfig(retrain=False)
     with pytest.raises(ArtifactError, match="not retraining because RETENTION_RETRAIN=0"):
         load_workspace(no_retrain, settings_from_env(env={}), log)
-    assert calls == [False]
+    assert calls == [DEMO_DATA]
 
 
 # -- headers, request ids and logs through Flask's test client -------------------------------
