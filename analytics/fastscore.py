@@ -29,7 +29,11 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, VotingClassifier
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -50,7 +54,9 @@ CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds me
 # Below this many rows, scoring all k + 1 versions of each row in full is quicker than the
 # per-feature bookkeeping of the shortcut (measured: crossover near 30 rows).
 SHORTCUT_MIN_ROWS = 32
-TREE_BLOCK_ROWS = 8_192  # rows per tree traversal (its temporaries are rows x trees)
+TREE_BLOCK_ROWS = 8_192
+# Random forests grow deep trees: past this many rows scikit-learn's compiled walk is quicker.
+FOREST_NUMPY_MAX_ROWS = 256  # rows per tree traversal (its temporaries are rows x trees)
 
 Matrix = np.ndarray  # (rows, columns) float64
 Proba = Callable[[Matrix], np.ndarray]
@@ -307,6 +313,8 @@ def _model(model, columns: list[str]):
         return (lambda Z: expit(Z @ coef + intercept)), variants
     if isinstance(model, HistGradientBoostingClassifier):
         return _forest(model)
+    if isinstance(model, RandomForestClassifier):
+        return _random_forest(model, columns)
     raise Unsupported(f"model {type(model).__name__}")
 
 
@@ -502,17 +510,12 @@ def _tabulated(
 
 
 def _forest(model: HistGradientBoostingClassifier):
-    """Every tree of a binary HistGradientBoostingClassifier walked at once, vectorised:
-    (Z -> p, variants).
+    """A binary HistGradientBoostingClassifier: (Z -> p, variants).
 
     Reads the fitted predictors (private attributes, hence the compile-time check): per node
     the split feature, threshold, missing direction, children, leaf value and, for categorical
     splits, the bitset of levels that go left. A categorical value the trees never saw follows
     the missing direction, as scikit-learn's own predictor does.
-
-    Explaining: setting one feature to its typical value can only change a tree's answer for
-    a row whose path in that tree reads the feature, so only those (row, tree) pairs are walked
-    again; with small trees that is a few percent of all pairs.
     """
     encode, moved = _hgb_encoder(getattr(model, "_preprocessor", None), model.n_features_in_)
     if any(len(trees) != 1 for trees in model._predictors):
@@ -526,128 +529,216 @@ def _forest(model: HistGradientBoostingClassifier):
         if model.is_categorical_ is None
         else np.asarray(model.is_categorical_, dtype=bool)
     )
-    known = np.asarray(model._bin_mapper.make_known_categories_bitsets()[0], dtype=np.uint32)
-    cat_index = np.cumsum(is_cat_feature) - 1  # feature -> row of `known`
-
-    nodes_list, shifts, bit_shifts, bitsets, roots = [], [], [], [], []
-    offset = bit_offset = 0
+    nodes = np.concatenate([pred.nodes for pred in predictors])
+    sizes = [len(pred.nodes) for pred in predictors]
+    bitsets = []
     for pred in predictors:
-        nodes_list.append(pred.nodes)
-        roots.append(offset)
-        shifts.append(np.full(len(pred.nodes), offset))
-        bit_shifts.append(np.full(len(pred.nodes), bit_offset))
         bits = np.asarray(pred.raw_left_cat_bitsets)
         bitsets.append(bits.reshape(-1, 8) if bits.size else np.zeros((0, 8)))
-        offset += len(pred.nodes)
-        bit_offset += len(bitsets[-1])
-    nodes = np.concatenate(nodes_list)
-    shift, bit_shift = np.concatenate(shifts), np.concatenate(bit_shifts)
-    feature = nodes["feature_idx"].astype(np.int64)
-    threshold = nodes["num_threshold"].astype("float64")
-    missing_left = nodes["missing_go_to_left"].astype(bool)
-    left = nodes["left"].astype(np.int64) + shift
-    right = nodes["right"].astype(np.int64) + shift
-    is_leaf = nodes["is_leaf"].astype(bool)
-    value = nodes["value"].astype("float64")
+    bit_shift = np.repeat(np.cumsum([0] + [len(b) for b in bitsets[:-1]]), sizes)
+    shift = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
     is_cat = nodes["is_categorical"].astype(bool)
-    bitset_idx = nodes["bitset_idx"].astype(np.int64) + bit_shift
-    left_bits = np.concatenate(bitsets).astype(np.uint32)
-    roots = np.asarray(roots, dtype=np.int64)
-    n_trees = len(roots)
-    baseline = float(np.ravel(model._baseline_prediction)[0])
+    is_leaf = nodes["is_leaf"].astype(bool)
+    feature = nodes["feature_idx"].astype(np.int64)
     if is_cat.any() and not is_cat_feature[feature[is_cat & ~is_leaf]].all():
         raise Unsupported("a categorical split on a numeric feature")
-    # Which input columns a path read, as bits: only possible with at most 64 columns.
-    bit = np.left_shift(np.uint64(1), np.arange(min(n_features, 64), dtype=np.uint64))
+    trees = _Trees(
+        roots=np.cumsum([0, *sizes[:-1]]),
+        feature=feature,
+        threshold=nodes["num_threshold"].astype("float64"),
+        missing_left=nodes["missing_go_to_left"].astype(bool),
+        left=nodes["left"].astype(np.int64) + shift,
+        right=nodes["right"].astype(np.int64) + shift,
+        is_leaf=is_leaf,
+        value=nodes["value"].astype("float64"),
+        n_features=n_features,
+        categorical=(
+            is_cat,
+            nodes["bitset_idx"].astype(np.int64) + bit_shift,
+            np.concatenate(bitsets).astype(np.uint32),
+            np.asarray(model._bin_mapper.make_known_categories_bitsets()[0], dtype=np.uint32),
+            np.cumsum(is_cat_feature) - 1,  # feature -> row of the known-levels bitsets
+        ),
+    )
+    baseline = float(np.ravel(model._baseline_prediction)[0])
 
-    # Bitsets of 8 x 32 bits as (rows, 256) booleans: membership is one lookup.
-    values = np.arange(256)
-    left_table = ((left_bits[:, values // 32] >> (values % 32).astype(np.uint32)) & 1) == 1
-    known_table = ((known[:, values // 32] >> (values % 32).astype(np.uint32)) & 1) == 1
+    def finish(total: np.ndarray) -> np.ndarray:
+        return expit(baseline + total)
 
-    def in_bitset(table: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def proba(Z: Matrix) -> np.ndarray:
+        return trees.proba(encode(Z), finish)
+
+    def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
+        return trees.variants(encode(Z), encode(Zt), [moved(c) for c in deps], finish)
+
+    return proba, (variants if n_features <= 64 else None)
+
+
+def _random_forest(model: RandomForestClassifier, columns: list[str]):
+    """A binary RandomForestClassifier, from each fitted tree's public tree_ arrays: the mean
+    over trees of the churn share in the leaf a row reaches.
+
+    Small inputs only: on thousands of rows scikit-learn's own compiled, multi-threaded walk
+    through deep trees is quicker, so proba() hands those to it.
+    """
+    if getattr(model, "n_outputs_", 1) != 1 or len(model.classes_) != 2:
+        raise Unsupported("a random forest other than single-output binary")
+    sizes, parts = [], []
+    for est in model.estimators_:
+        t = est.tree_
+        value = np.asarray(t.value)[:, 0, :]
+        share = value[:, 1] / np.where(value.sum(axis=1) > 0, value.sum(axis=1), 1)
+        parts.append((t, share))
+        sizes.append(t.node_count)
+    shift = np.repeat(np.cumsum([0, *sizes[:-1]]), sizes)
+    left = np.concatenate([t.children_left for t, _ in parts]).astype(np.int64)
+    right = np.concatenate([t.children_right for t, _ in parts]).astype(np.int64)
+    is_leaf = left == -1
+    missing = [getattr(t, "missing_go_to_left", None) for t, _ in parts]
+    if any(m is None for m in missing):
+        raise Unsupported("trees without a missing-value direction")
+    trees = _Trees(
+        roots=np.cumsum([0, *sizes[:-1]]),
+        feature=np.where(is_leaf, 0, np.concatenate([t.feature for t, _ in parts])).astype(
+            np.int64
+        ),
+        threshold=np.concatenate([t.threshold for t, _ in parts]).astype("float64"),
+        missing_left=np.concatenate(missing).astype(bool),
+        left=np.where(is_leaf, 0, left + shift),
+        right=np.where(is_leaf, 0, right + shift),
+        is_leaf=is_leaf,
+        value=np.concatenate([share for _, share in parts]),
+        n_features=model.n_features_in_,
+    )
+    n_trees = len(parts)
+
+    def finish(total: np.ndarray) -> np.ndarray:
+        return total / n_trees
+
+    def proba(Z: Matrix) -> np.ndarray:
+        if len(Z) > FOREST_NUMPY_MAX_ROWS:
+            with threadpool_limits(limits=1):
+                frame = pd.DataFrame(Z, columns=columns)
+                return model.predict_proba(frame)[:, list(model.classes_).index(1)]
+        return trees.proba(Z, finish)
+
+    def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
+        return trees.variants(Z, Zt, deps, finish)
+
+    return proba, (variants if model.n_features_in_ <= 64 else None)
+
+
+class _Trees:
+    """Many binary trees in flat node arrays (children as global node ids), walked for all
+    (row, tree) pairs at once; a row's total is the sum of its leaf values over the trees."""
+
+    def __init__(
+        self,
+        *,
+        roots,
+        feature,
+        threshold,
+        missing_left,
+        left,
+        right,
+        is_leaf,
+        value,
+        n_features: int,
+        categorical=None,
+    ):
+        self.roots = np.asarray(roots, dtype=np.int64)
+        self.feature, self.threshold, self.missing_left = feature, threshold, missing_left
+        self.left, self.right, self.is_leaf, self.value = left, right, is_leaf, value
+        self.n_trees = len(self.roots)
+        # Which input columns a path read, as bits: only possible with at most 64 columns.
+        self.bit = np.left_shift(np.uint64(1), np.arange(min(n_features, 64), dtype=np.uint64))
+        self.is_cat = None
+        if categorical is not None and categorical[0].any():
+            self.is_cat, self.bitset_idx, left_bits, known, self.cat_index = categorical
+            # Bitsets of 8 x 32 bits as (rows, 256) booleans: membership is one lookup.
+            v = np.arange(256)
+            self.left_table = ((left_bits[:, v // 32] >> (v % 32).astype(np.uint32)) & 1) == 1
+            self.known_table = ((known[:, v // 32] >> (v % 32).astype(np.uint32)) & 1) == 1
+
+    @staticmethod
+    def _in(table: np.ndarray, rows: np.ndarray, v: np.ndarray) -> np.ndarray:
         c = v.astype(np.int64)
         ok = (c >= 0) & (c < 256)
         return ok & table[rows, np.clip(c, 0, 255)]
 
-    def walk(flat: np.ndarray, start: np.ndarray, node: np.ndarray, paths: bool):
+    def walk(self, flat: np.ndarray, start: np.ndarray, node: np.ndarray, paths: bool):
         """Leaf per (row, tree) pair, from each pair's first value offset in `flat` and root;
         with paths, also the bits of the input columns each path read."""
         node = node.copy()
         read = np.zeros(len(node), dtype=np.uint64) if paths else None
-        todo = np.flatnonzero(~is_leaf[node])
+        todo = np.flatnonzero(~self.is_leaf[node])
         # Each pass moves the pairs not yet at a leaf one level down: the work follows the
         # actual path lengths, not the deepest tree.
         while todo.size:
             nd = node[todo]
-            f = feature[nd]
+            f = self.feature[nd]
             if paths:
-                read[todo] |= bit[f]
+                read[todo] |= self.bit[f]
             x = flat[start[todo] + f]
-            go_left = x <= threshold[nd]  # False for NaN, handled next
+            go_left = x <= self.threshold[nd]  # False for NaN, handled next
             gap = np.isnan(x)
             if gap.any():
-                go_left[gap] = missing_left[nd[gap]]
-            cat = is_cat[nd]
-            if cat.any():
-                cat &= ~gap
-                nc, xv = nd[cat], x[cat]
-                to_left = in_bitset(left_table, bitset_idx[nc], xv)
-                seen = in_bitset(known_table, cat_index[feature[nc]], xv)
-                go_left[cat] = to_left | (~seen & missing_left[nc])
-            nxt = np.where(go_left, left[nd], right[nd])
+                go_left[gap] = self.missing_left[nd[gap]]
+            if self.is_cat is not None:
+                cat = self.is_cat[nd]
+                if cat.any():
+                    cat &= ~gap
+                    nc, xv = nd[cat], x[cat]
+                    to_left = self._in(self.left_table, self.bitset_idx[nc], xv)
+                    seen = self._in(self.known_table, self.cat_index[self.feature[nc]], xv)
+                    go_left[cat] = to_left | (~seen & self.missing_left[nc])
+            nxt = np.where(go_left, self.left[nd], self.right[nd])
             node[todo] = nxt
-            todo = todo[~is_leaf[nxt]]
+            todo = todo[~self.is_leaf[nxt]]
         return node, read
 
-    def leaves(Z2: Matrix, paths: bool = False):
-        n, width = Z2.shape
-        start = np.repeat(np.arange(n, dtype=np.int64) * width, n_trees)
-        return walk(np.ascontiguousarray(Z2).reshape(-1), start, np.tile(roots, n), paths)
+    def leaves(self, Z: Matrix, paths: bool = False):
+        n, width = Z.shape
+        start = np.repeat(np.arange(n, dtype=np.int64) * width, self.n_trees)
+        flat = np.ascontiguousarray(Z).reshape(-1)
+        return self.walk(flat, start, np.tile(self.roots, n), paths)
 
-    def raw(Z2: Matrix) -> np.ndarray:
-        leaf, _ = leaves(Z2)
-        return baseline + value[leaf].reshape(len(Z2), n_trees).sum(axis=1)
+    def total(self, Z: Matrix) -> np.ndarray:
+        leaf, _ = self.leaves(Z)
+        return self.value[leaf].reshape(len(Z), self.n_trees).sum(axis=1)
 
-    def proba(Z: Matrix) -> np.ndarray:
-        Z2 = encode(Z)
-        return np.concatenate(
-            [expit(raw(Z2[s : s + TREE_BLOCK_ROWS])) for s in range(0, len(Z2), TREE_BLOCK_ROWS)]
+    def proba(self, Z: Matrix, finish) -> np.ndarray:
+        blocks = range(0, max(len(Z), 1), TREE_BLOCK_ROWS)
+        return np.concatenate([finish(self.total(Z[s : s + TREE_BLOCK_ROWS])) for s in blocks])
+
+    def variants(self, Z: Matrix, Zt: Matrix, deps: Deps, finish) -> Matrix:
+        """Setting a feature to its typical value can only change a tree's answer for a row
+        whose path in that tree read the feature: only those (row, tree) pairs walk again."""
+        blocks = range(0, max(len(Z), 1), TREE_BLOCK_ROWS)
+        return np.hstack(
+            [self._variants(Z[s : s + TREE_BLOCK_ROWS], Zt, deps, finish) for s in blocks]
         )
 
-    def variants_block(Z2: Matrix, Zt2: Matrix, deps2: Deps) -> Matrix:
-        n = len(Z2)
-        leaf, read = leaves(Z2, paths=True)
-        base = baseline + value[leaf].reshape(n, n_trees).sum(axis=1)
-        out = np.empty((len(deps2) + 1, n))
+    def _variants(self, Z: Matrix, Zt: Matrix, deps: Deps, finish) -> Matrix:
+        n, width = Z.shape
+        leaf, read = self.leaves(Z, paths=True)
+        base = self.value[leaf].reshape(n, self.n_trees).sum(axis=1)
+        out = np.empty((len(deps) + 1, n))
         out[0] = base
-        for j, cols in enumerate(deps2, start=1):
-            mask = np.bitwise_or.reduce(bit[cols]) if len(cols) else np.uint64(0)
+        for j, cols in enumerate(deps, start=1):
+            mask = np.bitwise_or.reduce(self.bit[cols]) if len(cols) else np.uint64(0)
             hit = np.flatnonzero(read & mask)
             if not hit.size:
                 out[j] = base
                 continue
-            rows, trees = np.divmod(hit, n_trees)
+            rows, trees = np.divmod(hit, self.n_trees)
             # The rows these pairs belong to, with feature j's columns at the typical values.
             unique, inverse = np.unique(rows, return_inverse=True)
-            changed = Z2[unique].copy()
-            changed[:, cols] = Zt2[0, cols]
-            width = changed.shape[1]
-            new, _ = walk(changed.reshape(-1), inverse * width, roots[trees], False)
-            out[j] = base + np.bincount(rows, value[new] - value[leaf[hit]], minlength=n)
-        return expit(out)
-
-    def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
-        Z2, Zt2 = encode(Z), encode(Zt)
-        deps2 = [moved(c) for c in deps]
-        return np.hstack(
-            [
-                variants_block(Z2[s : s + TREE_BLOCK_ROWS], Zt2, deps2)
-                for s in range(0, max(len(Z2), 1), TREE_BLOCK_ROWS)
-            ]
-        )
-
-    return proba, (variants if n_features <= 64 else None)
+            changed = Z[unique].copy()
+            changed[:, cols] = Zt[0, cols]
+            new, _ = self.walk(changed.reshape(-1), inverse * width, self.roots[trees], False)
+            out[j] = base + np.bincount(rows, self.value[new] - self.value[leaf[hit]], minlength=n)
+        return finish(out)
 
 
 def _hgb_encoder(pre, n_features: int):

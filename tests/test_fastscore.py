@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -63,7 +63,7 @@ def fitted():
     return candidates, meta
 
 
-@pytest.mark.parametrize("name", ["logistic", "gradient_boosting", "blend"])
+@pytest.mark.parametrize("name", ["logistic", "gradient_boosting", "random_forest", "blend"])
 def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
     candidates, meta = fitted
     pipe = candidates[name]
@@ -119,16 +119,16 @@ def test_records_and_frames_encode_alike(fitted):
 
 def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
     X, y, meta = awkward(600)
-    forest = Pipeline(
+    neighbours = Pipeline(
         [
-            ("preprocess", build_preprocessor("tree", meta["numeric"][:3], meta["categorical"])),
-            ("model", RandomForestClassifier(n_estimators=5, random_state=0)),
+            ("preprocess", build_preprocessor("linear", meta["numeric"], meta["categorical"])),
+            ("model", KNeighborsClassifier()),
         ]
     )
-    forest.fit(X, y)
+    neighbours.fit(X, y)
     with caplog.at_level(logging.INFO, logger="analytics.fastscore"):
-        assert fastscore.compile_scorer(forest, {**meta, "numeric": meta["numeric"][:3]}) is None
-    assert "RandomForestClassifier" in caplog.text
+        assert fastscore.compile_scorer(neighbours, meta) is None
+    assert "KNeighborsClassifier" in caplog.text
 
 
 def test_a_mismatch_is_refused(fitted, monkeypatch, caplog):
