@@ -48,6 +48,7 @@ from analytics import columns as C
 from analytics.config import DEMO_DATA, PROJ_ROOT, Settings, settings_from_env
 from analytics.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
 from analytics.schema import DataError, Table, parse_mapping_pairs
+from benchmarks import other_tables
 
 TELCO = PROJ_ROOT.parent / "shared" / "data" / "telco" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 RANDOM_STATE = 42
@@ -424,6 +425,11 @@ def main(argv=None) -> int:
         help="only the --data files: skip Telco and the built-in demo base",
     )
     parser.add_argument(
+        "--no-other-schemas",
+        action="store_true",
+        help="skip the generated bank-style and telecom-style tables (benchmarks.other_tables)",
+    )
+    parser.add_argument(
         "--no-holdout", action="store_true", help="skip the time-ordered holdout of dated tables"
     )
     args = parser.parse_args(argv)
@@ -451,6 +457,8 @@ def main(argv=None) -> int:
         else:
             print(f"- IBM Telco skipped: {TELCO} not found (../shared is absent on this machine)\n")
         jobs.append(("Built-in demo base", DEMO_DATA, None, ()))
+        if not args.no_other_schemas:
+            jobs += [(title, path, None, ()) for title, path in other_tables.write_all().items()]
     jobs += [(f"`{path.name}`", path, mapping, args.drop) for path in args.data]
     if not jobs:
         parser.error("nothing to evaluate: give --data FILE or drop --no-builtin")
