@@ -1,21 +1,23 @@
 """The read-only data a dashboard process serves, and the filtered views of it.
 
-Built once per process from a Workspace; callbacks only read it. Filtered views are cached by
-filter state (per worker: under gunicorn each worker has its own cache), so the several
-callbacks that one filter change fires share one filtering pass.
+Built once per process from a Workspace; callbacks only read it. What does not depend on the
+filters (category codes, the history's month codes) is computed here once; selections are
+boolean masks and narrow views, cached by filter state (per worker: under gunicorn each worker
+has its own cache), so the several callbacks that one filter change fires share one pass.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import filters
+from analytics import filters, kpis, retention, value
+from analytics.result import Unavailable
 from analytics.workflow import Workspace
 
 # Columns that describe today's scored customers only: past months cannot be filtered by them.
@@ -73,6 +75,25 @@ class DashboardData:
         )
         self.grid_fields = [c for c in GRID_FIELDS if c in self.scored.columns]
         self.history = self._history_with_segments()
+        # Built once per loaded base so a filter change never copies or re-parses the base.
+        self._index = filters.LevelIndex(self.scored, self.filter_columns)
+        self._history_index = self.dated = None
+        if self.history is not None:
+            past = [c for c in self.filter_columns if c not in CURRENT_ONLY]
+            self._history_index = filters.LevelIndex(self.history, past)
+            self.dated = kpis.DatedHistory(self.history, by=C.SEGMENT)
+        self.active = kpis.active_mask(self.scored)
+        # A fixed random order of the base: a selection's first rows in it are its sample.
+        self.random_order = np.random.default_rng(0).permutation(len(self.scored))
+        self.planner = retention.Planner(
+            self.scored,
+            threshold=self.threshold,
+            window_months=self.meta.get("window_months", 1),
+            base_churn_rate=self.base_churn_rate,
+        )
+        self._at_risk_rows = value.at_risk_rows(self.scored)
+        self._orders = _LRU(8)
+        self._masks = _LRU(64)
         self._views = _LRU(64)
         self._history_views = _LRU(32)
         self._derived = _LRU(256)
@@ -89,19 +110,68 @@ class DashboardData:
     def state(self, query: str | None) -> filters.FilterState:
         return filters.from_query(query or "", self.allowed)
 
-    def view(self, query: str | None) -> pd.DataFrame:
-        """The scored customers the selection means."""
+    def mask(self, query: str | None) -> np.ndarray:
+        """Boolean row mask over `scored` of the customers the selection means (read-only)."""
         state = self.state(query)
-        return self._views.get(state.key(), lambda: filters.apply(self.scored, state))
+        return self._masks.get(state.key(), lambda: _readonly(self._index.mask(state)))
 
-    def history_view(self, query: str | None) -> pd.DataFrame | None:
-        """Past and present customers under the filters that apply to the past (see note)."""
-        if self.history is None:
-            return None
+    def count(self, query: str | None) -> int:
+        return int(np.count_nonzero(self.mask(query)))
+
+    def view(self, query: str | None, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """The scored customers the selection means; only `columns` (those present) if given,
+        which on a million rows costs a fraction of copying every column."""
         state = self.state(query)
-        levels = {c: v for c, v in state.levels.items() if c not in CURRENT_ONLY}
-        past = filters.FilterState(levels=levels)
-        return self._history_views.get(past.key(), lambda: filters.apply(self.history, past))
+        if columns is None:
+            cols = None
+        else:
+            cols = tuple(c for c in dict.fromkeys(columns) if c in self.scored.columns)
+
+        def make():
+            frame = self.scored if cols is None else self.scored[list(cols)]
+            return frame if state.is_empty else frame[self.mask(query)]
+
+        return self._views.get((state.key(), cols), make)
+
+    def at_risk(self, query: str | None) -> pd.DataFrame | Unavailable:
+        """value.high_value_at_risk of the selection: the base's list, ordered once, restricted
+        to it."""
+        rows = self._at_risk_rows
+        if isinstance(rows, Unavailable):
+            return rows
+        state = self.state(query)
+        if not state.is_empty:
+            rows = rows[self.mask(query)[rows]]
+        return self.scored.iloc[rows]
+
+    def descending(self, column: str) -> np.ndarray:
+        """Positions ordering the base by `column`, descending (ties in table order), computed
+        once: a selection's order is this one restricted to it."""
+        return self._orders.get(
+            column,
+            lambda: _readonly(
+                value.descending(self.scored[column].to_numpy(dtype=float, na_value=np.nan))
+            ),
+        )
+
+    def _past(self, query: str | None) -> filters.FilterState:
+        state = self.state(query)
+        return filters.FilterState(
+            levels={c: v for c, v in state.levels.items() if c not in CURRENT_ONLY}
+        )
+
+    def history_selection(self, query: str | None) -> kpis.DatedSelection | None:
+        """Counts of the past and present customers under the filters that apply to the past
+        (see history_note), for the monthly trend and the cohorts."""
+        if self.dated is None:
+            return None
+        past = self._past(query)
+
+        def make():
+            mask = self._history_index.mask(past)
+            return self.dated.select(mask)
+
+        return self._history_views.get(past.key(), make)
 
     def history_note(self, query: str | None) -> str:
         state = self.state(query)
@@ -119,6 +189,11 @@ class DashboardData:
     def cached(self, name: str, query: str | None, make: Callable[[], object], *extra: Hashable):
         """Cache a derived result (a figure's data) by view and extra arguments."""
         return self._derived.get((name, self.state(query).key(), *extra), make)
+
+
+def _readonly(array: np.ndarray) -> np.ndarray:
+    array.flags.writeable = False  # shared by every callback of a selection: never changed
+    return array
 
 
 def _levels(series: pd.Series) -> list:

@@ -12,7 +12,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import export, paging, value
+from analytics import export, filters, paging
 from analytics.result import Unavailable
 from analytics.retention import recommend_action
 from dashboard import figures, ids
@@ -22,27 +22,31 @@ from dashboard.layout import label
 SCATTER_SAMPLE = 5000
 
 
+SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BAND)
+
+
 def at_risk(data, query) -> pd.DataFrame | Unavailable:
-    frame = data.view(query)
-    return data.cached("at_risk", query, lambda: value.high_value_at_risk(frame))
+    return data.cached("at_risk", query, lambda: data.at_risk(query))
 
 
 def scatter_figure(data, query):
-    frame = data.view(query)
-    active = frame[frame[C.CHURNED] == 0] if C.CHURNED in frame else frame
-    if not len(active):
+    active = data.mask(query) & data.active
+    total = int(np.count_nonzero(active))
+    if not total:
         return figures.message(NO_MATCH)
-    # A fixed-seed sample: the same selection always shows the same points.
-    sample = (
-        active.sample(SCATTER_SAMPLE, random_state=0) if len(active) > SCATTER_SAMPLE else active
-    )
-    active_all = (
-        data.scored[data.scored[C.CHURNED] == 0] if C.CHURNED in data.scored else data.scored
-    )
-    value_cut = float(np.nanpercentile(active_all[C.VALUE], 75))
+    # The selection's first customers in a fixed random order: a random sample that is the
+    # same every time, drawn without copying the selection.
+    rows = np.sort(filters.first_in(data.random_order, active, SCATTER_SAMPLE))
+    sample = data.scored[list(SCATTER_COLUMNS)].iloc[rows]
+    value_cut = data.cached("value_cut", "", lambda: _value_cut(data))
     return figures.value_risk_scatter(
-        sample, threshold=data.threshold, value_cut=value_cut, total=len(active)
+        sample, threshold=data.threshold, value_cut=value_cut, total=total
     )
+
+
+def _value_cut(data) -> float:
+    """75th percentile of value over the base's active customers (the high-value line)."""
+    return float(np.nanpercentile(data.scored.loc[data.active, C.VALUE], 75))
 
 
 def grid_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:

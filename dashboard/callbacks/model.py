@@ -8,7 +8,6 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from analytics import churn, evaluation
 from analytics import columns as C
@@ -73,17 +72,27 @@ def candidates_table(meta: dict):
     )
 
 
+def scores(data, query):
+    """Labels and out-of-fold scores of the selection, in table order."""
+    frame = data.view(query, (C.CHURNED, C.P_CHURN))
+    return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+
+
 def curve_figures(data, query):
     """ROC, precision-recall and calibration of the out-of-fold scores of the selection."""
-    frame = data.view(query)
-    y = frame[C.CHURNED].to_numpy() if len(frame) else np.array([])
+    y, p = scores(data, query)
     if len(np.unique(y)) < 2:
-        why = NO_MATCH if not len(frame) else "The selection holds only one class: no curve."
+        why = NO_MATCH if not len(y) else "The selection holds only one class: no curve."
         return (figures.message(why),) * 3
 
     def make():
-        p = frame[C.P_CHURN].to_numpy()
-        return churn.curves(y, p), roc_auc_score(y, p), average_precision_score(y, p)
+        # The base sorted by score once, restricted to the selection: no sort per selection.
+        order = data.descending(C.P_CHURN)
+        ranked = order[data.mask(query)[order]]
+        base_y = data.scored[C.CHURNED].to_numpy()
+        base_p = data.scored[C.P_CHURN].to_numpy()
+        r = churn.ranking(base_y[ranked], base_p[ranked])
+        return churn.curves(y, p, r), r["roc_auc"], r["pr_auc"]
 
     curves, auc, ap = data.cached("curves", query, make)
     return (
@@ -97,13 +106,11 @@ def threshold_outputs(data, query, threshold):
     """Confusion matrix, precision/recall/F1 and lift on the selected customers."""
     if threshold is None:
         raise PreventUpdate
-    frame = data.view(query)
-    if not len(frame):
+    y, p = scores(data, query)
+    if not len(y):
         empty = figures.message(NO_MATCH)
         return empty, dbc.Alert(NO_MATCH, color="light"), empty
     t = float(threshold)
-    y = frame[C.CHURNED].to_numpy()
-    p = frame[C.P_CHURN].to_numpy()
     m = evaluation.at_threshold(y, p, t)
 
     def pct(x):
