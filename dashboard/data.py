@@ -93,6 +93,14 @@ class DashboardData:
         )
         self._at_risk_rows = value.at_risk_rows(self.scored)
         self._orders = _LRU(8)
+        if C.P_CHURN in self.scored:
+            self.descending(C.P_CHURN)  # the model views' order: sorted now, not on a request
+        # The high-value line of the value x risk view: 75th percentile over active customers.
+        self.value_cut = (
+            float(np.nanpercentile(self.scored.loc[self.active, C.VALUE], 75))
+            if C.VALUE in self.scored
+            else None
+        )
         self._masks = _LRU(64)
         self._views = _LRU(64)
         self._history_views = _LRU(32)
@@ -133,16 +141,26 @@ class DashboardData:
 
         return self._views.get((state.key(), cols), make)
 
-    def at_risk(self, query: str | None) -> pd.DataFrame | Unavailable:
-        """value.high_value_at_risk of the selection: the base's list, ordered once, restricted
-        to it."""
+    def at_risk_rows(self, query: str | None) -> np.ndarray | Unavailable:
+        """Positions in `scored` of the selection's high-value at-risk list, in its order: the
+        base's list, ordered once, restricted to the selection."""
         rows = self._at_risk_rows
-        if isinstance(rows, Unavailable):
+        if isinstance(rows, Unavailable) or self.state(query).is_empty:
             return rows
-        state = self.state(query)
-        if not state.is_empty:
-            rows = rows[self.mask(query)[rows]]
-        return self.scored.iloc[rows]
+        return rows[self.mask(query)[rows]]
+
+    def at_risk(self, query: str | None) -> pd.DataFrame | Unavailable:
+        """value.high_value_at_risk of the selection."""
+        rows = self.at_risk_rows(query)
+        return rows if isinstance(rows, Unavailable) else self.scored.iloc[rows]
+
+    def ranked(self, query: str | None, column: str) -> np.ndarray:
+        """Positions in `scored` of the selection, by `column` descending (ties in table
+        order)."""
+        order = self.descending(column)
+        if self.state(query).is_empty:
+            return order
+        return order[self.mask(query)[order]]
 
     def descending(self, column: str) -> np.ndarray:
         """Positions ordering the base by `column`, descending (ties in table order), computed

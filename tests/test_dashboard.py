@@ -10,9 +10,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from dash import no_update
+from sklearn.metrics import roc_auc_score
 
+from analytics import churn, evaluation, filters, kpis, retention, value
 from analytics import columns as C
-from analytics import filters, kpis, retention, value
 from dashboard import figures, ids
 from dashboard.app import create_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
@@ -328,6 +329,15 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         pd.testing.assert_frame_equal(
             customers.at_risk(demo, query), value.high_value_at_risk(frame)
         )
+        y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+        roc, pr, calibration = model.curve_figures(demo, query)
+        want = churn.curves(y, p)
+        assert list(roc.data[0].x) == want["roc"]["fpr"]
+        assert list(pr.data[0].y) == want["pr"]["precision"]
+        assert list(calibration.data[1].y) == want["calibration"]["prob_true"]
+        assert f"{roc_auc_score(y, p):.3f}" in roc.layout.title.text
+        _, _, lift = model.threshold_outputs(demo, query, 0.3)
+        np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
         plan = planner.compute_plan(demo, query, PLAN_VALUES)
         want = retention.plan(
             frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
@@ -352,8 +362,6 @@ def test_scatter_is_a_stable_sample_that_says_so(demo):
     assert shown == customers.SCATTER_SAMPLE < active
     assert f"a sample of {shown:,} of {active:,}" in fig.layout.title.text
     again = customers.scatter_figure(demo, "")
-    assert [list(t.customdata[:, 0]) for t in fig.data] == [
-        list(t.customdata[:, 0]) for t in again.data
-    ]
+    assert [list(t.text) for t in fig.data] == [list(t.text) for t in again.data]
     small = customers.scatter_figure(demo, "?risk=High&tenure_min=40")
     assert "sample" not in small.layout.title.text

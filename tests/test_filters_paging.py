@@ -134,3 +134,13 @@ def test_first_in_a_fixed_order_is_a_stable_sample():
     everyone = filters.first_in(order, mask, 10**6)
     assert sorted(everyone) == list(np.flatnonzero(mask))
     assert len(filters.first_in(order, np.zeros(100_000, dtype=bool), 5)) == 0
+
+
+def test_lift_of_ranked_labels_equals_lift_by_decile():
+    rng = np.random.default_rng(3)
+    p = rng.integers(0, 20, 5003) / 20  # ties
+    y = (rng.random(5003) < p).astype(np.int8)
+    ranked = y[np.argsort(-p, kind="stable")]
+    pd.testing.assert_frame_equal(
+        evaluation.lift_of_ranked(ranked), evaluation.lift_by_decile(y, p)
+    )

@@ -38,15 +38,9 @@ def scatter_figure(data, query):
     # same every time, drawn without copying the selection.
     rows = np.sort(filters.first_in(data.random_order, active, SCATTER_SAMPLE))
     sample = data.scored[list(SCATTER_COLUMNS)].iloc[rows]
-    value_cut = data.cached("value_cut", "", lambda: _value_cut(data))
     return figures.value_risk_scatter(
-        sample, threshold=data.threshold, value_cut=value_cut, total=total
+        sample, threshold=data.threshold, value_cut=data.value_cut, total=total
     )
-
-
-def _value_cut(data) -> float:
-    """75th percentile of value over the base's active customers (the high-value line)."""
-    return float(np.nanpercentile(data.scored.loc[data.active, C.VALUE], 75))
 
 
 def grid_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
@@ -100,13 +94,14 @@ def grid_page(data, query, request, columns: list[str]):
 
 
 def count_text(data, query) -> str:
-    hv = at_risk(data, query)
-    if isinstance(hv, Unavailable):
-        return hv.reason
-    if not len(hv):
+    # From the list's positions: the whole list (every column) is built for the grid only.
+    rows = data.cached("at_risk_rows", query, lambda: data.at_risk_rows(query))
+    if isinstance(rows, Unavailable):
+        return rows.reason
+    if not len(rows):
         return "No high-value customers at high risk in this selection."
-    loss = hv[C.EXPECTED_LOSS].sum()
-    return f"{len(hv):,} customers, total expected loss {loss:,.0f}."
+    loss = data.scored[C.EXPECTED_LOSS].iloc[rows].sum()
+    return f"{len(rows):,} customers, total expected loss {loss:,.0f}."
 
 
 def export_csv(data, query, filter_model, sort_model, columns: list[str]):

@@ -78,6 +78,17 @@ def scores(data, query):
     return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
 
 
+def ranked_scores(data, query):
+    """Labels and scores of the selection by score, descending (ties in table order): the
+    base sorted once, restricted to the selection, so no sort per selection."""
+
+    def make():
+        rows = data.ranked(query, C.P_CHURN)
+        return data.scored[C.CHURNED].to_numpy()[rows], data.scored[C.P_CHURN].to_numpy()[rows]
+
+    return data.cached("ranked_scores", query, make)
+
+
 def curve_figures(data, query):
     """ROC, precision-recall and calibration of the out-of-fold scores of the selection."""
     y, p = scores(data, query)
@@ -86,12 +97,8 @@ def curve_figures(data, query):
         return (figures.message(why),) * 3
 
     def make():
-        # The base sorted by score once, restricted to the selection: no sort per selection.
-        order = data.descending(C.P_CHURN)
-        ranked = order[data.mask(query)[order]]
-        base_y = data.scored[C.CHURNED].to_numpy()
-        base_p = data.scored[C.P_CHURN].to_numpy()
-        r = churn.ranking(base_y[ranked], base_p[ranked])
+        y_desc, p_desc = ranked_scores(data, query)
+        r = churn.ranking(y_desc, p_desc)
         return churn.curves(y, p, r), r["roc_auc"], r["pr_auc"]
 
     curves, auc, ap = data.cached("curves", query, make)
@@ -139,7 +146,7 @@ def threshold_outputs(data, query, threshold):
         f"{len(y):,} selected customers.",
         className="small text-muted mt-2",
     )
-    lift = figures.lift_bars(evaluation.lift_by_decile(y, p))
+    lift = figures.lift_bars(evaluation.lift_of_ranked(ranked_scores(data, query)[0]))
     return figures.confusion(m["tp"], m["fp"], m["fn"], m["tn"]), html.Div([body, note]), lift
 
 
