@@ -214,10 +214,11 @@ def curves(y: np.ndarray, p: np.ndarray, ranked: dict | None = None) -> dict:
     if ranked is None:
         fpr, tpr, _ = roc_curve(y, p)
         precision, recall, _ = precision_recall_curve(y, p)
+        prob_true, prob_pred = calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile")
     else:
         fpr, tpr = ranked["fpr"], ranked["tpr"]
         precision, recall = ranked["precision"], ranked["recall"]
-    prob_true, prob_pred = calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile")
+        prob_true, prob_pred = _quantile_calibration(y, p, ranked["ascending"])
     fpr_s, tpr_s = _downsample(fpr, tpr)
     recall_s, precision_s = _downsample(recall, precision)
     return {
@@ -259,9 +260,27 @@ def ranking(y_desc: np.ndarray, p_desc: np.ndarray) -> dict:
         "tpr": tpr,
         "precision": precision,
         "recall": recall,
+        "ascending": p_desc[::-1],
         "roc_auc": auc(fpr, tpr),
         "pr_auc": float(max(0.0, -np.sum(np.diff(recall) * precision[:-1]))),
     }
+
+
+def _quantile_calibration(y: np.ndarray, p: np.ndarray, p_ascending: np.ndarray):
+    """calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile") step for step,
+    the bin edges from the same scores already sorted (the same percentiles; partitioning a
+    sorted copy is ten times faster) and without its checks."""
+    quantiles = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    bins = np.percentile(np.ascontiguousarray(p_ascending), quantiles * 100)
+    # = np.searchsorted(bins[1:-1], p): how many inner edges lie below each score.
+    binids = np.zeros(len(p), dtype=np.intp)
+    for edge in bins[1:-1]:
+        binids += p > edge
+    bin_sums = np.bincount(binids, weights=p, minlength=CALIBRATION_BINS)
+    bin_true = np.bincount(binids, weights=y == 1, minlength=CALIBRATION_BINS)
+    bin_total = np.bincount(binids, minlength=CALIBRATION_BINS)
+    nonzero = bin_total != 0
+    return bin_true[nonzero] / bin_total[nonzero], bin_sums[nonzero] / bin_total[nonzero]
 
 
 def honest_fold_metrics(

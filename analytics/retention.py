@@ -198,17 +198,26 @@ class Planner:
         def cuts():
             return value.tier_cuts(val[mask & self._active & ~np.isnan(val)])
 
-        def contacts(rows: np.ndarray, savings: np.ndarray) -> pd.DataFrame:
+        def contacts(rows: np.ndarray, savings: np.ndarray, columns) -> pd.DataFrame:
+            frame = self.base
+            cut = (np.inf, np.inf)  # placeholder when the tiers are not asked for
+            if columns is None or set(columns) & _TIERS:
+                cut = cuts()  # a quantile over the whole selection: only when needed
+            if columns is not None:
+                keep = {*columns, C.P_CHURN, C.MONTHLY_REVENUE}
+                frame = frame[[c for c in frame.columns if c in keep]]
             revalued = value.add_value_columns(
-                self.base.iloc[rows],
+                frame.iloc[rows],
                 threshold=self.threshold,
                 margin=margin,
                 discount=discount,
                 window_months=self.window_months,
                 base_churn_rate=rate,
-                value_cuts=cuts(),
-            )
-            return revalued.assign(**{value.EXPECTED_SAVING: savings})
+                value_cuts=cut,
+            ).assign(**{value.EXPECTED_SAVING: savings})
+            if columns is None:
+                return revalued
+            return revalued[[c for c in columns if c in revalued.columns]]
 
         return value.ranked_plan(
             ranked,
@@ -218,6 +227,9 @@ class Planner:
             cost_per_contact=cost_per_contact,
             max_points=max_points,
         )
+
+
+_TIERS = {C.HIGH_VALUE, C.VALUE_TIER}
 
 
 def _rate_columns(frame: pd.DataFrame) -> list[str]:

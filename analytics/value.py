@@ -24,7 +24,7 @@ p_monthly, the same scale CLV and value use; with a one-month window it is p_chu
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -208,17 +208,23 @@ class RetentionPlan:
     # (rows, their savings) -> their contact table; rows are the plan's first n contacts
     _contact_rows: np.ndarray = field(repr=False)
     _contact_savings: np.ndarray = field(repr=False)
-    _contacts_of: Callable[[np.ndarray, np.ndarray], pd.DataFrame] = field(repr=False)
+    _contacts_of: ContactTable = field(repr=False)
 
     @functools.cached_property
     def contacts(self) -> pd.DataFrame:
-        return self._contacts_of(self._contact_rows, self._contact_savings)
+        return self._contacts_of(self._contact_rows, self._contact_savings, None)
 
-    def first_contacts(self, n: int) -> pd.DataFrame:
-        """contacts.head(n), without building the rest."""
+    def first_contacts(self, n: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """contacts.head(n) (only `columns` of it, those present, if given), without building
+        the rest."""
         if "contacts" in self.__dict__:
-            return self.contacts.head(n)
-        return self._contacts_of(self._contact_rows[:n], self._contact_savings[:n])
+            head = self.contacts.head(n)
+            return head if columns is None else head[[c for c in columns if c in head]]
+        return self._contacts_of(self._contact_rows[:n], self._contact_savings[:n], columns)
+
+
+# (rows, their savings, columns or None for all) -> those rows of the contact table.
+ContactTable = Callable[[np.ndarray, np.ndarray, Sequence[str] | None], pd.DataFrame]
 
 
 EXPECTED_SAVING = "expected_saving"
@@ -263,11 +269,17 @@ def plan_retention(
     return ranked_plan(
         ranked,
         saving,
-        lambda rows, sv: frame.iloc[rows].assign(**{EXPECTED_SAVING: sv}),
+        lambda rows, sv, columns: _columns(
+            frame.iloc[rows].assign(**{EXPECTED_SAVING: sv}), columns
+        ),
         save_rate=save_rate,
         cost_per_contact=cost_per_contact,
         max_points=max_points,
     )
+
+
+def _columns(frame: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
 
 
 def rank_savings(rows: np.ndarray, saving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -290,14 +302,14 @@ def is_ranked(rows: np.ndarray, saving: np.ndarray) -> bool:
 def ranked_plan(
     ranked: np.ndarray,
     saving: np.ndarray,
-    contacts: Callable[[np.ndarray, np.ndarray], pd.DataFrame],
+    contacts: ContactTable,
     *,
     save_rate: float,
     cost_per_contact: float,
     max_points: int = 500,
 ) -> RetentionPlan:
     """The plan over candidates already in contact order (rank_savings); `contacts(rows,
-    savings)` gives the table of the first best_n of them."""
+    savings, columns)` gives the table of those of them."""
     saved = np.concatenate(([0.0], np.cumsum(saving)))
     ns = np.arange(len(saved))
     cost = ns * float(cost_per_contact)

@@ -101,10 +101,10 @@ class DashboardData:
             if C.VALUE in self.scored
             else None
         )
-        self._masks = _LRU(64)
-        self._views = _LRU(64)
+        self._masks = _LRU(64)  # 1 MB each on a million rows
         self._history_views = _LRU(32)
         self._derived = _LRU(256)
+        self._large = _LRU(8)
 
     def _history_with_segments(self) -> pd.DataFrame | None:
         if self.ws.history is None:
@@ -128,18 +128,16 @@ class DashboardData:
 
     def view(self, query: str | None, columns: Sequence[str] | None = None) -> pd.DataFrame:
         """The scored customers the selection means; only `columns` (those present) if given,
-        which on a million rows costs a fraction of copying every column."""
-        state = self.state(query)
-        if columns is None:
-            cols = None
-        else:
-            cols = tuple(c for c in dict.fromkeys(columns) if c in self.scored.columns)
+        which on a million rows costs a fraction of copying every column. Not cached: callers
+        cache what they compute from it (a million-row copy per filter state would pile up)."""
+        frame = self.scored
+        if columns is not None:
+            frame = frame[[c for c in dict.fromkeys(columns) if c in frame.columns]]
+        return frame if self.state(query).is_empty else frame[self.mask(query)]
 
-        def make():
-            frame = self.scored if cols is None else self.scored[list(cols)]
-            return frame if state.is_empty else frame[self.mask(query)]
-
-        return self._views.get((state.key(), cols), make)
+    def kpis(self, query: str | None) -> dict:
+        """kpis.kpis of the selection, from the columns it reads only."""
+        return self.cached("kpis", query, lambda: kpis.kpis(self.view(query, kpis.KPI_COLUMNS)))
 
     def at_risk_rows(self, query: str | None) -> np.ndarray | Unavailable:
         """Positions in `scored` of the selection's high-value at-risk list, in its order: the
@@ -204,9 +202,19 @@ class DashboardData:
             "other filters only."
         )
 
-    def cached(self, name: str, query: str | None, make: Callable[[], object], *extra: Hashable):
-        """Cache a derived result (a figure's data) by view and extra arguments."""
-        return self._derived.get((name, self.state(query).key(), *extra), make)
+    def cached(
+        self,
+        name: str,
+        query: str | None,
+        make: Callable[[], object],
+        *extra: Hashable,
+        large: bool = False,
+    ):
+        """Cache a derived result (a figure's data) by view and extra arguments. `large`: it
+        holds arrays as long as the selection (a few MB on a million rows), so only the last
+        few of those are kept: memory stays bounded, and freed memory is reused."""
+        cache = self._large if large else self._derived
+        return cache.get((name, self.state(query).key(), *extra), make)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

@@ -259,6 +259,14 @@ def test_planner_on_a_selection_equals_the_plan_of_that_selection():
                 assert getattr(got, name) == getattr(want, name)
             pd.testing.assert_frame_equal(got.curve, want.curve)
             pd.testing.assert_frame_equal(got.first_contacts(7), want.contacts.head(7))
+            some = [C.CUSTOMER_ID, C.VALUE, value.EXPECTED_SAVING, "nope"]
+            pd.testing.assert_frame_equal(
+                got.first_contacts(5, some), want.contacts.head(5)[some[:3]]
+            )
+            tiers = [C.CUSTOMER_ID, C.VALUE_TIER]
+            pd.testing.assert_frame_equal(
+                got.first_contacts(5, tiers), want.contacts.head(5)[tiers]
+            )
             pd.testing.assert_frame_equal(got.contacts, want.contacts)
 
 

@@ -26,7 +26,7 @@ SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BA
 
 
 def at_risk(data, query) -> pd.DataFrame | Unavailable:
-    return data.cached("at_risk", query, lambda: data.at_risk(query))
+    return data.cached("at_risk", query, lambda: data.at_risk(query), large=True)
 
 
 def scatter_figure(data, query):
@@ -87,7 +87,11 @@ def grid_page(data, query, request, columns: list[str]):
     sort, conditions = grid_query(request.get("sortModel"), request.get("filterModel"))
     key = (repr(sort), repr(conditions))
     selected = data.cached(
-        "at_risk_sel", query, lambda: paging.select(hv, conditions=conditions, sort=sort), key
+        "at_risk_sel",
+        query,
+        lambda: paging.select(hv, conditions=conditions, sort=sort),
+        key,
+        large=True,
     )
     rows, total = paging.page(selected, request.get("startRow", 0), request.get("endRow", 50))
     return {"rowData": grid_rows(rows, columns), "rowCount": total}

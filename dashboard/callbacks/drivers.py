@@ -9,7 +9,7 @@ from analytics import columns as C
 from analytics import kpis
 from analytics.result import Unavailable
 from dashboard import figures, ids
-from dashboard.callbacks.overview import NO_MATCH, kpi_values
+from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label
 
 
@@ -22,7 +22,7 @@ def factor_figure(data, query, factor):
     rates = data.cached("factor", query, lambda: kpis.churn_by_factor(frame, factor), factor)
     if isinstance(rates, Unavailable):
         return figures.message(rates.reason)
-    base = kpi_values(data, query)["churn_rate"]
+    base = data.kpis(query)["churn_rate"]
     return figures.rate_bars(rates, f"Churn rate by {label(factor)}", base_rate=base)
 
 

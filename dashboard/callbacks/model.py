@@ -74,8 +74,12 @@ def candidates_table(meta: dict):
 
 def scores(data, query):
     """Labels and out-of-fold scores of the selection, in table order."""
-    frame = data.view(query, (C.CHURNED, C.P_CHURN))
-    return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+
+    def make():
+        frame = data.view(query, (C.CHURNED, C.P_CHURN))
+        return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+
+    return data.cached("scores", query, make, large=True)
 
 
 def ranked_scores(data, query):
@@ -86,7 +90,7 @@ def ranked_scores(data, query):
         rows = data.ranked(query, C.P_CHURN)
         return data.scored[C.CHURNED].to_numpy()[rows], data.scored[C.P_CHURN].to_numpy()[rows]
 
-    return data.cached("ranked_scores", query, make)
+    return data.cached("ranked_scores", query, make, large=True)
 
 
 def curve_figures(data, query):

@@ -60,15 +60,10 @@ def fmt_delta(name: str, value, whole) -> str:
     return "all customers" if share > 0.9995 else f"{share:.0%} of all"
 
 
-def kpi_values(data, query) -> dict:
-    """kpis.kpis of the selection, from the columns it reads only."""
-    return data.cached("kpis", query, lambda: kpis.kpis(data.view(query, kpis.KPI_COLUMNS)))
-
-
 def kpi_outputs(data, query):
     """Values and deltas for every KPI card, in layout order."""
-    current = kpi_values(data, query)
-    whole = kpi_values(data, "")
+    current = data.kpis(query)
+    whole = data.kpis("")
     values = [fmt_kpi(n, current.get(n)) for n in KPI_ORDER]
     if not current["customers"]:
         deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
@@ -131,7 +126,7 @@ def segment_outputs(data, query):
     if isinstance(rates, Unavailable):
         msg = figures.message(rates.reason)
         return msg, msg, dbc.Alert(rates.reason, color="light")
-    whole = kpi_values(data, "")["churn_rate"]
+    whole = data.kpis("")["churn_rate"]
     doughnut = figures.segment_doughnut(rates)
     bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=whole)
     return doughnut, bars, profile_table(data.ws.model.segments.profile, rates)

@@ -68,6 +68,7 @@ def compute_plan(data, query, values: dict):
             discount=values["discount rate"],
         ),
         tuple(values.values()),
+        large=True,
     )
 
 
@@ -91,7 +92,8 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
                 className="small text-muted",
             )
         )
-    rows = grid_rows(result.first_contacts(GRID_ROWS), [*data.grid_fields, "expected_saving"])
+    fields = [*data.grid_fields, "expected_saving"]
+    rows = grid_rows(result.first_contacts(GRID_ROWS, fields), fields)
     return None, summary, figures.planner_curve(result.curve, result.best_n), rows
 
 
