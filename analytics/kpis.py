@@ -594,7 +594,7 @@ class DatedHistory:
             before = churn[both].astype("datetime64[D]") - np.timedelta64(1, "D")
             survived = timeline.months_between(signup[both], before).astype(np.int64)
             extra[both] = survived - (c_month[both] - s_month[both]) + 2
-        if extra.min() < 0 or extra.max() > 2:
+        if len(extra) and (extra.min() < 0 or extra.max() > 2):
             raise AssertionError("months survived must be churn - signup months minus 0..2")
         self.shape = (len(self.labels) + 1, span, span, 3)  # group slot 0 = no group
         code = np.ravel_multi_index(

@@ -1,9 +1,10 @@
 """The read-only data a dashboard process serves, and the filtered views of it.
 
 Built once per process from a Workspace; callbacks only read it. What does not depend on the
-filters (category codes, the history's month codes) is computed here once; selections are
-boolean masks and narrow views, cached by filter state (per worker: under gunicorn each worker
-has its own cache), so the several callbacks that one filter change fires share one pass.
+filters (category codes, the history's month codes, orders of the base) is computed here once.
+A selection is a boolean mask, cached by filter state with what is computed from it (per
+worker: under gunicorn each worker has its own cache), so the several callbacks that one filter
+change fires share one pass.
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class DashboardData:
             else None
         )
         self._masks = _LRU(64)  # 1 MB each on a million rows
-        self._history_views = _LRU(32)
+        self._history_selections = _LRU(32)
         self._derived = _LRU(256)
         self._large = _LRU(8)
 
@@ -187,7 +188,7 @@ class DashboardData:
             mask = self._history_index.mask(past)
             return self.dated.select(mask)
 
-        return self._history_views.get(past.key(), make)
+        return self._history_selections.get(past.key(), make)
 
     def history_note(self, query: str | None) -> str:
         state = self.state(query)

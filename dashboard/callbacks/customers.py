@@ -20,8 +20,6 @@ from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label
 
 SCATTER_SAMPLE = 5000
-
-
 SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BAND)
 
 
