@@ -15,7 +15,7 @@ from analytics.io import ArtifactError
 from analytics.schema import DataError
 from dashboard import logs
 from dashboard.app import create_app
-from dashboard.server import install, load_workspace, serve_config_from_env
+from dashboard.server import install, load_workspace, serve_config_from_env, settle
 
 log = logging.getLogger("dashboard")
 
@@ -45,3 +45,4 @@ server = app.server
 # here, in the master, completes the set-up once; every worker forks with it done.
 with server.test_client() as _client:
     _client.get("/", headers={logs.REQUEST_ID_HEADER: "preload"})
+settle()

@@ -27,6 +27,7 @@ from sklearn.ensemble import (
 )
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import (
+    auc,
     average_precision_score,
     brier_score_loss,
     precision_recall_curve,
@@ -238,11 +239,19 @@ def _downsample(*arrays: np.ndarray, points: int = CURVE_POINTS) -> list[list[fl
     return [[float(v) for v in a[idx]] for a in arrays]
 
 
-def curves(y: np.ndarray, p: np.ndarray) -> dict:
-    """ROC and PR points (at most CURVE_POINTS each) and a 10-quantile-bin calibration curve."""
-    fpr, tpr, _ = roc_curve(y, p)
-    precision, recall, _ = precision_recall_curve(y, p)
-    prob_true, prob_pred = calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile")
+def curves(y: np.ndarray, p: np.ndarray, ranked: dict | None = None) -> dict:
+    """ROC and PR points (at most CURVE_POINTS each) and a 10-quantile-bin calibration curve.
+
+    `ranked`: ranking(...) of the same customers, when the caller has it (saves two sorts).
+    """
+    if ranked is None:
+        fpr, tpr, _ = roc_curve(y, p)
+        precision, recall, _ = precision_recall_curve(y, p)
+        prob_true, prob_pred = calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile")
+    else:
+        fpr, tpr = ranked["fpr"], ranked["tpr"]
+        precision, recall = ranked["precision"], ranked["recall"]
+        prob_true, prob_pred = _quantile_calibration(y, p, ranked["ascending"])
     fpr_s, tpr_s = _downsample(fpr, tpr)
     recall_s, precision_s = _downsample(recall, precision)
     return {
@@ -253,6 +262,58 @@ def curves(y: np.ndarray, p: np.ndarray) -> dict:
             "prob_true": [float(v) for v in prob_true],
         },
     }
+
+
+def ranking(y_desc: np.ndarray, p_desc: np.ndarray) -> dict:
+    """ROC and precision-recall of labels 0/1 whose scores are sorted in descending order (ties
+    in any order), both classes present: exactly what scikit-learn's roc_curve (fpr, tpr),
+    precision_recall_curve (precision, recall), roc_auc_score (roc_auc) and
+    average_precision_score (pr_auc) give, from one cumulative sum. Each of those sorts and
+    checks its input again: a quarter of a second per call on a million scores.
+    """
+    # confusion_matrix_at_thresholds: counts at each distinct score, highest first.
+    last = np.r_[np.flatnonzero(np.diff(p_desc)), len(p_desc) - 1]
+    tps = np.cumsum(y_desc.astype(np.float64), dtype=np.float64)[last]
+    fps = 1 + last.astype(np.float64) - tps
+    # roc_curve(drop_intermediate=True): keep the corners, then start at (0, 0).
+    if len(fps) > 2:
+        corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
+        roc_fps, roc_tps = fps[corner], tps[corner]
+    else:
+        roc_fps, roc_tps = fps, tps
+    roc_fps, roc_tps = np.r_[0.0, roc_fps], np.r_[0.0, roc_tps]
+    fpr, tpr = roc_fps / roc_fps[-1], roc_tps / roc_tps[-1]
+    # precision_recall_curve: every threshold, reversed so recall decreases, ending at (0, 1).
+    ps = tps + fps
+    precision = np.where(ps != 0, np.divide(tps, ps), 0.0)
+    recall = tps / tps[-1]
+    precision, recall = np.r_[precision[::-1], 1.0], np.r_[recall[::-1], 0.0]
+    return {
+        "fpr": fpr,
+        "tpr": tpr,
+        "precision": precision,
+        "recall": recall,
+        "ascending": p_desc[::-1],
+        "roc_auc": auc(fpr, tpr),
+        "pr_auc": float(max(0.0, -np.sum(np.diff(recall) * precision[:-1]))),
+    }
+
+
+def _quantile_calibration(y: np.ndarray, p: np.ndarray, p_ascending: np.ndarray):
+    """calibration_curve(y, p, n_bins=CALIBRATION_BINS, strategy="quantile") step for step,
+    the bin edges from the same scores already sorted (the same percentiles; partitioning a
+    sorted copy is ten times faster) and without its checks."""
+    quantiles = np.linspace(0, 1, CALIBRATION_BINS + 1)
+    bins = np.percentile(np.ascontiguousarray(p_ascending), quantiles * 100)
+    # = np.searchsorted(bins[1:-1], p): how many inner edges lie below each score.
+    binids = np.zeros(len(p), dtype=np.intp)
+    for edge in bins[1:-1]:
+        binids += p > edge
+    bin_sums = np.bincount(binids, weights=p, minlength=CALIBRATION_BINS)
+    bin_true = np.bincount(binids, weights=y == 1, minlength=CALIBRATION_BINS)
+    bin_total = np.bincount(binids, minlength=CALIBRATION_BINS)
+    nonzero = bin_total != 0
+    return bin_true[nonzero] / bin_total[nonzero], bin_sums[nonzero] / bin_total[nonzero]
 
 
 def honest_fold_metrics(

@@ -31,10 +31,14 @@ def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
 
 def lift_by_decile(y: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     """Churn rate per score decile (1 = highest scores) and its lift over the base rate."""
-    y = np.asarray(y, dtype=float)
     order = np.argsort(-np.asarray(p), kind="stable")
-    deciles = np.empty(len(y), dtype=int)
-    deciles[order] = np.minimum(np.arange(len(y)) * 10 // max(len(y), 1), 9) + 1
+    return lift_of_ranked(np.asarray(y)[order])
+
+
+def lift_of_ranked(y_desc: np.ndarray) -> pd.DataFrame:
+    """lift_by_decile of labels already ordered by score, descending (ties in table order)."""
+    y = np.asarray(y_desc, dtype=float)
+    deciles = np.minimum(np.arange(len(y)) * 10 // max(len(y), 1), 9) + 1
     frame = pd.DataFrame({"decile": deciles, "y": y})
     out = frame.groupby("decile", as_index=False).agg(
         customers=("y", "size"), churn_rate=("y", "mean")

@@ -160,3 +160,66 @@ def mask(frame: pd.DataFrame, state: FilterState) -> np.ndarray:
 
 def apply(frame: pd.DataFrame, state: FilterState) -> pd.DataFrame:
     return frame if state.is_empty else frame[mask(frame, state)]
+
+
+def first_in(order: np.ndarray, mask: np.ndarray, size: int) -> np.ndarray:
+    """The first `size` positions in `order` that `mask` selects, in that order, reading only
+    as much of `order` as it needs. With a fixed random order: a stable random sample."""
+    found, got, start, step = [], 0, 0, max(4 * size, 1024)
+    while got < size and start < len(order):
+        chunk = order[start : start + step]
+        found.append(chunk[mask[chunk]])
+        got += len(found[-1])
+        start += step
+        step *= 2
+    return np.concatenate(found)[:size] if found else order[:0]
+
+
+class LevelIndex:
+    """A frame's filter columns as small integer codes, built once per loaded base.
+
+    A selection's mask is then one table lookup per filtered column instead of a string
+    comparison over every row (a million rows: ~1 ms instead of ~10 ms per column). Gives
+    exactly what `mask(frame, state)` gives, for filters on the indexed columns only.
+    """
+
+    def __init__(self, frame: pd.DataFrame, columns: Iterable[str]) -> None:
+        self.rows = len(frame)
+        # column -> ({level: code + 1}, codes + 1 with 0 = missing), the smallest int type
+        self._codes: dict[str, tuple[dict, np.ndarray]] = {}
+        for column in columns:
+            series = frame[column]
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                codes, levels = series.cat.codes.to_numpy(), series.cat.categories
+            else:  # matched as text, like mask()
+                codes, levels = pd.factorize(series.astype("string"))
+            small = np.min_scalar_type(len(levels) + 1)
+            self._codes[column] = (
+                {level: i + 1 for i, level in enumerate(levels)},
+                (codes + 1).astype(small),
+            )
+        self._tenure = (
+            frame[C.TENURE].to_numpy(dtype=float, na_value=np.nan) if C.TENURE in frame else None
+        )
+
+    def mask(self, state: FilterState) -> np.ndarray:
+        keep = np.ones(self.rows, dtype=bool)
+        for column, values in state.levels.items():
+            if not values:
+                continue
+            lookup, codes = self._codes[column]
+            wanted = [lookup[v] for v in values if v in lookup]
+            if len(wanted) == 1:
+                keep &= codes == wanted[0]
+            else:
+                table = np.zeros(len(lookup) + 1, dtype=bool)
+                table[wanted] = True
+                keep &= table[codes]
+        if state.tenure_min is not None or state.tenure_max is not None:
+            if self._tenure is None:
+                raise KeyError(C.TENURE)
+            if state.tenure_min is not None:
+                keep &= self._tenure >= state.tenure_min
+            if state.tenure_max is not None:
+                keep &= self._tenure <= state.tenure_max
+        return keep

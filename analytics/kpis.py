@@ -23,6 +23,8 @@ vectorised (bincount / cumsum on integer codes), so a call stays fast on a milli
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 import pandas as pd
 
@@ -112,6 +114,9 @@ def rate_to_monthly(c, days):
 
 
 # --- KPIs --------------------------------------------------------------------------------
+
+# Every column kpis() reads: a selection of these alone gives the same cards.
+KPI_COLUMNS = (C.CHURNED, C.MONTHLY_REVENUE, C.P_MONTHLY, C.P_CHURN, C.CLV)
 
 
 def kpis(frame: pd.DataFrame) -> dict:
@@ -379,6 +384,16 @@ def _observed_from(history: pd.DataFrame, observed_from) -> int | None:
     return int(month[known].min()) if known.any() else None
 
 
+TREND_COLUMNS = ("month", "active_start", "churned", "churn_rate", "retention_rate")
+
+
+def _count(index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarray:
+    """bincount of `index`; with weights (customers per row), still exact int64 counts."""
+    if weights is None:
+        return np.bincount(index, minlength=size)
+    return np.bincount(index, weights=weights, minlength=size).astype(np.int64)
+
+
 def monthly_trend(
     history: pd.DataFrame, as_of=None, by: str | None = None, observed_from=None
 ) -> pd.DataFrame | Unavailable:
@@ -397,17 +412,43 @@ def monthly_trend(
     gap = _dates_gap(history, *([by] if by else []))
     if gap is not None:
         return gap
-    cols = ["month", *([by] if by else []), "active_start", "churned", "churn_rate"]
-    cols.append("retention_rate")
-    as_of = timeline.resolve_as_of(history, as_of)
     signup, s_known = _month_index(history[C.SIGNUP_DATE].to_numpy())
     churn, c_known = _month_index(history[C.CHURN_DATE].to_numpy())
     group, labels = _groups(history, by)
-    keep = s_known & (group >= 0)
+    return _trend_table(
+        _Months(signup, s_known, churn, c_known, group),
+        labels,
+        by,
+        history[by].dtype if by else None,
+        timeline.resolve_as_of(history, as_of),
+        _observed_from(history, observed_from),
+    )
+
+
+@dataclass(frozen=True)
+class _Months:
+    """Per customer (or per group of identical customers, `weights` of them): signup and churn
+    month indexes with their 'known' masks, group code, and months survived (cohorts)."""
+
+    signup: np.ndarray
+    s_known: np.ndarray
+    churn: np.ndarray
+    c_known: np.ndarray
+    group: np.ndarray
+    survived: np.ndarray | None = None
+    weights: np.ndarray | None = None
+
+    def weight(self, sel: np.ndarray) -> np.ndarray | None:
+        return None if self.weights is None else self.weights[sel]
+
+
+def _trend_table(m: _Months, labels, by, by_dtype, as_of, start_month) -> pd.DataFrame:
+    """monthly_trend's counting, on rows or on weighted groups of rows alike."""
+    cols = ["month", *([by] if by else []), *TREND_COLUMNS[1:]]
+    keep = m.s_known & (m.group >= 0)
     if as_of is None or not keep.any():
         return pd.DataFrame(columns=cols)
-    first = int(signup[keep].min()) + 1
-    start_month = _observed_from(history, observed_from)
+    first = int(m.signup[keep].min()) + 1
     if start_month is not None:
         first = max(first, start_month)
     last = _last_full_month(as_of)
@@ -415,22 +456,21 @@ def monthly_trend(
         return pd.DataFrame(columns=cols)
     n_months = last - first + 2  # one spare slot for "after the last month"
     # Active at the start of months signup+1 .. churn month (or the end): one +1/-1 pair each.
-    start = signup + 1
-    stop = np.where(c_known, churn, last) + 1  # exclusive
+    start = m.signup + 1
+    stop = np.where(m.c_known, m.churn, last) + 1  # exclusive
     live = keep & (stop > start)
+    weights = m.weight(live)
     start = np.clip(start[live] - first, 0, n_months - 1)
     stop = np.clip(stop[live] - first, 0, n_months - 1)
-    g = group[live]
+    g = m.group[live]
     size = len(labels) * n_months
-    delta = np.bincount(g * n_months + start, minlength=size) - np.bincount(
-        g * n_months + stop, minlength=size
-    )
+    delta = _count(g * n_months + start, weights, size) - _count(g * n_months + stop, weights, size)
     active = np.cumsum(delta.reshape(len(labels), n_months), axis=1)[:, :-1]
     # Churned in month t among those active at its start (live churners have churn > signup).
-    left = live & c_known & (churn <= last)
-    churned = np.bincount(group[left] * n_months + (churn[left] - first), minlength=size).reshape(
-        len(labels), n_months
-    )[:, :-1]
+    left = live & m.c_known & (m.churn <= last)
+    churned = _count(
+        m.group[left] * n_months + (m.churn[left] - first), m.weight(left), size
+    ).reshape(len(labels), n_months)[:, :-1]
     months = np.arange(first, last + 1)
     frame = pd.DataFrame(
         {
@@ -441,13 +481,18 @@ def monthly_trend(
     )
     if by:
         frame.insert(1, by, np.repeat(np.asarray(labels, dtype=object), len(months)))
-        if isinstance(history[by].dtype, pd.CategoricalDtype):
-            frame[by] = pd.Categorical(frame[by], categories=history[by].cat.categories)
+        if isinstance(by_dtype, pd.CategoricalDtype):
+            frame[by] = pd.Categorical(frame[by], categories=by_dtype.categories)
         present = frame.groupby(by, observed=True, sort=False)["active_start"].transform("sum")
         frame = frame[present.to_numpy() > 0]
     rate = safe_ratio(frame["churned"].to_numpy(), frame["active_start"].to_numpy())
     frame = frame.assign(churn_rate=rate, retention_rate=1.0 - rate)
     return frame.reset_index(drop=True)[cols]
+
+
+def _empty_cohorts() -> pd.DataFrame:
+    empty = pd.DataFrame(columns=["customers"], index=pd.DatetimeIndex([], name="cohort"))
+    return empty.astype({"customers": np.int64})
 
 
 def cohort_retention(
@@ -468,32 +513,42 @@ def cohort_retention(
     if gap is not None:
         return gap
     as_of = timeline.resolve_as_of(history, as_of)
+    if as_of is None:
+        return _empty_cohorts()
     signup = history[C.SIGNUP_DATE].to_numpy()
     s_month, s_known = _month_index(signup)
-    last = _last_full_month(as_of) if as_of is not None else 0
-    keep = s_known & (s_month <= last)
-    # Cohorts that signed up before departures are recorded are left-truncated (their early
-    # leavers are not in the table) and would read as fully retained: leave them out.
-    start_month = _observed_from(history, observed_from)
-    if start_month is not None:
-        keep &= s_month >= start_month
-    if as_of is None or not keep.any():
-        empty = pd.DataFrame(columns=["customers"], index=pd.DatetimeIndex([], name="cohort"))
-        return empty.astype({"customers": np.int64})
-    first = int(s_month[keep].min())
-    n_cohorts = last - first + 1
-    k_max = int(min(max_months, last - first))
-    churn = history[C.CHURN_DATE].to_numpy()[keep]
-    known = ~np.isnat(churn) & (churn < np.datetime64(as_of + pd.Timedelta(days=1)))
-    # Months survived: the largest k with signup + k months < churn date (inf without churn).
-    lived = np.full(int(keep.sum()), k_max + 1, dtype=np.int64)
+    churn = history[C.CHURN_DATE].to_numpy()
+    known = s_known & ~np.isnat(churn) & (churn < np.datetime64(as_of + pd.Timedelta(days=1)))
+    survived = np.full(len(history), _NEVER, dtype=np.int64)
     if known.any():
         before = churn[known].astype("datetime64[D]") - np.timedelta64(1, "D")
-        survived = timeline.months_between(signup[keep][known], before)
-        lived[known] = np.clip(survived, -1, k_max + 1).astype(np.int64)
-    cohort = s_month[keep] - first
+        survived[known] = timeline.months_between(signup[known], before)
+    months = _Months(s_month, s_known, s_month, known, np.zeros(len(history), np.int64), survived)
+    return _cohort_table(months, as_of, _observed_from(history, observed_from), max_months)
+
+
+# Months survived by a customer with no (known) churn date: more than any table shows.
+_NEVER = np.iinfo(np.int32).max
+
+
+def _cohort_table(m: _Months, as_of, start_month, max_months: int) -> pd.DataFrame:
+    """cohort_retention's counting, on rows or on weighted groups of rows alike."""
+    last = _last_full_month(as_of)
+    keep = m.s_known & (m.signup <= last)
+    # Cohorts that signed up before departures are recorded are left-truncated (their early
+    # leavers are not in the table) and would read as fully retained: leave them out.
+    if start_month is not None:
+        keep &= m.signup >= start_month
+    if not keep.any():
+        return _empty_cohorts()
+    first = int(m.signup[keep].min())
+    n_cohorts = last - first + 1
+    k_max = int(min(max_months, last - first))
+    # Months survived: the largest k with signup + k months < churn date (inf without churn).
+    lived = np.clip(m.survived[keep], -1, k_max + 1)
+    cohort = m.signup[keep] - first
     width = k_max + 3  # slots for lived = -1 .. k_max + 1
-    hist = np.bincount(cohort * width + lived + 1, minlength=n_cohorts * width)
+    hist = _count(cohort * width + lived + 1, m.weight(keep), n_cohorts * width)
     hist = hist.reshape(n_cohorts, width)
     # active[c, k] = customers with lived >= k: a reverse cumulative sum over the slots.
     still = np.cumsum(hist[:, ::-1], axis=1)[:, ::-1][:, 1 : k_max + 2]
@@ -505,6 +560,119 @@ def cohort_retention(
     table.insert(0, "customers", size.astype(np.int64))
     table.index = pd.DatetimeIndex(_month_start(np.arange(first, last + 1)), name="cohort")
     return table[table["customers"] > 0]
+
+
+class DatedHistory:
+    """A dated history reduced once to one small integer code per customer, so the monthly
+    trend and the cohort table of any selection of it are one bincount, not date arithmetic on
+    a filtered copy of millions of rows.
+
+    A customer's code holds what both views read: the `by` group, the signup and churn months
+    and how the months survived differ from churn month - signup month (0, 1 or 2 less: the
+    day of the month decides). Customers with the same code count identically, so the views
+    run on the groups with their sizes as weights and give exactly what monthly_trend(
+    history[mask], by=by) and cohort_retention(history[mask]) give (as_of and observed_from
+    resolved from the selection, as those functions do by default).
+    """
+
+    def __init__(self, history: pd.DataFrame, by: str | None = None) -> None:
+        if not timeline.has_dates(history):
+            raise ValueError("DatedHistory needs signup_date and churn_date")
+        self.by = by
+        self.by_dtype = history[by].dtype if by else None
+        group, self.labels = _groups(history, by)
+        signup = history[C.SIGNUP_DATE].to_numpy()
+        churn = history[C.CHURN_DATE].to_numpy()
+        s_month, s_known = _month_index(signup)
+        c_month, c_known = _month_index(churn)
+        known = np.concatenate((s_month[s_known], c_month[c_known]))
+        self.first = int(known.min()) if len(known) else 0
+        span = (int(known.max()) - self.first + 2) if len(known) else 1  # slot 0 = unknown
+        both = s_known & c_known
+        extra = np.zeros(len(history), dtype=np.int64)
+        if both.any():
+            before = churn[both].astype("datetime64[D]") - np.timedelta64(1, "D")
+            survived = timeline.months_between(signup[both], before).astype(np.int64)
+            extra[both] = survived - (c_month[both] - s_month[both]) + 2
+        if len(extra) and (extra.min() < 0 or extra.max() > 2):
+            raise AssertionError("months survived must be churn - signup months minus 0..2")
+        self.shape = (len(self.labels) + 1, span, span, 3)  # group slot 0 = no group
+        code = np.ravel_multi_index(
+            (
+                group + 1,
+                np.where(s_known, s_month - self.first + 1, 0),
+                np.where(c_known, c_month - self.first + 1, 0),
+                extra,
+            ),
+            self.shape,
+        )
+        self._code = code.astype(np.min_scalar_type(int(np.prod(self.shape))))
+        # The snapshot date of a selection is its latest date; nearly every selection holds one
+        # of the customers on the base's latest day, so those few are checked first.
+        latest = np.maximum(_days_or_min(signup), _days_or_min(churn))
+        self._latest = latest
+        self._latest_day = latest.max() if len(latest) else _MIN_DAY
+        self._on_latest_day = np.flatnonzero(latest == self._latest_day)
+
+    def select(self, mask: np.ndarray) -> DatedSelection:
+        """The counts of the customers in `mask` (a boolean row mask over the history)."""
+        code = self._code if mask.all() else self._code[mask]
+        counts = np.bincount(code, minlength=int(np.prod(self.shape)))
+        if mask[self._on_latest_day].any():
+            day = self._latest_day
+        else:
+            day = self._latest[mask].max() if mask.any() else _MIN_DAY
+        if day == _MIN_DAY:
+            return DatedSelection(self, counts, None)
+        as_of = pd.Timestamp(np.datetime64(int(day), "D")).as_unit("ns")
+        return DatedSelection(self, counts, as_of)
+
+
+_MIN_DAY = np.iinfo(np.int64).min
+
+
+def _days_or_min(dates: np.ndarray) -> np.ndarray:
+    """Days since 1970 (time of day dropped), the smallest int64 where NaT."""
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    return np.where(np.isnat(dates), _MIN_DAY, days)
+
+
+class DatedSelection:
+    """One selection of a DatedHistory: customers per code, and its snapshot date."""
+
+    def __init__(self, history: DatedHistory, counts: np.ndarray, as_of) -> None:
+        self.history = history
+        self.customers = int(counts.sum())
+        self.as_of = as_of
+        cells = np.flatnonzero(counts)
+        g, s, c, extra = np.unravel_index(cells, history.shape)
+        first = history.first
+        s_known, c_known = s > 0, c > 0
+        signup = np.where(s_known, s - 1 + first, 0)
+        churn = np.where(c_known, c - 1 + first, 0)
+        survived = np.where(s_known & c_known, churn - signup + extra - 2, _NEVER)
+        self._months = _Months(signup, s_known, churn, c_known, g - 1, survived, counts[cells])
+        self._start = int(churn[c_known].min()) if c_known.any() else None
+
+    def monthly_trend(self, by: str | None = None) -> pd.DataFrame:
+        """monthly_trend(history[mask], by=by); `by` is None or the history's own `by`."""
+        h = self.history
+        if by is not None and by != h.by:
+            raise ValueError(f"this history is grouped by {h.by!r}, not {by!r}")
+        m = self._months
+        if by is None:
+            m = replace(m, group=np.zeros_like(m.group))
+            labels = ["All"]
+        else:
+            labels = h.labels
+        return _trend_table(m, labels, by, h.by_dtype if by else None, self.as_of, self._start)
+
+    def cohort_retention(self, max_months: int = 24) -> pd.DataFrame:
+        """cohort_retention(history[mask], max_months=max_months)."""
+        if self.as_of is None:
+            return _empty_cohorts()
+        m = self._months
+        return _cohort_table(m, self.as_of, self._start, max_months)
 
 
 # --- survival without dates ----------------------------------------------------------------

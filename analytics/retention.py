@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 from analytics import columns as C
 from analytics import value
+from analytics.kpis import active_mask
 from analytics.result import Unavailable
 
 # Reason text starts with the feature name ("contract = Monthly (+18.2 pts)"); the action is
@@ -62,6 +65,10 @@ def _words(name: str) -> set[str]:
     return {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
 
 
+NO_REVENUE = (
+    "Not available because the data has no monthly_revenue column "
+    "(map one with --map monthly_revenue=<column>)."
+)
 DEFAULT_ACTION = "Personal retention call to understand their needs and offer a tailored incentive."
 
 
@@ -105,10 +112,7 @@ def plan(
 ) -> value.RetentionPlan | Unavailable:
     """The retention plan with value recomputed under the user's margin and discount."""
     if C.MONTHLY_REVENUE not in frame.columns:
-        return Unavailable(
-            "Not available because the data has no monthly_revenue column "
-            "(map one with --map monthly_revenue=<column>)."
-        )
+        return Unavailable(NO_REVENUE)
     revalued = value.add_value_columns(
         frame,
         threshold=threshold,
@@ -118,3 +122,115 @@ def plan(
         base_churn_rate=base_churn_rate,
     )
     return value.plan_retention(revalued, save_rate=save_rate, cost_per_contact=cost_per_contact)
+
+
+class Planner:
+    """plan() for any selection of one scored base, without sorting the selection.
+
+    The base is ordered by expected loss once. Under another margin or discount every value
+    changes by the same factor, so that order still holds; each plan checks that it holds
+    exactly (savings non-increasing, ties in table order) and sorts only if rounding broke it.
+    Gives exactly what plan(base[mask], ...) gives.
+    """
+
+    def __init__(
+        self,
+        base: pd.DataFrame,
+        *,
+        threshold: float,
+        window_months: int = 1,
+        base_churn_rate: float | None = None,
+    ) -> None:
+        self.base = base
+        self.threshold = threshold
+        self.window_months = window_months
+        self.base_churn_rate = base_churn_rate
+        self.available = C.MONTHLY_REVENUE in base.columns
+        self._last = None
+        if not self.available:
+            return
+        p = base[C.P_CHURN].to_numpy(dtype=float, na_value=np.nan)
+        self._p_month = value.monthly_probability(p, window_months)
+        self._revenue = base[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
+        self._active = active_mask(base)
+        self._order = value.descending(base[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan))
+
+    def _values(self, rate: float, margin: float, discount: float):
+        """Value, expected loss and candidates (active, known loss) of every customer, as
+        add_value_columns and plan_retention compute them; the last assumptions' are kept, as
+        a user changes the filters far more often than the assumptions."""
+        key = (rate, margin, discount)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1]
+        p0 = value.monthly_probability(rate, self.window_months)
+        val = value.clv(self._revenue, np.full(len(self._revenue), p0), margin, discount)
+        loss = self._p_month * val
+        arrays = (val, loss, self._active & ~np.isnan(loss))
+        self._last = (key, arrays)  # one assignment: safe to share between threads
+        return arrays
+
+    def plan(
+        self,
+        mask: np.ndarray,
+        *,
+        save_rate: float,
+        cost_per_contact: float,
+        margin: float,
+        discount: float,
+        max_points: int = 500,
+    ) -> value.RetentionPlan | Unavailable:
+        if not self.available:
+            return Unavailable(NO_REVENUE)
+        value.check_plan_inputs(save_rate, cost_per_contact, max_points)
+        rate = self.base_churn_rate
+        if rate is None:  # the selection's own rate, as plan() takes it
+            rate = value.base_rate(self.base.loc[mask, _rate_columns(self.base)], None)
+        val, loss, candidates = self._values(rate, margin, discount)
+        eligible = mask & candidates
+        ranked = self._order[eligible[self._order]]
+        saving = save_rate * loss[ranked]
+        if not value.is_ranked(ranked, saving):
+            rows = np.flatnonzero(eligible)
+            ranked, saving = value.rank_savings(rows, save_rate * loss[rows])
+
+        @functools.cache
+        def cuts():
+            return value.tier_cuts(val[mask & self._active & ~np.isnan(val)])
+
+        def contacts(rows: np.ndarray, savings: np.ndarray, columns) -> pd.DataFrame:
+            frame = self.base
+            cut = (np.inf, np.inf)  # placeholder when the tiers are not asked for
+            if columns is None or set(columns) & _TIERS:
+                cut = cuts()  # a quantile over the whole selection: only when needed
+            if columns is not None:
+                keep = {*columns, C.P_CHURN, C.MONTHLY_REVENUE}
+                frame = frame[[c for c in frame.columns if c in keep]]
+            revalued = value.add_value_columns(
+                frame.iloc[rows],
+                threshold=self.threshold,
+                margin=margin,
+                discount=discount,
+                window_months=self.window_months,
+                base_churn_rate=rate,
+                value_cuts=cut,
+            ).assign(**{value.EXPECTED_SAVING: savings})
+            if columns is None:
+                return revalued
+            return revalued[[c for c in columns if c in revalued.columns]]
+
+        return value.ranked_plan(
+            ranked,
+            saving,
+            contacts,
+            save_rate=save_rate,
+            cost_per_contact=cost_per_contact,
+            max_points=max_points,
+        )
+
+
+_TIERS = {C.HIGH_VALUE, C.VALUE_TIER}
+
+
+def _rate_columns(frame: pd.DataFrame) -> list[str]:
+    return [c for c in (C.CHURNED, C.P_CHURN) if c in frame.columns]

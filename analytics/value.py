@@ -23,7 +23,9 @@ p_monthly, the same scale CLV and value use; with a one-month window it is p_chu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -67,7 +69,7 @@ def risk_band(p, threshold: float) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=list(C.RISK_BANDS), ordered=True)
 
 
-def _base_rate(frame: pd.DataFrame, base_churn_rate: float | None) -> float:
+def base_rate(frame: pd.DataFrame, base_churn_rate: float | None) -> float:
     """p0: the given base churn rate, else the frame's churn rate, else its mean p_churn."""
     if base_churn_rate is not None:
         return float(base_churn_rate)
@@ -85,6 +87,7 @@ def add_value_columns(
     discount: float = 0.01,
     window_months: int = 1,
     base_churn_rate: float | None = None,
+    value_cuts: tuple[float, float] | None = None,
 ) -> pd.DataFrame:
     """The frame with p_monthly, risk_band and (with monthly_revenue) the value columns.
 
@@ -98,7 +101,8 @@ def add_value_columns(
       percentile / between / at or above the 75th, same reference customers.
     Without monthly_revenue the value columns are left out (and dropped if present).
     Existing columns of the same names are replaced, so re-valuing under new assumptions is
-    one call.
+    one call. `value_cuts`: the (25th, 75th) percentiles to use instead, when the reference
+    customers are more than these rows (tier_cuts() of them).
     """
     if C.P_CHURN not in frame.columns:
         raise ValueError("add_value_columns needs a p_churn column: score the customers first")
@@ -111,13 +115,13 @@ def add_value_columns(
     }
     if C.MONTHLY_REVENUE in frame.columns:
         rev = frame[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
-        p0 = monthly_probability(_base_rate(frame, base_churn_rate), window_months)
+        p0 = monthly_probability(base_rate(frame, base_churn_rate), window_months)
         val = clv(rev, np.full(len(rev), p0), margin, discount)
-        ref = val[active_mask(frame) & ~np.isnan(val)]
-        if len(ref):
-            low, high = np.quantile(ref, [LOW_VALUE_QUANTILE, HIGH_VALUE_QUANTILE])
-        else:
-            low = high = np.inf  # nobody to compare with: nobody is high value
+        low, high = (
+            value_cuts
+            if value_cuts is not None
+            else tier_cuts(val[active_mask(frame) & ~np.isnan(val)])
+        )
         with np.errstate(invalid="ignore"):
             tier = np.where(val >= high, 2, np.where(val >= low, 1, 0))
         tier = np.where(np.isnan(val), -1, tier).astype(np.int8)
@@ -135,6 +139,14 @@ def add_value_columns(
     return out.assign(**new)
 
 
+def tier_cuts(ref: np.ndarray) -> tuple[float, float]:
+    """The 25th and 75th percentiles of the reference customers' values."""
+    if not len(ref):
+        return np.inf, np.inf  # nobody to compare with: nobody is high value
+    low, high = np.quantile(ref, [LOW_VALUE_QUANTILE, HIGH_VALUE_QUANTILE])
+    return low, high
+
+
 def _value_unavailable(frame: pd.DataFrame, *needed: str) -> Unavailable | None:
     return missing(frame, C.MONTHLY_REVENUE, *needed)
 
@@ -142,15 +154,32 @@ def _value_unavailable(frame: pd.DataFrame, *needed: str) -> Unavailable | None:
 def high_value_at_risk(frame: pd.DataFrame) -> pd.DataFrame | Unavailable:
     """The high-value at-risk list = active, high value, risk band High, sorted by expected
     loss, descending (ties keep the table's order)."""
+    rows = at_risk_rows(frame)
+    return rows if isinstance(rows, Unavailable) else frame.iloc[rows]
+
+
+def at_risk_rows(frame: pd.DataFrame) -> np.ndarray | Unavailable:
+    """Row positions of high_value_at_risk(frame), in its order.
+
+    Of a subset of the rows (kept in order), the list is these positions restricted to it, so
+    a dashboard orders its base once and any selection's list needs no sort.
+    """
     gap = _value_unavailable(frame, C.EXPECTED_LOSS, C.HIGH_VALUE, C.RISK_BAND)
     if gap is not None:
         return gap
-    keep = (
+    keep = np.flatnonzero(
         active_mask(frame)
         & frame[C.HIGH_VALUE].to_numpy(dtype=bool, na_value=False)
         & (frame[C.RISK_BAND] == "High").to_numpy(dtype=bool, na_value=False)
     )
-    return frame.loc[keep].sort_values(C.EXPECTED_LOSS, ascending=False, kind="stable")
+    loss = frame[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan)[keep]
+    return keep[descending(loss)]
+
+
+def descending(values: np.ndarray) -> np.ndarray:
+    """Positions sorting `values` descending, ties in table order and NaN last: pandas'
+    sort_values(ascending=False, kind="stable")."""
+    return np.argsort(-values, kind="stable")
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,7 +191,9 @@ class RetentionPlan:
     largest net benefit (the smallest such N on ties; 0 when no contact pays for itself);
     saved_value / cost / net_benefit at best_n; roi = net_benefit / cost (NaN when cost is 0);
     contacts: the best_n customers by expected loss, descending, with expected_saving =
-    s x p_i x Value_i; candidates: active customers with a known expected loss.
+    s x p_i x Value_i (built when first read: on a million customers it can hold hundreds of
+    thousands of rows; first_contacts(n) builds only the first n); candidates: active
+    customers with a known expected loss.
     """
 
     curve: pd.DataFrame
@@ -171,16 +202,35 @@ class RetentionPlan:
     cost: float
     net_benefit: float
     roi: float
-    contacts: pd.DataFrame
     save_rate: float
     cost_per_contact: float
     candidates: int
+    # (rows, their savings) -> their contact table; rows are the plan's first n contacts
+    _contact_rows: np.ndarray = field(repr=False)
+    _contact_savings: np.ndarray = field(repr=False)
+    _contacts_of: ContactTable = field(repr=False)
+
+    @functools.cached_property
+    def contacts(self) -> pd.DataFrame:
+        return self._contacts_of(self._contact_rows, self._contact_savings, None)
+
+    def first_contacts(self, n: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """contacts.head(n) (only `columns` of it, those present, if given), without building
+        the rest."""
+        if "contacts" in self.__dict__:
+            head = self.contacts.head(n)
+            return head if columns is None else head[[c for c in columns if c in head]]
+        return self._contacts_of(self._contact_rows[:n], self._contact_savings[:n], columns)
+
+
+# (rows, their savings, columns or None for all) -> those rows of the contact table.
+ContactTable = Callable[[np.ndarray, np.ndarray, Sequence[str] | None], pd.DataFrame]
 
 
 EXPECTED_SAVING = "expected_saving"
 
 
-def _check_plan_inputs(save_rate: float, cost_per_contact: float, max_points: int) -> None:
+def check_plan_inputs(save_rate: float, cost_per_contact: float, max_points: int) -> None:
     if not 0.0 <= save_rate <= 1.0:  # also rejects NaN
         raise ValueError(f"save_rate must be between 0 and 1, got {save_rate}")
     if not 0.0 <= cost_per_contact < np.inf:
@@ -209,25 +259,66 @@ def plan_retention(
 
     ValueError when save_rate is outside [0, 1], cost_per_contact is negative or max_points < 3.
     """
-    _check_plan_inputs(save_rate, cost_per_contact, max_points)
+    check_plan_inputs(save_rate, cost_per_contact, max_points)
     gap = _value_unavailable(frame, C.EXPECTED_LOSS)
     if gap is not None:
         return gap
     loss = frame[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan)
     eligible = np.flatnonzero(active_mask(frame) & ~np.isnan(loss))
-    saving = save_rate * loss[eligible]
-    order = np.argsort(-saving, kind="stable")  # by expected loss, descending
-    saved = np.concatenate(([0.0], np.cumsum(saving[order])))
+    ranked, saving = rank_savings(eligible, save_rate * loss[eligible])
+    return ranked_plan(
+        ranked,
+        saving,
+        lambda rows, sv, columns: _columns(
+            frame.iloc[rows].assign(**{EXPECTED_SAVING: sv}), columns
+        ),
+        save_rate=save_rate,
+        cost_per_contact=cost_per_contact,
+        max_points=max_points,
+    )
+
+
+def _columns(frame: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+
+
+def rank_savings(rows: np.ndarray, saving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` and their savings by saving, descending (ties in table order): the contact order."""
+    order = np.argsort(-saving, kind="stable")
+    return rows[order], saving[order]
+
+
+def is_ranked(rows: np.ndarray, saving: np.ndarray) -> bool:
+    """Whether rows and savings are exactly as rank_savings would order them."""
+    if np.isnan(saving).any():
+        return False
+    step = np.diff(saving)
+    if (step > 0).any():
+        return False
+    ties = step == 0
+    return not ties.any() or bool((np.diff(rows)[ties] > 0).all())
+
+
+def ranked_plan(
+    ranked: np.ndarray,
+    saving: np.ndarray,
+    contacts: ContactTable,
+    *,
+    save_rate: float,
+    cost_per_contact: float,
+    max_points: int = 500,
+) -> RetentionPlan:
+    """The plan over candidates already in contact order (rank_savings); `contacts(rows,
+    savings, columns)` gives the table of those of them."""
+    saved = np.concatenate(([0.0], np.cumsum(saving)))
     ns = np.arange(len(saved))
     cost = ns * float(cost_per_contact)
     net = saved - cost
     best = int(np.argmax(net))
-    pts = _curve_points(len(eligible), best, max_points)
+    pts = _curve_points(len(ranked), best, max_points)
     curve = pd.DataFrame(
         {"n": pts, "net_benefit": net[pts], "saved_value": saved[pts], "cost": cost[pts]}
     )
-    picked = eligible[order[:best]]
-    contacts = frame.iloc[picked].assign(**{EXPECTED_SAVING: saving[order[:best]]})
     total_cost = float(cost[best])
     return RetentionPlan(
         curve=curve,
@@ -236,8 +327,10 @@ def plan_retention(
         cost=total_cost,
         net_benefit=float(net[best]),
         roi=float(net[best] / total_cost) if total_cost > 0 else float("nan"),
-        contacts=contacts,
         save_rate=float(save_rate),
         cost_per_contact=float(cost_per_contact),
-        candidates=len(eligible),
+        candidates=len(ranked),
+        _contact_rows=ranked[:best],
+        _contact_savings=saving[:best],
+        _contacts_of=contacts,
     )

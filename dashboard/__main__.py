@@ -22,6 +22,7 @@ from dashboard.server import (
     install,
     load_workspace,
     serve_config_from_env,
+    settle,
 )
 
 
@@ -84,6 +85,7 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
+    settle()
     app.run(host=config.host, port=config.port, debug=config.debug)
     return 0
 

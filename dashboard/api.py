@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import RoutingException
 
 from analytics import columns as C
-from analytics import filters, kpis, paging, predict
+from analytics import filters, paging, predict
 from analytics.definitions import KPI_DEFINITIONS, TERMS
 from analytics.result import Unavailable
 from analytics.retention import recommend_action
@@ -329,8 +329,7 @@ def create_blueprint(data: DashboardData | None) -> Blueprint:
         if problems:
             raise query_error(problems)
         query = filters.to_query(state)
-        frame = data.view(query)
-        values = data.cached("kpis", query, lambda: kpis.kpis(frame))
+        values = data.kpis(query)
         return json_response(
             {**values, "filters": filters_echo(state), "definitions": KPI_DEFINITIONS}
         )
@@ -354,7 +353,9 @@ def create_blueprint(data: DashboardData | None) -> Blueprint:
         if isinstance(hv, Unavailable):
             raise ApiError(409, hv.reason)
         key = (repr(sort), repr([]))
-        selected = data.cached("at_risk_sel", query, lambda: paging.select(hv, sort=sort), key)
+        selected = data.cached(
+            "at_risk_sel", query, lambda: paging.select(hv, sort=sort), key, large=True
+        )
         start = min(offset, len(selected))
         rows, total = paging.page(selected, start, start + limit)
         return json_response(

@@ -267,9 +267,12 @@ def value_risk_scatter(
             mode="markers",
             name=f"{band} risk",
             marker={"color": RISK_COLORS[band], "size": 6, "opacity": 0.6},
-            customdata=np.c_[part[C.CUSTOMER_ID].astype(str), part[C.EXPECTED_LOSS]],
-            hovertemplate="%{customdata[0]}<br>p %{x:.1%}, value %{y:,.0f}<br>"
-            "expected loss %{customdata[1]:,.0f}<extra></extra>",
+            # Ids as text and numbers as numbers: a mixed object array costs plotly a deep copy
+            # of every cell (20 ms for 5,000 points).
+            text=part[C.CUSTOMER_ID].astype(str).to_numpy(),
+            customdata=part[C.EXPECTED_LOSS].to_numpy(),
+            hovertemplate="%{text}<br>p %{x:.1%}, value %{y:,.0f}<br>"
+            "expected loss %{customdata:,.0f}<extra></extra>",
         )
     ymax = float(sample[C.VALUE].max()) if len(sample) else 1.0
     fig.add_shape(

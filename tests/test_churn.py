@@ -306,3 +306,27 @@ def test_telco_reference_figures(telco_path):
     assert {"Contract", "tenure"} <= set(res.importance["feature"].head(3))
     assert steps[-1] == f"refitting {res.chosen} on all 7,043 rows"
     assert (res.oof_reasons["reason_1"] != "").mean() > 0.9
+
+
+@pytest.mark.parametrize(("n", "levels"), [(2, 0), (3, 0), (1000, 7), (20_000, 0), (50_000, 40)])
+def test_ranking_equals_scikit_learn(n, levels):
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_curve,
+        roc_auc_score,
+        roc_curve,
+    )
+
+    rng = np.random.default_rng(n)
+    p = rng.integers(0, levels, n) / levels if levels else rng.random(n)  # ties, or none
+    y = (rng.random(n) < 0.3).astype(np.int8)
+    y[0], y[-1] = 0, 1
+    order = np.argsort(-p, kind="stable")
+    got = churn.ranking(y[order], p[order])
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    for name, want in (("fpr", fpr), ("tpr", tpr), ("precision", precision), ("recall", recall)):
+        np.testing.assert_array_equal(got[name], want)
+    assert got["roc_auc"] == roc_auc_score(y, p)
+    assert got["pr_auc"] == average_precision_score(y, p)
+    assert churn.curves(y, p, got) == churn.curves(y, p)

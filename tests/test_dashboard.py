@@ -5,18 +5,20 @@ from __future__ import annotations
 import io as stdio
 import json
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 from dash import no_update
+from sklearn.metrics import roc_auc_score
 
+from analytics import churn, evaluation, filters, kpis, retention, value
 from analytics import columns as C
-from analytics import filters
 from dashboard import figures, ids
 from dashboard.app import create_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
 from dashboard.callbacks import filters as filter_cb
-from dashboard.data import DashboardData
+from dashboard.data import CURRENT_ONLY, DashboardData
 from dashboard.layout import KPI_ORDER, components_by_id
 
 
@@ -299,3 +301,67 @@ def test_probability_filter_is_typed_in_percent(demo):
     ]
     assert page["rowCount"] == int((hv[C.P_CHURN] > 0.5).sum()) > 0
     assert all(r[C.P_CHURN] > 0.5 for r in page["rowData"])
+
+
+FILTERS = ("", "?contract=Monthly", "?risk=High&segment={seg}", "?tenure_min=12&value_tier=High")
+
+
+def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
+    """Masks, narrow views and the history's codes give what the filtered copies gave."""
+    seg = demo.allowed[C.SEGMENT][0]
+    for query in (q.format(seg=seg) for q in FILTERS):
+        state = demo.state(query)
+        frame = filters.apply(demo.scored, state)
+        past = filters.FilterState({c: v for c, v in state.levels.items() if c not in CURRENT_ONLY})
+        history = filters.apply(demo.history, past)
+        assert demo.kpis(query) == kpis.kpis(frame)
+        selection = demo.history_selection(query)
+        assert selection.customers == len(history)
+        for by in (None, C.SEGMENT):
+            want = kpis.monthly_trend(history, by=by)
+            pd.testing.assert_frame_equal(selection.monthly_trend(by=by), want)
+        fig, _ = overview.trend_figure(demo, query, split=False)
+        np.testing.assert_array_equal(fig.data[0].y, kpis.monthly_trend(history)["churn_rate"])
+        cohorts = kpis.cohort_retention(history)
+        np.testing.assert_array_equal(
+            overview.cohort_figure(demo, query).data[0].z, cohorts.drop(columns="customers")
+        )
+        pd.testing.assert_frame_equal(
+            customers.at_risk(demo, query), value.high_value_at_risk(frame)
+        )
+        y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+        roc, pr, calibration = model.curve_figures(demo, query)
+        want = churn.curves(y, p)
+        assert list(roc.data[0].x) == want["roc"]["fpr"]
+        assert list(pr.data[0].y) == want["pr"]["precision"]
+        assert list(calibration.data[1].y) == want["calibration"]["prob_true"]
+        assert f"{roc_auc_score(y, p):.3f}" in roc.layout.title.text
+        _, _, lift = model.threshold_outputs(demo, query, 0.3)
+        np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
+        plan = planner.compute_plan(demo, query, PLAN_VALUES)
+        want = retention.plan(
+            frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
+        )
+        assert (plan.best_n, plan.net_benefit) == (want.best_n, want.net_benefit)
+        pd.testing.assert_frame_equal(plan.curve, want.curve)
+
+
+PLAN_VALUES = {
+    "save rate": 0.3,
+    "cost per contact": 5.0,
+    "gross margin": 0.8,
+    "discount rate": 0.02,
+}
+PLAN_ARGS = {"save_rate": 0.3, "cost_per_contact": 5.0, "margin": 0.8, "discount": 0.02}
+
+
+def test_scatter_is_a_stable_sample_that_says_so(demo):
+    fig = customers.scatter_figure(demo, "")
+    active = int((demo.scored[C.CHURNED] == 0).sum())
+    shown = sum(len(t.x) for t in fig.data)
+    assert shown == customers.SCATTER_SAMPLE < active
+    assert f"a sample of {shown:,} of {active:,}" in fig.layout.title.text
+    again = customers.scatter_figure(demo, "")
+    assert [list(t.text) for t in fig.data] == [list(t.text) for t in again.data]
+    small = customers.scatter_figure(demo, "?risk=High&tenure_min=40")
+    assert "sample" not in small.layout.title.text

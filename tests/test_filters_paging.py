@@ -103,3 +103,44 @@ def test_threshold_metrics_and_lift_by_hand():
     lift = evaluation.lift_by_decile(y, p)
     assert len(lift) == 10
     assert lift.loc[lift["decile"] == 1, "lift"].item() == pytest.approx(1 / 0.3)
+
+
+def test_level_index_masks_like_mask(frame):
+    # A text column (segment as str, with a blank) and categoricals, levels and tenure.
+    frame = frame.assign(**{C.SEGMENT: pd.array(["New", None, "Loyal", "Loyal", "New", "New"],
+                                                dtype="str")})
+    index = filters.LevelIndex(frame, [C.SEGMENT, C.RISK_BAND, "contract"])
+    states = [
+        filters.FilterState(),
+        filters.FilterState(levels={C.SEGMENT: ("New",)}),
+        filters.FilterState(levels={C.SEGMENT: ("Loyal", "New"), "contract": ("Y",)}),
+        filters.FilterState(levels={C.RISK_BAND: ("High", "Medium")}, tenure_max=20.0),
+        filters.FilterState(levels={C.RISK_BAND: ("Gone",)}),  # unknown level: nobody
+        filters.FilterState(tenure_min=5.0, tenure_max=24.0),  # NaN tenure: left out
+    ]
+    for state in states:
+        np.testing.assert_array_equal(index.mask(state), filters.mask(frame, state))
+
+
+def test_first_in_a_fixed_order_is_a_stable_sample():
+    rng = np.random.default_rng(0)
+    order = rng.permutation(100_000)
+    mask = rng.random(100_000) < 0.01
+    sample = filters.first_in(order, mask, 500)
+    assert len(sample) == 500
+    assert mask[sample].all()
+    # Exactly the selected positions that come first in the order.
+    np.testing.assert_array_equal(sample, order[mask[order]][:500])
+    everyone = filters.first_in(order, mask, 10**6)
+    assert sorted(everyone) == list(np.flatnonzero(mask))
+    assert len(filters.first_in(order, np.zeros(100_000, dtype=bool), 5)) == 0
+
+
+def test_lift_of_ranked_labels_equals_lift_by_decile():
+    rng = np.random.default_rng(3)
+    p = rng.integers(0, 20, 5003) / 20  # ties
+    y = (rng.random(5003) < p).astype(np.int8)
+    ranked = y[np.argsort(-p, kind="stable")]
+    pd.testing.assert_frame_equal(
+        evaluation.lift_of_ranked(ranked), evaluation.lift_by_decile(y, p)
+    )

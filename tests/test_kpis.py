@@ -332,3 +332,66 @@ def test_months_and_cohorts_before_the_first_recorded_churn_are_left_out():
     assert cohorts.index.tolist() == []  # the Feb 2026 cohort signed up before March
     cohorts = kpis.cohort_retention(old, as_of="2026-04-30", observed_from="2026-02-01")
     assert cohorts.index.tolist() == [T("2026-02-01")]
+
+
+# --- precomputed history (the dashboard's trend and cohorts) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def dated():
+    from analytics import synthetic
+
+    frame = synthetic.generate(6000, seed=5)
+    frame["contract"] = frame["contract"].astype("category")  # a categorical and a text split
+    rng = np.random.default_rng(0)
+    # Blank dates and times of day: the rules that depend on them must survive the codes.
+    frame.loc[rng.choice(len(frame), 40, replace=False), C.SIGNUP_DATE] = pd.NaT
+    some = rng.choice(len(frame), 200, replace=False)
+    frame.loc[some, C.CHURN_DATE] += pd.to_timedelta(rng.integers(0, 86400, 200), unit="s")
+    return frame
+
+
+def _masks(frame, seed=0):
+    rng = np.random.default_rng(seed)
+    n = len(frame)
+    latest = np.maximum(frame[C.SIGNUP_DATE].fillna(T(0)), frame[C.CHURN_DATE].fillna(T(0)))
+    yield np.ones(n, dtype=bool)
+    yield (frame["plan"] == "Basic").to_numpy()
+    yield ((frame["region"] == "East") & (frame["contract"] != "Annual")).to_numpy()
+    yield rng.random(n) < 0.3
+    yield (latest < latest.max() - pd.Timedelta(days=40)).to_numpy()  # an earlier as_of
+    for k in (0, 1, 2, 7):
+        mask = np.zeros(n, dtype=bool)
+        mask[rng.choice(n, k, replace=False)] = True
+        yield mask
+
+
+@pytest.mark.parametrize("by", [None, "region", "contract"])
+def test_precomputed_trend_equals_the_trend_of_the_filtered_history(dated, by):
+    history = kpis.DatedHistory(dated, by=by)
+    for mask in _masks(dated):
+        want = kpis.monthly_trend(dated[mask], by=by)
+        got = history.select(mask).monthly_trend(by=by)
+        pd.testing.assert_frame_equal(got, want, check_dtype=len(want) > 0)
+    with pytest.raises(ValueError, match="grouped by"):
+        history.select(np.ones(len(dated), dtype=bool)).monthly_trend(by="plan")
+
+
+def test_precomputed_cohorts_equal_the_cohorts_of_the_filtered_history(dated):
+    history = kpis.DatedHistory(dated, by="region")
+    for mask in _masks(dated, seed=1):
+        selection = history.select(mask)
+        assert selection.customers == mask.sum()
+        for months in (24, 6):
+            want = kpis.cohort_retention(dated[mask], max_months=months)
+            pd.testing.assert_frame_equal(selection.cohort_retention(months), want)
+
+
+def test_trend_and_cohorts_by_hand_from_the_precomputed_history():
+    frame = history()
+    selection = kpis.DatedHistory(frame, by="team").select(np.ones(len(frame), dtype=bool))
+    # The default as_of (2026-04-10) leaves April out, as monthly_trend does.
+    assert selection.monthly_trend()["active_start"].tolist() == [2, 3]
+    assert selection.monthly_trend(by="team")["churned"].tolist() == [0, 1, 0, 0]
+    # Departures are recorded from February (the first churn_date): January's cohort is out.
+    assert selection.cohort_retention()["customers"].tolist() == [2, 1]

@@ -208,3 +208,71 @@ def test_planner_on_an_empty_selection():
     assert plan.best_n == 0
     assert plan.net_benefit == 0.0
     assert plan.curve["n"].tolist() == [0]
+
+
+def test_at_risk_rows_are_the_list_and_follow_any_selection():
+    rng = np.random.default_rng(1)
+    n = 3000
+    frame = pd.DataFrame(
+        {
+            C.CHURNED: (rng.random(n) < 0.1).astype(np.int8),
+            C.MONTHLY_REVENUE: rng.choice([20.0, 50.0, 80.0], n),  # ties in expected loss
+            C.P_CHURN: rng.choice([0.1, 0.4, 0.7], n),
+        }
+    )
+    frame = value.add_value_columns(frame, threshold=0.5)
+    frame.loc[rng.choice(n, 30, replace=False), C.EXPECTED_LOSS] = np.nan
+    rows = value.at_risk_rows(frame)
+    for mask in (np.ones(n, dtype=bool), rng.random(n) < 0.3):
+        sub = frame[mask]
+        want = sub.loc[
+            (sub[C.CHURNED] == 0) & sub[C.HIGH_VALUE] & (sub[C.RISK_BAND] == "High")
+        ].sort_values(C.EXPECTED_LOSS, ascending=False, kind="stable")
+        pd.testing.assert_frame_equal(value.high_value_at_risk(sub), want)
+        pd.testing.assert_frame_equal(frame.iloc[rows[mask[rows]]], want)
+
+
+def test_planner_on_a_selection_equals_the_plan_of_that_selection():
+    from analytics import retention
+
+    rng = np.random.default_rng(2)
+    n = 4000
+    frame = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: [f"c{i}" for i in range(n)],
+            C.CHURNED: (rng.random(n) < 0.1).astype(np.int8),
+            C.MONTHLY_REVENUE: rng.choice([20.0, 35.5, 80.0, np.nan], n, p=[0.4, 0.3, 0.29, 0.01]),
+            C.P_CHURN: np.round(rng.random(n), 2),  # ties
+        }
+    )
+    frame = value.add_value_columns(frame, threshold=0.4, base_churn_rate=0.1)
+    planner = retention.Planner(frame, threshold=0.4, base_churn_rate=0.1)
+    assumptions = [(0.25, 10.0, 1.0, 0.01), (0.3, 2.5, 0.7, 0.0), (0.1, 0.0, 0.35, 0.2)]
+    for mask in (np.ones(n, dtype=bool), rng.random(n) < 0.25, np.zeros(n, dtype=bool)):
+        for s, c, m, d in assumptions:
+            want = retention.plan(
+                frame[mask], threshold=0.4, save_rate=s, cost_per_contact=c, margin=m,
+                discount=d, base_churn_rate=0.1,
+            )
+            got = planner.plan(mask, save_rate=s, cost_per_contact=c, margin=m, discount=d)
+            for name in ("best_n", "saved_value", "cost", "net_benefit", "candidates"):
+                assert getattr(got, name) == getattr(want, name)
+            pd.testing.assert_frame_equal(got.curve, want.curve)
+            pd.testing.assert_frame_equal(got.first_contacts(7), want.contacts.head(7))
+            some = [C.CUSTOMER_ID, C.VALUE, value.EXPECTED_SAVING, "nope"]
+            pd.testing.assert_frame_equal(
+                got.first_contacts(5, some), want.contacts.head(5)[some[:3]]
+            )
+            tiers = [C.CUSTOMER_ID, C.VALUE_TIER]
+            pd.testing.assert_frame_equal(
+                got.first_contacts(5, tiers), want.contacts.head(5)[tiers]
+            )
+            pd.testing.assert_frame_equal(got.contacts, want.contacts)
+
+
+def test_ranked_order_is_checked_exactly():
+    rows = np.array([4, 7, 9])
+    assert value.is_ranked(rows, np.array([3.0, 2.0, 2.0]))
+    assert not value.is_ranked(rows[::-1], np.array([3.0, 2.0, 2.0]))  # tie out of table order
+    assert not value.is_ranked(rows, np.array([2.0, 3.0, 1.0]))
+    assert not value.is_ranked(rows, np.array([3.0, np.nan, 1.0]))

@@ -12,7 +12,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import export, paging, value
+from analytics import export, filters, paging
 from analytics.result import Unavailable
 from analytics.retention import recommend_action
 from dashboard import figures, ids
@@ -20,28 +20,24 @@ from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label
 
 SCATTER_SAMPLE = 5000
+SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BAND)
 
 
 def at_risk(data, query) -> pd.DataFrame | Unavailable:
-    frame = data.view(query)
-    return data.cached("at_risk", query, lambda: value.high_value_at_risk(frame))
+    return data.cached("at_risk", query, lambda: data.at_risk(query), large=True)
 
 
 def scatter_figure(data, query):
-    frame = data.view(query)
-    active = frame[frame[C.CHURNED] == 0] if C.CHURNED in frame else frame
-    if not len(active):
+    active = data.mask(query) & data.active
+    total = int(np.count_nonzero(active))
+    if not total:
         return figures.message(NO_MATCH)
-    # A fixed-seed sample: the same selection always shows the same points.
-    sample = (
-        active.sample(SCATTER_SAMPLE, random_state=0) if len(active) > SCATTER_SAMPLE else active
-    )
-    active_all = (
-        data.scored[data.scored[C.CHURNED] == 0] if C.CHURNED in data.scored else data.scored
-    )
-    value_cut = float(np.nanpercentile(active_all[C.VALUE], 75))
+    # The selection's first customers in a fixed random order: a random sample that is the
+    # same every time, drawn without copying the selection.
+    rows = np.sort(filters.first_in(data.random_order, active, SCATTER_SAMPLE))
+    sample = data.scored[list(SCATTER_COLUMNS)].iloc[rows]
     return figures.value_risk_scatter(
-        sample, threshold=data.threshold, value_cut=value_cut, total=len(active)
+        sample, threshold=data.threshold, value_cut=data.value_cut, total=total
     )
 
 
@@ -89,20 +85,25 @@ def grid_page(data, query, request, columns: list[str]):
     sort, conditions = grid_query(request.get("sortModel"), request.get("filterModel"))
     key = (repr(sort), repr(conditions))
     selected = data.cached(
-        "at_risk_sel", query, lambda: paging.select(hv, conditions=conditions, sort=sort), key
+        "at_risk_sel",
+        query,
+        lambda: paging.select(hv, conditions=conditions, sort=sort),
+        key,
+        large=True,
     )
     rows, total = paging.page(selected, request.get("startRow", 0), request.get("endRow", 50))
     return {"rowData": grid_rows(rows, columns), "rowCount": total}
 
 
 def count_text(data, query) -> str:
-    hv = at_risk(data, query)
-    if isinstance(hv, Unavailable):
-        return hv.reason
-    if not len(hv):
+    # From the list's positions: the whole list (every column) is built for the grid only.
+    rows = data.cached("at_risk_rows", query, lambda: data.at_risk_rows(query))
+    if isinstance(rows, Unavailable):
+        return rows.reason
+    if not len(rows):
         return "No high-value customers at high risk in this selection."
-    loss = hv[C.EXPECTED_LOSS].sum()
-    return f"{len(hv):,} customers, total expected loss {loss:,.0f}."
+    loss = data.scored[C.EXPECTED_LOSS].iloc[rows].sum()
+    return f"{len(rows):,} customers, total expected loss {loss:,.0f}."
 
 
 def export_csv(data, query, filter_model, sort_model, columns: list[str]):

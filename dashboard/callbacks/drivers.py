@@ -5,6 +5,7 @@ from __future__ import annotations
 from dash import Input, Output
 from dash.exceptions import PreventUpdate
 
+from analytics import columns as C
 from analytics import kpis
 from analytics.result import Unavailable
 from dashboard import figures, ids
@@ -13,15 +14,15 @@ from dashboard.layout import label
 
 
 def factor_figure(data, query, factor):
-    frame = data.view(query)
-    if not factor or factor not in frame.columns:
+    if not factor or factor not in data.scored.columns:
         return figures.message("Choose a factor.")
+    frame = data.view(query, (C.CHURNED, factor))
     if not len(frame):
         return figures.message(NO_MATCH)
     rates = data.cached("factor", query, lambda: kpis.churn_by_factor(frame, factor), factor)
     if isinstance(rates, Unavailable):
         return figures.message(rates.reason)
-    base = kpis.kpis(frame)["churn_rate"]
+    base = data.kpis(query)["churn_rate"]
     return figures.rate_bars(rates, f"Churn rate by {label(factor)}", base_rate=base)
 
 

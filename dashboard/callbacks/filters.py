@@ -51,9 +51,7 @@ def sync(data, trigger, search, values, tenure, click, id_list):
         lo if state.tenure_min is None else state.tenure_min,
         hi if state.tenure_max is None else state.tenure_max,
     ]
-    selected = (
-        int(filters.mask(data.scored, state).sum()) if not state.is_empty else len(data.scored)
-    )
+    selected = data.count(query)
     summary = f"{selected:,} of {len(data.scored):,} customers selected"
     url_search = query if query != (search or "") else no_update
     return url_search, query, control_values, tenure_value, summary

@@ -8,7 +8,6 @@ import dash_bootstrap_components as dbc
 import numpy as np
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from analytics import churn, evaluation
 from analytics import columns as C
@@ -73,17 +72,38 @@ def candidates_table(meta: dict):
     )
 
 
+def scores(data, query):
+    """Labels and out-of-fold scores of the selection, in table order."""
+
+    def make():
+        frame = data.view(query, (C.CHURNED, C.P_CHURN))
+        return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
+
+    return data.cached("scores", query, make, large=True)
+
+
+def ranked_scores(data, query):
+    """Labels and scores of the selection by score, descending (ties in table order): the
+    base sorted once, restricted to the selection, so no sort per selection."""
+
+    def make():
+        rows = data.ranked(query, C.P_CHURN)
+        return data.scored[C.CHURNED].to_numpy()[rows], data.scored[C.P_CHURN].to_numpy()[rows]
+
+    return data.cached("ranked_scores", query, make, large=True)
+
+
 def curve_figures(data, query):
     """ROC, precision-recall and calibration of the out-of-fold scores of the selection."""
-    frame = data.view(query)
-    y = frame[C.CHURNED].to_numpy() if len(frame) else np.array([])
+    y, p = scores(data, query)
     if len(np.unique(y)) < 2:
-        why = NO_MATCH if not len(frame) else "The selection holds only one class: no curve."
+        why = NO_MATCH if not len(y) else "The selection holds only one class: no curve."
         return (figures.message(why),) * 3
 
     def make():
-        p = frame[C.P_CHURN].to_numpy()
-        return churn.curves(y, p), roc_auc_score(y, p), average_precision_score(y, p)
+        y_desc, p_desc = ranked_scores(data, query)
+        r = churn.ranking(y_desc, p_desc)
+        return churn.curves(y, p, r), r["roc_auc"], r["pr_auc"]
 
     curves, auc, ap = data.cached("curves", query, make)
     return (
@@ -97,13 +117,11 @@ def threshold_outputs(data, query, threshold):
     """Confusion matrix, precision/recall/F1 and lift on the selected customers."""
     if threshold is None:
         raise PreventUpdate
-    frame = data.view(query)
-    if not len(frame):
+    y, p = scores(data, query)
+    if not len(y):
         empty = figures.message(NO_MATCH)
         return empty, dbc.Alert(NO_MATCH, color="light"), empty
     t = float(threshold)
-    y = frame[C.CHURNED].to_numpy()
-    p = frame[C.P_CHURN].to_numpy()
     m = evaluation.at_threshold(y, p, t)
 
     def pct(x):
@@ -132,7 +150,7 @@ def threshold_outputs(data, query, threshold):
         f"{len(y):,} selected customers.",
         className="small text-muted mt-2",
     )
-    lift = figures.lift_bars(evaluation.lift_by_decile(y, p))
+    lift = figures.lift_bars(evaluation.lift_of_ranked(ranked_scores(data, query)[0]))
     return figures.confusion(m["tp"], m["fp"], m["fn"], m["tn"]), html.Div([body, note]), lift
 
 

@@ -62,11 +62,10 @@ def fmt_delta(name: str, value, whole) -> str:
 
 def kpi_outputs(data, query):
     """Values and deltas for every KPI card, in layout order."""
-    frame = data.view(query)
-    current = data.cached("kpis", query, lambda: kpis.kpis(frame))
-    whole = data.cached("kpis", "", lambda: kpis.kpis(data.scored))
+    current = data.kpis(query)
+    whole = data.kpis("")
     values = [fmt_kpi(n, current.get(n)) for n in KPI_ORDER]
-    if not len(frame):
+    if not current["customers"]:
         deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
     else:
         deltas = [fmt_delta(n, current.get(n), whole.get(n)) for n in KPI_ORDER]
@@ -90,14 +89,12 @@ def trend_figure(data, query, split: bool):
     """Monthly churn and retention with dates; Kaplan-Meier over tenure without."""
     by = C.SEGMENT if split else None
     if data.history is not None:
-        history = data.history_view(query)
-        if not len(history):
+        history = data.history_selection(query)
+        if not history.customers:
             return figures.message(NO_MATCH), ""
-        trend = data.cached("trend", query, lambda: kpis.monthly_trend(history, by=by), by)
-        if isinstance(trend, Unavailable):
-            return figures.message(trend.reason), ""
+        trend = data.cached("trend", query, lambda: history.monthly_trend(by=by), by)
         return figures.monthly_trend(trend, by=by), data.history_note(query)
-    frame = data.view(query)
+    frame = data.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
     if not len(frame):
         return figures.message(NO_MATCH), ""
     km = data.cached("km", query, lambda: kpis.kaplan_meier(frame, by=by), by)
@@ -112,18 +109,16 @@ def cohort_figure(data, query):
         return figures.message(
             "Not available because the data has no signup_date and churn_date columns."
         )
-    history = data.history_view(query)
-    if not len(history):
+    history = data.history_selection(query)
+    if not history.customers:
         return figures.message(NO_MATCH)
-    cohorts = data.cached("cohorts", query, lambda: kpis.cohort_retention(history))
-    if isinstance(cohorts, Unavailable):
-        return figures.message(cohorts.reason)
+    cohorts = data.cached("cohorts", query, history.cohort_retention)
     return figures.cohort_heatmap(cohorts)
 
 
 def segment_outputs(data, query):
     """Doughnut of sizes, churn per segment with intervals, and the profile table."""
-    frame = data.view(query)
+    frame = data.view(query, (C.CHURNED, C.SEGMENT))
     if not len(frame):
         empty = figures.message(NO_MATCH)
         return empty, empty, dbc.Alert(NO_MATCH, color="light")
@@ -131,7 +126,7 @@ def segment_outputs(data, query):
     if isinstance(rates, Unavailable):
         msg = figures.message(rates.reason)
         return msg, msg, dbc.Alert(rates.reason, color="light")
-    whole = kpis.kpis(data.scored)["churn_rate"]
+    whole = data.kpis("")["churn_rate"]
     doughnut = figures.segment_doughnut(rates)
     bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=whole)
     return doughnut, bars, profile_table(data.ws.model.segments.profile, rates)

@@ -10,7 +10,7 @@ from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import export, retention
+from analytics import export
 from analytics.result import Unavailable
 from dashboard import figures, ids
 from dashboard.callbacks.customers import grid_rows
@@ -56,21 +56,19 @@ GRID_ROWS = 500  # the grid shows the first rows; the export has every contact
 
 
 def compute_plan(data, query, values: dict):
-    frame = data.view(query)
+    """retention.plan of the selection under these assumptions (from the base's order)."""
     return data.cached(
         "plan",
         query,
-        lambda: retention.plan(
-            frame,
-            threshold=data.threshold,
+        lambda: data.planner.plan(
+            data.mask(query),
             save_rate=values["save rate"],
             cost_per_contact=values["cost per contact"],
             margin=values["gross margin"],
             discount=values["discount rate"],
-            window_months=data.meta.get("window_months", 1),
-            base_churn_rate=data.base_churn_rate,
         ),
         tuple(values.values()),
+        large=True,
     )
 
 
@@ -80,7 +78,7 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
     if problems:
         alert = dbc.Alert([html.Div(p) for p in problems], color="danger", className="small")
         return alert, None, figures.message("Fix the assumptions to see the plan."), []
-    if not len(data.view(query)):
+    if not data.count(query):
         return None, dbc.Alert(NO_MATCH, color="light"), figures.message(NO_MATCH), []
     result = compute_plan(data, query, values)
     if isinstance(result, Unavailable):
@@ -94,7 +92,8 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
                 className="small text-muted",
             )
         )
-    rows = grid_rows(result.contacts.head(GRID_ROWS), [*data.grid_fields, "expected_saving"])
+    fields = [*data.grid_fields, "expected_saving"]
+    rows = grid_rows(result.first_contacts(GRID_ROWS, fields), fields)
     return None, summary, figures.planner_curve(result.curve, result.best_n), rows
 
 
