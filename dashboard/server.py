@@ -242,7 +242,6 @@ def load_workspace(
     ArtifactError saying so (the caller exits non-zero)."""
     from analytics.workflow import load_or_train
 
-
     def before_retrain(reason: str) -> None:
         if not config.retrain:
             raise io.ArtifactError(f"model: {reason}; not retraining because {ENV_PREFIX}RETRAIN=0")

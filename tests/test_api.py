@@ -637,3 +637,20 @@ def test_predict_refuses_fractions_of_whole_number_features(client, schema, demo
     assert client.post("/api/v1/predict", json=fixed).status_code == 200
     document = body(client.get("/api/v1/openapi.json"))
     assert "multipleOf" in json.dumps(document)
+
+
+def test_json_response_writes_numpy_dates_and_gaps_like_plain():
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    from dashboard.api import json_response, plain
+
+    clean = {"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True)}
+    clean["at"] = dt.date(2026, 1, 2)
+    gaps = {**clean, "nan": float("nan"), "inf": np.float64(np.inf), "nat": pd.NaT, "na": pd.NA}
+    for payload in (clean, gaps, [clean, gaps]):
+        response = json_response(payload)
+        assert json.loads(response.get_data(as_text=True)) == plain(payload)
+    assert json.loads(json_response(gaps).get_data(as_text=True))["nan"] is None
