@@ -168,7 +168,7 @@ def train(
         "categorical": categorical,
         "dropped": table.dropped,
         "coercions": table.coercions,
-        "notes": list(table.notes),
+        "notes": [*table.notes, *_gap_notes(base, numeric, categorical), *result.notes],
         "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in categorical},
         "feature_ranges": {c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric},
         # Counts, months and 0/1 flags: a prediction request with 0.5 of one is a mistake.
@@ -211,6 +211,24 @@ def train(
         scored=scored,
         importance=result.importance,
     )
+
+
+def _gap_notes(base: pd.DataFrame, numeric, categorical) -> list[str]:
+    """One line per feature with blank cells: how many, and what the model does with them."""
+    notes = []
+    n = max(len(base), 1)
+    for col in [*numeric, *categorical]:
+        blank = int(base[col].isna().sum())
+        if not blank:
+            continue
+        how = (
+            "the linear model fills them with the median and flags them; trees send them down "
+            "a branch learned for gaps"
+            if col in numeric
+            else "scored as their own level, 'missing'"
+        )
+        notes.append(f"{col}: {blank:,} blank cells ({100 * blank / n:.1f}% of the base); {how}")
+    return notes
 
 
 def _all_whole(s: pd.Series) -> bool:
@@ -383,7 +401,8 @@ def report(model: TrainedModel) -> str:
         f"{window}; {m['churned']:,} churned ({_pct(m['churned'] / max(m['base_rows'], 1))})"
     )
     if m.get("notes"):
-        lines.append("Repairs: " + "; ".join(m["notes"]))
+        lines.append("Notes:")
+        lines.extend(f"  - {note}" for note in m["notes"])
     lines.append("")
     lines.append("Candidates (5-fold stratified CV, ROC-AUC mean ± sd):")
     for cand in sorted(m["candidates"], key=lambda c: -c["roc_auc_mean"]):

@@ -184,3 +184,19 @@ def test_one_call_and_chunked_drivers_agree(demo_workspace):
     np.testing.assert_allclose(p1, p2)
     np.testing.assert_allclose(d1.to_numpy(), d2.to_numpy())
     np.testing.assert_allclose(p1, churn.predict_proba(demo_workspace.model.pipeline, X))
+
+
+def test_blank_cells_are_reported_with_what_the_model_does_with_them():
+    base = pd.DataFrame(
+        {
+            "usage": [1.0, None, 3.0, None],
+            "flag": [0.0, 1.0, 1.0, 0.0],
+            "plan": pd.Categorical(["a", None, "b", "a"]),
+        }
+    )
+    notes = workflow._gap_notes(base, ["usage", "flag"], ["plan"])
+    assert notes == [
+        "usage: 2 blank cells (50.0% of the base); the linear model fills them with the median "
+        "and flags them; trees send them down a branch learned for gaps",
+        "plan: 1 blank cells (25.0% of the base); scored as their own level, 'missing'",
+    ]
