@@ -1035,6 +1035,7 @@ def validate(
         if canonical in resolved:
             out[canonical] = _dates(canonical, views[resolved[canonical]], coercions, notes)
     _check_revenue(out, ids, resolved)
+    _note_tenure_unit(out, resolved, notes)
     _complete_canonical(out, resolved, columns, views, notes)
 
     features = [c for c in _NUMERIC_CANONICAL if c in out]
@@ -1109,6 +1110,25 @@ def _forget_empty_optional(resolved: dict, views, dropped: dict, notes: list[str
             del resolved[canonical]
             dropped[source] = "empty: no values"
             notes.append(f"{canonical}: column '{source}' has no values; treated as absent")
+
+
+# Tenure in months rarely stops this short; in years (a bank's "Tenure" of 0-10) it does.
+SHORT_TENURE_MAX = 15
+
+
+def _note_tenure_unit(out: dict, resolved, notes: list[str]) -> None:
+    """A tenure column that does not say its unit and stops short may count years: say how it
+    was read rather than guess (segments, CLV horizons and actions read it as months)."""
+    source = resolved.get(C.TENURE)
+    if source is None or C.TENURE not in out or "month" in str(source).lower():
+        return
+    values = np.asarray(out[C.TENURE], dtype="float64")
+    values = values[~np.isnan(values)]
+    if len(values) and values.max() <= SHORT_TENURE_MAX:
+        notes.append(
+            f"tenure_months: read from '{source}' as months, but its values stop at "
+            f"{values.max():g}: if they count years, multiply them by 12 before loading"
+        )
 
 
 def _check_revenue(out: dict, ids: pd.Series, resolved) -> None:

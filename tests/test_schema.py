@@ -506,3 +506,18 @@ def test_date_like_text_column_is_not_a_feature():
     data = base()
     data["last_login"] = [f"2024-02-{d:02d}" for d in range(1, 13)]
     assert "dates are not features" in schema.validate(text_frame(data)).dropped["last_login"]
+
+
+@pytest.mark.parametrize(
+    ("name", "top", "noted"),
+    [("Tenure", 10, True), ("tenure", 72, False), ("tenure_months", 10, False)],
+)
+def test_a_short_tenure_without_a_unit_is_noted(name, top, noted):
+    data = base()
+    del data["tenure"]
+    data[name] = [str(i % (top + 1)) for i in range(len(data["customerID"]) - 1)] + [str(top)]
+    notes = schema.validate(text_frame(data)).notes
+    said = [n for n in notes if "if they count years, multiply them by 12" in n]
+    assert bool(said) == noted
+    if noted:
+        assert said[0].startswith(f"tenure_months: read from '{name}' as months")
