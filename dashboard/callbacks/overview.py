@@ -146,7 +146,7 @@ def profile_table(profile: pd.DataFrame, rates: pd.DataFrame):
                     html.Td(name, className="fw-semibold"),
                     html.Td(f"{n_of.get(name, 0):,}", className="text-end"),
                     html.Td("–" if rate is None else f"{rate:.1%}", className="text-end"),
-                    html.Td(str(row.defined_by), className="small"),
+                    html.Td(str(row.defined_by), className="small segment-defined-by"),
                 ]
             )
         )
