@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 # A cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets
@@ -14,11 +15,26 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
+# Decimals written for numbers that are not whole: a probability to 0.01 of a point, money to
+# 1/100 of a cent; the full float (0.6935333927004965) is noise in a spreadsheet.
+DECIMALS = 4
+
+
 def safe_csv(frame: pd.DataFrame) -> str:
-    """CSV text of `frame`; every text cell is neutralised, numbers are written as numbers."""
+    """CSV text of `frame`; every text cell is neutralised, numbers are written as numbers
+    (whole-valued columns as integers, others to DECIMALS places)."""
     out = frame.copy()
     for column in out.columns:
         series = out[column]
+        if pd.api.types.is_float_dtype(series):
+            values = series.to_numpy(dtype="float64", na_value=np.nan)
+            known = values[~np.isnan(values)]
+            whole = len(known) and np.all(np.abs(known) < 2**53) and np.all(known == known // 1)
+            if whole:
+                out[column] = series.astype("Int64")
+            else:
+                out[column] = series.round(DECIMALS)
+            continue
         if pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             continue
         if pd.api.types.is_datetime64_any_dtype(series):

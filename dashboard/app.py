@@ -32,31 +32,36 @@ def grid_columns(data: DashboardData, *, plan: bool = False) -> list[dict]:
         "filter": "agNumberColumnFilter",
         "valueFormatter": {"function": "d3.format(',.0f')(params.value)"},
     }
+    reasons = [
+        {"field": r, "headerName": f"Reason {i}", "minWidth": 220, "filter": "agTextColumnFilter"}
+        for i, r in enumerate(C.REASONS, start=1)
+    ]
+    # Who, how likely, what is at stake and why come first: on a laptop screen the rest
+    # scrolls sideways.
     cols = [
         {"field": C.CUSTOMER_ID, "headerName": "Customer", "pinned": "left", "minWidth": 130},
         {
             "field": C.P_CHURN,
-            "headerName": "Churn probability (%)",
+            "headerName": "Churn probability",
+            "minWidth": 130,
             "type": "numericColumn",
             "filter": "agNumberColumnFilter",
             "valueFormatter": {"function": "d3.format('.1%')(params.value)"},
         },
+        {"field": C.EXPECTED_LOSS, "headerName": "Expected loss", "sort": "desc", **money},
+        reasons[0],
         {"field": C.RISK_BAND, "headerName": "Risk band"},
         {"field": C.SEGMENT, "headerName": "Segment", "minWidth": 160},
-        {"field": C.MONTHLY_REVENUE, "headerName": "Monthly revenue", **money},
-        {"field": C.CLV, "headerName": "CLV", **money},
-        {"field": C.VALUE, "headerName": "Value", **money},
-        {"field": C.EXPECTED_LOSS, "headerName": "Expected loss", "sort": "desc", **money},
         {
             "field": C.TENURE,
             "headerName": "Tenure (months)",
             "type": "numericColumn",
             "filter": "agNumberColumnFilter",
         },
-    ]
-    cols += [
-        {"field": r, "headerName": f"Reason {i}", "minWidth": 220, "filter": "agTextColumnFilter"}
-        for i, r in enumerate(C.REASONS, start=1)
+        {"field": C.MONTHLY_REVENUE, "headerName": "Monthly revenue", **money},
+        {"field": C.CLV, "headerName": "CLV", **money},
+        {"field": C.VALUE, "headerName": "Value", **money},
+        *reasons[1:],
     ]
     cols = [c for c in cols if c["field"] in data.grid_fields]
     if plan:

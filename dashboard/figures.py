@@ -15,6 +15,16 @@ from analytics import columns as C
 
 PALETTE = ["#2563eb", "#f97316", "#10b981", "#a855f7", "#ef4444", "#0ea5e9", "#eab308", "#64748b"]
 RISK_COLORS = {"Low": "#10b981", "Medium": "#f59e0b", "High": "#ef4444"}
+
+
+def colour_map(names) -> dict[str, str]:
+    """One colour per name (e.g. the segments in their fixed order), so a segment has the
+    same colour in the doughnut, the split trend and the survival curves, whatever is filtered."""
+    return {str(name): PALETTE[i % len(PALETTE)] for i, name in enumerate(names)}
+
+
+def _colour(colours: dict[str, str] | None, name, i: int) -> str:
+    return (colours or {}).get(str(name), PALETTE[i % len(PALETTE)])
 CHURN = "#ef4444"
 RETAIN = "#2563eb"
 MUTED = "#94a3b8"
@@ -60,7 +70,9 @@ def message(text: str, title: str = "") -> go.Figure:
     return fig
 
 
-def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
+def monthly_trend(
+    trend: pd.DataFrame, by: str | None = None, colours: dict[str, str] | None = None
+) -> go.Figure:
     """Monthly churn rate (left axis) and retention rate (right axis) per calendar month."""
     fig = _base("Monthly churn and retention")
     if by and by in trend.columns:
@@ -70,7 +82,7 @@ def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
                 y=grp["churn_rate"],
                 name=str(name),
                 mode="lines",
-                line={"color": PALETTE[i % len(PALETTE)]},
+                line={"color": _colour(colours, name, i)},
                 hovertemplate="%{x|%b %Y}: churn %{y:.1%}<extra>" + str(name) + "</extra>",
             )
         fig.update_yaxes(title="monthly churn rate", tickformat=".0%", rangemode="tozero")
@@ -94,26 +106,34 @@ def monthly_trend(trend: pd.DataFrame, by: str | None = None) -> go.Figure:
         yaxis="y2",
         hovertemplate="%{x|%b %Y}: retention %{y:.2%}<extra></extra>",
     )
+    # Retention is 1 - churn: its axis is the churn axis turned upside down (same span), so
+    # the two lines mirror each other instead of appearing to move on their own.
+    rates = trend["churn_rate"].to_numpy(dtype=float)
+    top = float(np.nanmax(rates)) * 1.15 if np.isfinite(rates).any() else 0.0
+    top = top if top > 0 else 0.01
     fig.update_layout(
         margin={"r": 64},
-        yaxis={"title": "monthly churn rate", "tickformat": ".1%", "rangemode": "tozero"},
+        yaxis={"title": "monthly churn rate", "tickformat": ".1%", "range": [0, top]},
         yaxis2={
-            "title": "retention rate",
+            "title": "retention rate (1 - churn)",
             "tickformat": ".1%",
             "overlaying": "y",
             "side": "right",
             "showgrid": False,
+            "range": [1 - top, 1],
         },
     )
     return fig
 
 
-def kaplan_meier(km: pd.DataFrame, by: str | None = None) -> go.Figure:
+def kaplan_meier(
+    km: pd.DataFrame, by: str | None = None, colours: dict[str, str] | None = None
+) -> go.Figure:
     """Retention over tenure (Kaplan-Meier) with its 95% band; at-risk counts on hover."""
     fig = _base("Retention over tenure (Kaplan-Meier)")
     groups = km.groupby(by, observed=True, sort=False) if by and by in km.columns else [("All", km)]
     for i, (name, grp) in enumerate(groups):
-        color = PALETTE[i % len(PALETTE)]
+        color = _colour(colours, name, i)
         if not by:
             fig.add_scatter(
                 x=np.r_[grp["time"], grp["time"][::-1]],
@@ -162,7 +182,7 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
+def segment_doughnut(sizes: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
     """Segment sizes; `sizes` has columns level, customers (and churn_rate for hover)."""
     fig = _base("Segments")
     fig.add_pie(
@@ -170,7 +190,7 @@ def segment_doughnut(sizes: pd.DataFrame) -> go.Figure:
         values=sizes["customers"],
         hole=0.55,
         sort=False,
-        marker={"colors": PALETTE[: len(sizes)]},
+        marker={"colors": [_colour(colours, name, i) for i, name in enumerate(sizes["level"])]},
         textinfo="percent",
         customdata=sizes["churn_rate"],
         hovertemplate="%{label}<br>%{value:,} customers (%{percent})<br>churn %{customdata:.1%}"

@@ -365,3 +365,42 @@ def test_scatter_is_a_stable_sample_that_says_so(demo):
     assert [list(t.text) for t in fig.data] == [list(t.text) for t in again.data]
     small = customers.scatter_figure(demo, "?risk=High&tenure_min=40")
     assert "sample" not in small.layout.title.text
+
+
+def test_a_segment_keeps_its_colour_in_every_chart_whatever_is_selected():
+    from dashboard import figures
+
+    colours = figures.colour_map(["Loyal high-spend", "New low-spend", "New mid-spend"])
+    only = pd.DataFrame({"level": ["New mid-spend"], "customers": [10], "churn_rate": [0.1]})
+    pie = figures.segment_doughnut(only, colours)
+    assert list(pie.data[0].marker.colors) == [colours["New mid-spend"]]
+    trend = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2026-01-01", "2026-02-01"] * 2),
+            "segment": ["New mid-spend"] * 2 + ["Loyal high-spend"] * 2,
+            "churn_rate": [0.1, 0.2, 0.01, 0.02],
+        }
+    )
+    lines = figures.monthly_trend(trend, by="segment", colours=colours).data
+    assert {t.name: t.line.color for t in lines} == {
+        "New mid-spend": colours["New mid-spend"],
+        "Loyal high-spend": colours["Loyal high-spend"],
+    }
+
+
+def test_retention_axis_mirrors_the_churn_axis():
+    from dashboard import figures
+
+    trend = pd.DataFrame(
+        {
+            "month": pd.to_datetime(["2026-01-01", "2026-02-01"]),
+            "churn_rate": [0.05, 0.08],
+            "retention_rate": [0.95, 0.92],
+            "churned": [5, 8],
+            "active_start": [100, 100],
+        }
+    )
+    layout = figures.monthly_trend(trend).layout
+    low, high = layout.yaxis.range
+    assert low == 0
+    assert list(layout.yaxis2.range) == pytest.approx([1 - high, 1])

@@ -144,3 +144,15 @@ def test_lift_of_ranked_labels_equals_lift_by_decile():
     pd.testing.assert_frame_equal(
         evaluation.lift_of_ranked(ranked), evaluation.lift_by_decile(y, p)
     )
+
+
+def test_csv_export_writes_whole_numbers_as_integers_and_rounds_the_rest():
+    frame = pd.DataFrame(
+        {
+            "tenure": [1.0, 24.0, np.nan],
+            "p": [0.6935333927004965, 0.1, np.nan],
+            "loss": [1234.56789, np.inf, 0.0],
+        }
+    )
+    lines = export.safe_csv(frame).splitlines()
+    assert lines == ["tenure,p,loss", "1,0.6935,1234.5679", "24,0.1,inf", ",,0.0"]

@@ -49,10 +49,11 @@ def candidates_table(meta: dict):
         )
     met = meta["metrics"]
     summary = html.P(
-        f"Chosen: {meta['chosen']}. At t = {meta['threshold']:.3f} (threshold chosen on the "
-        f"other folds): precision {met['precision']:.3f}, recall {met['recall']:.3f}, "
-        f"F1 {met['f1']:.3f}; top-decile lift {met['lift_top_decile']:.2f}x; "
-        f"Brier {met['brier']:.4f}.",
+        f"Chosen: {meta['chosen']}; t = {meta['threshold']:.3f}. Honest figures (each fold "
+        f"scored at a threshold chosen on the other folds, mean over folds; the panel below "
+        f"uses one t on all the selection's out-of-fold scores instead): precision "
+        f"{met['precision']:.1%}, recall {met['recall']:.1%}, F1 {met['f1']:.3f}; top-decile "
+        f"lift {met['lift_top_decile']:.2f}x; Brier {met['brier']:.4f}.",
         className="small mt-2 mb-0",
     )
     holdout = meta.get("holdout")

@@ -93,7 +93,9 @@ def trend_figure(data, query, split: bool):
         if not history.customers:
             return figures.message(NO_MATCH), ""
         trend = data.cached("trend", query, lambda: history.monthly_trend(by=by), by)
-        return figures.monthly_trend(trend, by=by), data.history_note(query)
+        return figures.monthly_trend(trend, by=by, colours=_colours(data)), data.history_note(
+            query
+        )
     frame = data.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
     if not len(frame):
         return figures.message(NO_MATCH), ""
@@ -101,7 +103,11 @@ def trend_figure(data, query, split: bool):
     if isinstance(km, Unavailable):
         return figures.message(km.reason), ""
     note = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
-    return figures.kaplan_meier(km, by=by), note
+    return figures.kaplan_meier(km, by=by, colours=_colours(data)), note
+
+
+def _colours(data) -> dict[str, str]:
+    return figures.colour_map(data.ws.model.segments.order)
 
 
 def cohort_figure(data, query):
@@ -127,7 +133,7 @@ def segment_outputs(data, query):
         msg = figures.message(rates.reason)
         return msg, msg, dbc.Alert(rates.reason, color="light")
     whole = data.kpis("")["churn_rate"]
-    doughnut = figures.segment_doughnut(rates)
+    doughnut = figures.segment_doughnut(rates, _colours(data))
     bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=whole)
     return doughnut, bars, profile_table(data.ws.model.segments.profile, rates)
 
