@@ -50,18 +50,17 @@ def card(title: str, *children, help_text: str | None = None, card_id: str | Non
     )
 
 
-def kpi_card(name: str) -> dbc.Col:
+def kpi_card(name: str, period: str | None = None) -> dbc.Col:
+    """A KPI card; `period` (e.g. "1-month window") says what a rate is measured over."""
     target = f"kpi-title-{name}"
+    title = [KPI_TITLES[name], html.Span("i", className="info-dot")]
     return dbc.Col(
         dbc.Card(
             dbc.CardBody(
                 [
-                    html.Div(
-                        [KPI_TITLES[name], html.Span("i", className="info-dot")],
-                        id=target,
-                        className="kpi-title",
-                    ),
+                    html.Div(title, id=target, className="kpi-title"),
                     html.Div("–", id={"type": ids.KPI, "name": name}, className="kpi-value"),
+                    html.Div(f"per {period}", className="kpi-period") if period else None,
                     html.Div(
                         "", id={"type": ids.KPI, "name": f"{name}-delta"}, className="kpi-delta"
                     ),
@@ -509,6 +508,15 @@ def predict_tab(schema: dict[str, dict]) -> list:
     ]
 
 
+RATES = ("churn_rate", "retention_rate")
+
+
+def _period(ws) -> str | None:
+    """The observation window a churn rate covers, when the data has dates to say it."""
+    months = ws.model.meta.get("window_months") if ws.table.has_dates else None
+    return f"{months}-month window" if months else None
+
+
 def page(
     data,
     schema: dict[str, dict],
@@ -553,7 +561,10 @@ def page(
                             dbc.Col(
                                 [
                                     dbc.Row(
-                                        [kpi_card(name) for name in KPI_ORDER],
+                                        [
+                                            kpi_card(name, _period(ws) if name in RATES else None)
+                                            for name in KPI_ORDER
+                                        ],
                                         id=ids.KPI_ROW,
                                         className="g-2",
                                     ),
