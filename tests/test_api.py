@@ -654,3 +654,13 @@ def test_json_response_writes_numpy_dates_and_gaps_like_plain():
         response = json_response(payload)
         assert json.loads(response.get_data(as_text=True)) == plain(payload)
     assert json.loads(json_response(gaps).get_data(as_text=True))["nan"] is None
+
+
+def test_predict_an_integer_too_large_for_a_float_is_422(client, schema):
+    body_text = json.dumps(typical_record(schema) | {"tenure_months": 10**400})
+    r = client.post("/api/v1/predict", data=body_text, content_type="application/json")
+    assert r.status_code == 422
+    assert fields(r) == {"tenure_months"}
+    message = body(r)["errors"][0]["message"]
+    assert message.startswith("expected a number, got 1000")
+    assert len(message) < 80
