@@ -14,10 +14,15 @@ compile_scorer() knows exactly the parts analytics.features and analytics.churn 
 ColumnTransformers of per-column encoders (categorical blocks are tabulated by running the
 fitted encoder itself on every level), SimpleImputer, StandardScaler, SplineTransformer,
 passthrough, LogisticRegression, HistGradientBoostingClassifier (trees flattened from its
-fitted predictors) and soft VotingClassifier. It returns None when the pipeline has any other
-part, or when its probabilities differ from the pipeline's own on a random sample of rows by
-more than TOLERANCE: callers then keep using the pipeline, so a future scikit-learn that
-changes a detail costs speed, never correctness.
+fitted predictors), RandomForestClassifier (its trees' public tree_ arrays) and soft
+VotingClassifier. It returns None when the pipeline has any other part, or when its
+probabilities differ from the pipeline's own on a random sample of rows by more than
+TOLERANCE: callers then keep using the pipeline, so a future scikit-learn that changes a detail
+costs speed, never correctness.
+
+Explaining (p with each feature in turn at its typical value) has a shortcut, checked the same
+way: a linear model moves by that feature's share of the logit; a tree can only change its
+answer for a row whose path read that feature.
 """
 
 from __future__ import annotations
@@ -54,9 +59,9 @@ CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds me
 # Below this many rows, scoring all k + 1 versions of each row in full is quicker than the
 # per-feature bookkeeping of the shortcut (measured: crossover near 30 rows).
 SHORTCUT_MIN_ROWS = 32
-TREE_BLOCK_ROWS = 8_192
+TREE_BLOCK_ROWS = 8_192  # rows per tree traversal (its temporaries are rows x trees)
 # Random forests grow deep trees: past this many rows scikit-learn's compiled walk is quicker.
-FOREST_NUMPY_MAX_ROWS = 256  # rows per tree traversal (its temporaries are rows x trees)
+FOREST_NUMPY_MAX_ROWS = 256
 
 Matrix = np.ndarray  # (rows, columns) float64
 Proba = Callable[[Matrix], np.ndarray]
