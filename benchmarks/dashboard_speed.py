@@ -141,7 +141,8 @@ NAMES = {
     ids.COHORT: "cohort heatmap",
     ids.DOUGHNUT: "segments (doughnut, churn by segment, profiles)",
     ids.FACTOR_GRAPH: "drivers (churn by factor, importance)",
-    ids.SCATTER: "value x risk scatter and at-risk count",
+    ids.SCATTER: "value x risk scatter",
+    ids.AT_RISK_COUNT: "at-risk count line",
     ids.PLAN_ERROR: "retention planner",
     ids.CONFUSION: "model: threshold, confusion matrix, lift",
 }

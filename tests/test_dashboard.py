@@ -404,3 +404,18 @@ def test_retention_axis_mirrors_the_churn_axis():
     low, high = layout.yaxis.range
     assert low == 0
     assert list(layout.yaxis2.range) == pytest.approx([1 - high, 1])
+
+
+def test_the_count_line_follows_the_grids_column_filters(demo):
+    whole = customers.count_text(demo, "")
+    assert whole == customers.count_text(demo, "", {})
+    total = int(whole.split()[0].replace(",", ""))
+    # The grid shows percentages: "greater than 50" means p > 0.5, as in grid_page.
+    model = {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}}
+    request = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": model}
+    shown = customers.grid_page(demo, "", request, demo.grid_fields)["rowCount"]
+    text = customers.count_text(demo, "", model)
+    assert 0 < shown < total
+    assert text.startswith(f"{shown:,} of {total:,} customers with the column filters")
+    export = customers.export_csv(demo, "", model, None, demo.grid_fields)
+    assert len(pd.read_csv(stdio.StringIO(export["content"]))) == shown

@@ -95,7 +95,9 @@ def grid_page(data, query, request, columns: list[str]):
     return {"rowData": grid_rows(rows, columns), "rowCount": total}
 
 
-def count_text(data, query) -> str:
+def count_text(data, query, filter_model=None) -> str:
+    """How many customers the list holds and their expected loss; with the grid's own column
+    filters on, how many of them the grid (and its export) shows."""
     # From the list's positions: the whole list (every column) is built for the grid only.
     rows = data.cached("at_risk_rows", query, lambda: data.at_risk_rows(query))
     if isinstance(rows, Unavailable):
@@ -103,7 +105,22 @@ def count_text(data, query) -> str:
     if not len(rows):
         return "No high-value customers at high risk in this selection."
     loss = data.scored[C.EXPECTED_LOSS].iloc[rows].sum()
-    return f"{len(rows):,} customers, total expected loss {loss:,.0f}."
+    whole = f"{len(rows):,} customers, total expected loss {loss:,.0f}."
+    try:
+        _, conditions = grid_query(None, filter_model)
+    except paging.PagingError:
+        return whole
+    if not conditions:
+        return whole
+    hv = at_risk(data, query)
+    try:
+        shown = paging.select(hv, conditions=conditions)
+    except paging.PagingError:
+        return whole
+    return (
+        f"{len(shown):,} of {len(rows):,} customers with the column filters, total expected "
+        f"loss {shown[C.EXPECTED_LOSS].sum():,.0f} (all {len(rows):,}: {loss:,.0f})."
+    )
 
 
 def export_csv(data, query, filter_model, sort_model, columns: list[str]):
@@ -197,14 +214,24 @@ def register(app, data) -> None:
 
     @app.callback(
         Output(ids.SCATTER, "figure"),
-        Output(ids.AT_RISK_COUNT, "children"),
         Input(ids.FILTER_QUERY, "data"),
         Input(ids.TABS, "active_tab"),
     )
     def _scatter(query, tab):
         if query is None or tab != "customers":
             raise PreventUpdate
-        return scatter_figure(data, query), count_text(data, query)
+        return scatter_figure(data, query)
+
+    @app.callback(
+        Output(ids.AT_RISK_COUNT, "children"),
+        Input(ids.FILTER_QUERY, "data"),
+        Input(ids.TABS, "active_tab"),
+        Input(ids.AT_RISK_GRID, "filterModel"),
+    )
+    def _count(query, tab, filter_model):
+        if query is None or tab != "customers":
+            raise PreventUpdate
+        return count_text(data, query, filter_model)
 
     @app.callback(
         Output(ids.AT_RISK_GRID, "getRowsResponse"),
