@@ -39,7 +39,7 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
 from analytics import columns as C
-from analytics.fastscore import FastScorer
+from analytics.fastscore import CHUNK_ROWS, FastScorer  # one memory bound for both scorers
 from analytics.features import build_preprocessor, tree_categorical_features
 
 Progress = Callable[[str], None]
@@ -48,7 +48,6 @@ N_SPLITS = 5
 MIN_PER_CLASS_PER_FOLD = 5  # fewer per fold and fold metrics become noise: use fewer folds
 MIN_PER_CLASS = 2 * MIN_PER_CLASS_PER_FOLD  # below this even 2-fold CV is meaningless
 SMALL_TABLE = 2_000  # below this, permutation importance repeats 5 times instead of 3
-CHUNK_ROWS = 200_000  # rows per predict_proba call when explaining (bounds memory)
 CURVE_POINTS = 200
 CALIBRATION_BINS = 10
 TOP_SHARE = 0.10  # top-decile lift

@@ -10,11 +10,6 @@ import pandas as pd
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def neutralise(text: str) -> str:
-    """Prefix a formula-like text cell with an apostrophe, so it is shown, not evaluated."""
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 # Decimals written for numbers that are not whole: a probability to 0.01 of a point, money to
 # 1/100 of a cent; the full float (0.6935333927004965) is noise in a spreadsheet.
 DECIMALS = 4
@@ -40,7 +35,8 @@ def safe_csv(frame: pd.DataFrame) -> str:
         if pd.api.types.is_datetime64_any_dtype(series):
             continue
         text = series.astype("string")
-        # Vectorised neutralise(): the planner's export has hundreds of thousands of cells.
+        # A formula-like cell gets a leading apostrophe: shown, not evaluated. Vectorised: the
+        # planner's export has hundreds of thousands of cells.
         risky = text.str.startswith(FORMULA_STARTS).fillna(False)
         out[column] = text.mask(risky, "'" + text)
     return out.to_csv(index=False)
