@@ -6,6 +6,15 @@ unique, business-readable name from its profile (e.g. by tenure and revenue rela
 base), and a profile table shows what defines it. Segment churn rates are shown with counts and
 Wilson 95% intervals.
 
+Names come from the members, not the centroid. Each word claims a range of one column, cut at
+the base's thirds ("New" = the base's newest third, "high-spend" = its top third; for tenure and
+revenue also its halves, "lower-spend" = at most the base's median) and is used only when at
+least FITS_NAME of the segment's members fit all the name's words; a dimension no word fits is
+left out ("High-spend customers"). A segment whose most distinctive feature (members' mean
+furthest from the base's, in base standard deviations) is not tenure or revenue is named by
+that feature ("Recent price rise", "Many support tickets"). The profile gives each segment's
+share of members that fit its name (fits_name).
+
 Column rule (`default_columns`): tenure_months and monthly_revenue when present, then the other
 numeric columns with at least MIN_DISTINCT distinct values, not named like a code, that are
 not ids, the label, dates, scores or total_revenue (about tenure x monthly revenue, so it
@@ -40,8 +49,11 @@ MAX_COLUMNS = 8
 FIT_SAMPLE = 50_000
 SILHOUETTE_SAMPLE = 5_000
 SKEW_FOR_LOG = 1.0
-DISTINCT_Z = 0.25  # a segment is "high"/"low" on a feature when its centroid is this far out
-DEFINING_Z = 0.5  # features this far out are listed in "defined by"
+DEFINING_Z = 0.5  # features this far out are listed in "defined by" and may name a segment
+# A word goes into a segment's name only when at least this share of its members fit it (as a
+# centroid-based name did not: 1,506 of 8,019 "Loyal high-spend" demo customers were <= 5 months).
+FITS_NAME = 0.6
+TERTILES = (1 / 3, 2 / 3)  # a word's range: the base's lowest, middle or highest third
 # k-means runs single-threaded: on small machines OpenMP threads beside OpenBLAS's oversubscribe
 # the cores and a fit measured 50x slower (7.6 s vs 0.15 s for 23k rows on 2 cores).
 ONE_THREAD = 1
@@ -69,8 +81,24 @@ ID_LIKE = re.compile(r"(^|[_\s-])(id|Id|ID)$|[a-z0-9](ID|Id)$")  # id, user_id, 
 # a clustering column needs this many distinct values, and names like "code" are skipped.
 MIN_DISTINCT = 6
 CODE_LIKE = re.compile(r"(code|zip|postal|phone|number|no\.?)$", re.IGNORECASE)
-TENURE_WORDS = ("New", "Established", "Loyal")
-SPEND_WORDS = ("low-spend", "mid-spend", "high-spend")
+# The name's dimensions, in name order: words for the base's thirds, then for its halves.
+DIMENSION_WORDS = {
+    C.TENURE: (("New", "Established", "Loyal"), ("Newer", "Longer-tenure")),
+    C.MONTHLY_REVENUE: (("low-spend", "mid-spend", "high-spend"), ("lower-spend", "higher-spend")),
+}
+# Other features by their column name: (low, high) phrases; others read "Low x" / "High x".
+PHRASES = (
+    (
+        re.compile(r"price.*(change|rise|increase)|(rise|increase).*price", re.IGNORECASE),
+        ("Recent price cut", "Recent price rise"),
+    ),
+    (re.compile(r"ticket|complaint|call", re.IGNORECASE), ("Few {label}", "Many {label}")),
+    (
+        re.compile(r"usage|hours|minutes|sessions|logins", re.IGNORECASE),
+        ("Light usage", "Heavy usage"),
+    ),
+    (re.compile(r"(^|_)age$", re.IGNORECASE), ("Younger customers", "Older customers")),
+)
 
 
 def log1p_columns(X, mask) -> np.ndarray:
@@ -125,9 +153,11 @@ class SegmentModel:
 
     pipeline: SimpleImputer(median) -> log1p of skewed columns -> StandardScaler -> KMeans;
     columns: its input columns; k; silhouette: {k: score} for each k tried; names:
-    {cluster: name}; profile: segment, customers, share, the median of each column, defined_by
-    (one row per segment, in `order`); order: the segment names as category order (median
-    revenue descending, else median tenure descending).
+    {cluster: name}; profile: segment, customers, share, the median of each column, defined_by,
+    fits_name (the share of its members that fit its name; one row per segment, in `order`);
+    order: the segment names as category order (median revenue descending, else median tenure
+    descending); words: {segment name: the words of its name, each with the value range it
+    claims}.
     """
 
     pipeline: Pipeline
@@ -137,6 +167,7 @@ class SegmentModel:
     names: dict[int, str]
     profile: pd.DataFrame
     order: tuple[str, ...]
+    words: dict[str, tuple[NameWord, ...]]
 
     def clusters(self, frame: pd.DataFrame) -> np.ndarray:
         """The k-means cluster number of every row."""
@@ -155,6 +186,20 @@ class SegmentModel:
         codes = lookup[self.clusters(frame)] if len(frame) else np.zeros(0, dtype=np.int64)
         values = pd.Categorical.from_codes(codes, categories=list(self.order))
         return pd.Series(values, index=frame.index, name=C.SEGMENT)
+
+    def fits_name(self, frame: pd.DataFrame, segment: pd.Series) -> np.ndarray:
+        """1.0 where a row's values lie in every range its segment's name claims, else 0.0.
+
+        segment: each row's segment name (e.g. the segment column); NaN for a name this model
+        did not give.
+        """
+        names = segment.astype("object").to_numpy()
+        out = np.full(len(frame), np.nan)
+        for name, words in self.words.items():
+            rows = names == name
+            if rows.any():
+                out[rows] = _fits_all(words, frame[rows])
+        return out
 
 
 def _numbers(frame: pd.DataFrame, columns) -> pd.DataFrame:
@@ -207,58 +252,185 @@ def _choose_k(Z: np.ndarray, k: int | None, random_state: int) -> tuple[int, dic
     return best, scores
 
 
-def _words(value: float, cuts: np.ndarray, words: tuple[str, ...]) -> str:
-    if not np.isfinite(value):
-        return words[1]
-    return words[int(np.searchsorted(cuts, value, side="right"))]
+@dataclass(frozen=True)
+class NameWord:
+    """A word of a segment's name and the range of one column it claims for the members."""
+
+    text: str
+    column: str
+    low: float  # inclusive
+    high: float  # inclusive
+
+    def fits(self, frame: pd.DataFrame) -> np.ndarray:
+        """Whether each row's value lies in the word's range (a missing value does not)."""
+        values = frame[self.column].to_numpy(dtype=float, na_value=np.nan)
+        return (values >= self.low) & (values <= self.high)
 
 
-# A segment's median below 0.8x the base's median reads as "New" / "low-spend", above 1.25x as
-# "Loyal" / "high-spend". Comparing medians with the base's tertiles instead named every
-# segment of a typical base "Established": segment medians crowd the middle tertile.
-RELATIVE_CUTS = np.array([0.8, 1.25])
+def _fits_all(words, frame: pd.DataFrame) -> np.ndarray:
+    """Whether each row fits every word (every row when there are none)."""
+    fit = np.ones(len(frame), dtype=bool)
+    for word in words:
+        fit &= word.fits(frame)
+    return fit
 
 
-def _base_names(medians: pd.DataFrame, base: pd.DataFrame) -> list[str]:
-    """'New low-spend', 'Loyal high-spend': tenure and revenue relative to the base's median."""
-    names = []
-    tenure_cuts = rev_cuts = None
-    if C.TENURE in medians:
-        tenure_cuts = RELATIVE_CUTS * np.nanmedian(base[C.TENURE].to_numpy(dtype=float))
-    if C.MONTHLY_REVENUE in medians:
-        rev_cuts = RELATIVE_CUTS * np.nanmedian(base[C.MONTHLY_REVENUE].to_numpy(dtype=float))
-    for _, row in medians.iterrows():
-        parts = []
-        if tenure_cuts is not None:
-            parts.append(_words(row[C.TENURE], tenure_cuts, TENURE_WORDS))
-        if rev_cuts is not None:
-            spend = _words(row[C.MONTHLY_REVENUE], rev_cuts, SPEND_WORDS)
-            parts.append(spend if parts else spend.capitalize())
-        if len(parts) == 1:
-            parts.append("customers")
-        names.append(" ".join(parts) or "Customers")
-    return names
+def _share_fitting(words, members: pd.DataFrame) -> float:
+    """The share of members that fit every word."""
+    return float(_fits_all(words, members).mean()) if len(members) else 0.0
+
+
+def _above(x: float) -> float:
+    return float(np.nextafter(x, np.inf))
+
+
+def _below(x: float) -> float:
+    return float(np.nextafter(x, -np.inf))
+
+
+def _tertile_ranges(values: pd.Series) -> tuple[tuple[float, float], ...]:
+    """(low, mid, high) value ranges: the base's thirds, cut at its 1/3 and 2/3 quantiles.
+
+    When the two cuts coincide (most customers share one value, as with "no price change"),
+    low is below it, mid is that value and high is above it.
+    """
+    clean = values.to_numpy(dtype=float, na_value=np.nan)
+    clean = clean[np.isfinite(clean)]
+    if not len(clean):
+        return ((np.nan, np.nan),) * 3
+    lo, hi = (float(q) for q in np.quantile(clean, TERTILES))
+    if lo == hi:
+        return (-np.inf, _below(lo)), (lo, lo), (_above(hi), np.inf)
+    return (-np.inf, lo), (_above(lo), _below(hi)), (hi, np.inf)
+
+
+def _half_ranges(values: pd.Series) -> tuple[tuple[float, float], ...]:
+    """(low, high) value ranges: at most the base's median, and above it."""
+    median = float(values.median())
+    return (-np.inf, median), (_above(median), np.inf)
+
+
+def _phrases(column: str) -> tuple[str, str]:
+    """How a segment low / high on a column other than tenure and revenue is named."""
+    label = re.sub(r"\s+\d+\s*d$", "", _label(column))  # "support tickets 90d" -> "... tickets"
+    for pattern, (low, high) in PHRASES:
+        if pattern.search(str(column)):
+            return low.format(label=label), high.format(label=label)
+    return f"Low {label}", f"High {label}"
+
+
+def _dimension_words(column: str, values: pd.Series) -> tuple[NameWord, ...]:
+    """Tenure or revenue words, most specific first: the base's thirds, then its halves."""
+    thirds, halves = DIMENSION_WORDS[column]
+    return tuple(
+        NameWord(text, column, lo, hi)
+        for texts, ranges in ((thirds, _tertile_ranges(values)), (halves, _half_ranges(values)))
+        for text, (lo, hi) in zip(texts, ranges, strict=True)
+    )
+
+
+def _feature_words(column: str, values: pd.Series) -> tuple[NameWord, NameWord]:
+    """(low, high) words of another column: its base's lowest and highest third."""
+    (low_lo, low_hi), _, (high_lo, high_hi) = _tertile_ranges(values)
+    low_text, high_text = _phrases(column)
+    return NameWord(low_text, column, low_lo, low_hi), NameWord(high_text, column, high_lo, high_hi)
+
+
+def _dimensions_fitting(members: pd.DataFrame, ranked, words) -> tuple[NameWord, ...]:
+    """Tenure and revenue words that most members fit together, the more distinctive first.
+
+    Per dimension the most specific word that keeps the shared fit at FITS_NAME or above (a
+    third before a half; within those, the better fit); a dimension with none is left out.
+    """
+    chosen: list[NameWord] = []
+    for column in (c for c in ranked if c in DIMENSION_WORDS):
+        options = words[column]
+        thirds, halves = options[:3], options[3:]
+        for tier in (thirds, halves):
+            fits = [(_share_fitting((*chosen, w), members), -i, w) for i, w in enumerate(tier)]
+            best_fit, _, best = max(fits, key=lambda t: t[:2])
+            if best_fit >= FITS_NAME:
+                chosen.append(best)
+                break
+    return tuple(sorted(chosen, key=lambda w: list(DIMENSION_WORDS).index(w.column)))
+
+
+def _segment_words(members: pd.DataFrame, distinct: pd.Series, words) -> tuple[NameWord, ...]:
+    """The words naming one segment; at least FITS_NAME of its members fit them all.
+
+    Features are taken in order of how far the members' mean lies from the base's (in base
+    standard deviations, `distinct`). When tenure or revenue comes first the segment is named
+    by those (`_dimensions_fitting`); when another feature does, and it is at least DEFINING_Z
+    out, by that feature alone ("Recent price rise"). A word most members do not fit is passed
+    over for the next feature.
+    """
+    ranked = sorted(distinct.index, key=lambda c: -abs(float(distinct[c])))  # stable on ties
+    for column in ranked:
+        if column in DIMENSION_WORDS:
+            dimensions = _dimensions_fitting(members, ranked, words)
+            if dimensions:
+                return dimensions
+            continue
+        if abs(float(distinct[column])) < DEFINING_Z:
+            continue
+        low, high = words[column]
+        word = high if distinct[column] > 0 else low
+        if _share_fitting((word,), members) >= FITS_NAME:
+            return (word,)
+    return ()
+
+
+def _name_text(words: tuple[NameWord, ...]) -> str:
+    """'Loyal high-spend', 'High-spend customers', 'Recent price rise', 'Mixed customers'."""
+    if not words:
+        return "Mixed customers"
+    if words[0].column not in DIMENSION_WORDS:
+        return words[0].text
+    text = " ".join(w.text for w in words)
+    text = text[0].upper() + text[1:]
+    return text if len(words) > 1 else f"{text} customers"
+
+
+def _name_words(
+    X: pd.DataFrame, labels: np.ndarray, distinct: pd.DataFrame
+) -> list[tuple[NameWord, ...]]:
+    """Each cluster's name words, from its members' values against the base's quantiles."""
+    words = {
+        c: _dimension_words(c, X[c]) if c in DIMENSION_WORDS else _feature_words(c, X[c])
+        for c in X.columns
+    }
+    return [
+        _segment_words(X[labels == cluster], distinct.loc[cluster], words)
+        for cluster in distinct.index
+    ]
+
+
+def _distinctiveness(Z: np.ndarray, labels: np.ndarray, k: int, columns) -> pd.DataFrame:
+    """Per cluster and column: members' mean minus the base's, in base standard deviations.
+
+    Z is the model's scaled (and, for skewed columns, log) space, so every column counts alike.
+    """
+    z = pd.DataFrame(Z, columns=list(columns))
+    spread = z.std(ddof=0).replace(0.0, 1.0)
+    return ((z.groupby(labels).mean() - z.mean()) / spread).reindex(range(k)).fillna(0.0)
 
 
 def _descriptors(member: int, group: list[int], z: pd.DataFrame) -> list[tuple[float, str]]:
     """Ways to tell `member` apart from the rest of its name group, most distinctive first.
 
-    Each feature is scored by how far the member's centroid lies from the others' mean (in
-    standard deviations of the base). Phrased against the base when the member also stands out
-    from the base that way ("high support calls"), else against its group ("higher support
-    calls"). Features other than tenure and revenue come first: those are already in the name.
+    Each feature is scored by how far the member's mean lies from the others' (in standard
+    deviations of the base), phrased against its group ("higher support calls"): a comparison
+    between segments, not a range its members are claimed to fit. Features other than tenure
+    and revenue come first: those are already in the name.
     """
     others = [m for m in group if m != member]
     ranked: list[tuple[int, float, str]] = []
     for col in z.columns:
-        own = float(z.at[member, col])
-        diff = own - float(z.loc[others, col].mean())
+        diff = float(z.at[member, col]) - float(z.loc[others, col].mean())
         if abs(diff) < 1e-9:  # any real difference beats a number in the name
             continue
         if col == C.TENURE:
             word = "longer tenure" if diff > 0 else "shorter tenure"
-        elif abs(own) >= DISTINCT_Z and np.sign(own) == np.sign(diff):
-            word = f"{'high' if diff > 0 else 'low'} {_label(col)}"
         else:
             word = f"{'higher' if diff > 0 else 'lower'} {_label(col)}"
         in_name = col in (C.TENURE, C.MONTHLY_REVENUE)
@@ -299,7 +471,7 @@ def _unique_names(base: list[str], z: pd.DataFrame, sizes: np.ndarray) -> list[s
     return names
 
 
-def _defined_by(row: pd.Series, base_median: pd.Series, z_row: pd.Series) -> str:
+def _defined_by(row: pd.Series, base_median: pd.Series, distinct: pd.Series) -> str:
     parts = []
     for col in (C.TENURE, C.MONTHLY_REVENUE):
         if col in row.index:
@@ -308,9 +480,9 @@ def _defined_by(row: pd.Series, base_median: pd.Series, z_row: pd.Series) -> str
                 f"{_label(col)} {_fmt(row[col], unit)} (base {_fmt(base_median[col], unit)})"
             )
     others = [
-        (abs(float(z_row[c])), c)
+        (abs(float(distinct[c])), c)
         for c in row.index
-        if c not in (C.TENURE, C.MONTHLY_REVENUE) and abs(float(z_row[c])) >= DEFINING_Z
+        if c not in (C.TENURE, C.MONTHLY_REVENUE) and abs(float(distinct[c])) >= DEFINING_Z
     ]
     for _, col in sorted(others, key=lambda t: -t[0])[:2]:
         parts.append(f"{_label(col)} {_fmt(row[col])} (base {_fmt(base_median[col])})")
@@ -350,12 +522,14 @@ def fit_segments(
             [*prep.steps, ("kmeans", KMeans(k, n_init=10, random_state=random_state))]
         ).fit(X_fit)
         X_all = _numbers(frame, cols)
-        labels = pipeline.predict(X_all)
+        Z_all = pipeline[:-1].transform(X_all)
+        labels = pipeline.named_steps["kmeans"].predict(Z_all)
     sizes = np.bincount(labels, minlength=k)
     medians = X_all.groupby(labels).median().reindex(range(k))
-    base_median = X_all.median()
-    z = pd.DataFrame(pipeline.named_steps["kmeans"].cluster_centers_, columns=cols)
-    names = _unique_names(_base_names(medians, X_all), z, sizes)
+    distinct = _distinctiveness(Z_all, labels, k, cols)
+    words = _name_words(X_all, labels, distinct)
+    names = _unique_names([_name_text(w) for w in words], distinct, sizes)
+    fits = [_share_fitting(words[c], X_all[labels == c]) for c in range(k)]
 
     rank_by = next((c for c in (C.MONTHLY_REVENUE, C.TENURE) if c in cols), None)
     key = medians[rank_by].fillna(-np.inf).to_numpy() if rank_by else sizes.astype(float)
@@ -369,7 +543,11 @@ def fit_segments(
     )
     for col in cols:
         profile[col] = medians[col].to_numpy()[order]
-    profile["defined_by"] = [_defined_by(medians.loc[c], base_median, z.loc[c]) for c in order]
+    base_median = X_all.median()
+    profile["defined_by"] = [
+        _defined_by(medians.loc[c], base_median, distinct.loc[c]) for c in order
+    ]
+    profile["fits_name"] = [fits[c] for c in order]
     return SegmentModel(
         pipeline=pipeline,
         columns=tuple(cols),
@@ -378,6 +556,7 @@ def fit_segments(
         names=dict(enumerate(names)),
         profile=profile,
         order=tuple(names[c] for c in order),
+        words={names[c]: words[c] for c in range(k)},
     )
 
 
@@ -390,16 +569,21 @@ PROFILE_COLUMNS = (
     "ci_low",
     "ci_high",
     "small",
+    "fits_name",
 )
 
 
-def segment_profile(frame: pd.DataFrame, columns=None) -> pd.DataFrame | Unavailable:
+def segment_profile(
+    frame: pd.DataFrame, columns=None, model: SegmentModel | None = None
+) -> pd.DataFrame | Unavailable:
     """Per segment of the selection: size, share, churn rate with Wilson 95% interval, medians.
 
     Columns: segment, customers, share, churned, churn_rate, ci_low, ci_high, small
-    (customers < 30), then the median of tenure_months, monthly_revenue (those present) and of
-    any `columns`. Segments in category order, those with no customers left out. Without a
-    churned column the churn columns are NaN.
+    (customers < 30), fits_name (the share of the segment's customers here that fit its name,
+    by `model`'s words), then the median of tenure_months, monthly_revenue (those present) and
+    of any `columns`. Segments in category order, those with no customers left out. Without a
+    churned column the churn columns are NaN; without `model`, or without the columns its words
+    are about, fits_name is NaN.
     """
     gap = missing(frame, C.SEGMENT)
     if gap is not None:
@@ -426,9 +610,21 @@ def segment_profile(frame: pd.DataFrame, columns=None) -> pd.DataFrame | Unavail
         for col in ("churned", "churn_rate", "ci_low", "ci_high"):
             out[col] = np.nan
     out["small"] = customers < SMALL_GROUP
+    out["fits_name"] = _share_fitting_name(frame, seg, codes, n_levels, model)
     if extra:
         values = _numbers(frame, extra)
         medians = values.groupby(codes).median().reindex(range(n_levels))
         for col in extra:
             out[col] = medians[col].to_numpy()
     return out[out["customers"] > 0].reset_index(drop=True)
+
+
+def _share_fitting_name(frame, seg: pd.Series, codes, n_levels: int, model) -> np.ndarray:
+    """Per segment level: the share of its rows with a value fit known that fit its name."""
+    needed = {w.column for words in (model.words.values() if model else ()) for w in words}
+    if model is None or not needed <= set(frame.columns):
+        return np.full(n_levels, np.nan)
+    fits = model.fits_name(frame, seg)
+    known = (codes >= 0) & np.isfinite(fits)
+    fitting = np.bincount(codes[known], weights=fits[known], minlength=n_levels)
+    return safe_ratio(fitting, np.bincount(codes[known], minlength=n_levels))

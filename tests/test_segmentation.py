@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import segmentation
+from analytics import segmentation, synthetic, timeline
 from analytics.result import Unavailable
 
-# Four groups well separated on every column. A and B share tenure, spend and usage (both
-# "New low-spend") and differ only in support calls, so their names must be told apart by that.
+# Four groups well separated on every column. A and B share tenure, spend and usage and differ
+# only in support calls: B, far out on those, is named by them.
 BLOBS = {
     #    size, tenure, revenue, support_calls, usage_hours
     "A": (100, 2.0, 30.0, 1.0, 20.0),
@@ -71,10 +71,8 @@ def test_names_are_unique_readable_and_from_the_profile(fitted):
     by_truth = {t: seg[frame["truth"] == t].iloc[0] for t in BLOBS}
     assert by_truth["D"] == "Loyal high-spend"
     assert by_truth["C"] == "Established mid-spend"
-    assert by_truth["A"].startswith("New low-spend, ")
-    assert "support calls" in by_truth["A"]
-    assert by_truth["B"].startswith("New low-spend, ")
-    assert "support calls" in by_truth["B"]
+    assert by_truth["A"] == "New low-spend"
+    assert by_truth["B"] == "Many support calls"
 
 
 def test_assign_gives_categories_in_a_stable_order(fitted):
@@ -143,6 +141,18 @@ def test_given_k_and_columns():
         segmentation.fit_segments(frame.iloc[:0])
 
 
+def test_clashing_names_are_told_apart_by_how_they_differ():
+    z = pd.DataFrame(
+        {C.TENURE: [0.0, 0.0, 1.0], C.MONTHLY_REVENUE: [1.0, 1.0, 1.0], "support_calls": [2, 0, 0]}
+    )
+    names = segmentation._unique_names(["New low-spend"] * 2 + ["Loyal"], z, np.array([5, 9, 3]))
+    assert names == [
+        "New low-spend, higher support calls",
+        "New low-spend, lower support calls",
+        "Loyal",
+    ]
+
+
 def test_identical_profiles_are_numbered_only_as_a_last_resort():
     z = pd.DataFrame({C.TENURE: [0.0, 0.0], C.MONTHLY_REVENUE: [1.0, 1.0]})
     names = segmentation._unique_names(["New low-spend"] * 2, z, np.array([5, 9]))
@@ -164,5 +174,70 @@ def test_segment_profile_with_intervals():
     assert prof["small"].tolist() == [True, False]
     assert prof[C.TENURE].tolist() == [44.5, 19.5]
     assert prof["ci_low"].iloc[1] < 0.1 < prof["ci_high"].iloc[1]
+    assert prof["fits_name"].isna().all()  # no model: no words to check
     assert isinstance(segmentation.segment_profile(frame.drop(columns=[C.SEGMENT])), Unavailable)
     assert len(segmentation.segment_profile(frame.iloc[:0])) == 0
+
+
+# --- the demo base: names describe most of their members ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo():
+    """The built-in base as the product segments it: active at the window's start."""
+    base = timeline.snapshot(synthetic.generate()).base.reset_index(drop=True)
+    model = segmentation.fit_segments(base)
+    return base, model, model.assign(base)
+
+
+# What a user reads into the words: the base's thirds of tenure and monthly revenue.
+def _word_checks(base):
+    tenure_lo, tenure_hi = base[C.TENURE].quantile([1 / 3, 2 / 3])
+    rev_lo, rev_hi = base[C.MONTHLY_REVENUE].quantile([1 / 3, 2 / 3])
+    return {
+        "Loyal": lambda g: g[C.TENURE] >= tenure_hi,
+        "New": lambda g: g[C.TENURE] <= tenure_lo,
+        "high-spend": lambda g: g[C.MONTHLY_REVENUE] >= rev_hi,
+        "low-spend": lambda g: g[C.MONTHLY_REVENUE] <= rev_lo,
+    }
+
+
+def test_demo_tenure_and_spend_words_fit_most_members(demo):
+    # Before: 1,506 of 8,019 "Loyal high-spend" had tenure <= 5 months (only 42% were in the
+    # base's longest third) and 3,320 of 11,796 "New low-spend" had >= 36 months.
+    base, model, seg = demo
+    checks = _word_checks(base)
+    for name in model.order:
+        members = base[seg == name]
+        for word, fits in checks.items():
+            if re.search(rf"(^|\s){word}(\s|$|,)", name, flags=re.IGNORECASE):
+                share = fits(members).mean()
+                assert share >= segmentation.FITS_NAME, (name, word, share)
+
+
+def test_demo_profile_says_what_share_fits_each_name(demo):
+    base, model, seg = demo
+    profile = model.profile.set_index("segment")
+    assert {"customers", "share", "defined_by", "fits_name"} <= set(profile.columns)
+    for name in model.order:
+        members = base[seg == name]
+        share = model.fits_name(members, seg[seg == name]).mean()
+        assert share >= segmentation.FITS_NAME, (name, share)
+        assert profile.loc[name, "fits_name"] == pytest.approx(share)
+    # The selection's profile table carries the same share, counted on the selection.
+    prof = segmentation.segment_profile(base.assign(**{C.SEGMENT: seg}), model=model)
+    assert prof.set_index("segment")["fits_name"].to_dict() == pytest.approx(
+        profile["fits_name"].to_dict()
+    )
+    assert {"churn_rate", "ci_low", "ci_high", "small"} <= set(prof.columns)
+
+
+def test_demo_price_rise_group_is_named_by_its_price_rise(demo):
+    # synthetic.py plants a repricing wave: last_price_change_pct > 0 for about one customer in
+    # eight. The segment holding most of them is that group; "Loyal mid-spend" hid it.
+    base, model, seg = demo
+    rose = base["last_price_change_pct"] > 0
+    group = seg[rose].value_counts().idxmax()
+    assert group == "Recent price rise"
+    assert rose[seg == group].mean() >= segmentation.FITS_NAME
+    assert sum("price rise" in name for name in model.order) == 1
