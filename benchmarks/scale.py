@@ -17,8 +17,10 @@ import subprocess
 import sys
 import time
 
-from analytics import io, synthetic, workflow
+from analytics import synthetic, workflow
 from analytics.config import DEMO_DATA, PROJ_ROOT, settings_from_env
+from analytics.ingest import read
+from analytics.store import artifacts
 
 OUT = PROJ_ROOT / "benchmarks" / "out"
 MODELS = OUT / "models-demo"
@@ -30,14 +32,14 @@ def one(size: int, seed: int) -> dict:
     path = OUT / f"scale-{size}.csv.gz"
     if not path.exists():
         t0 = time.perf_counter()
-        io.write_table(synthetic.generate(size, seed=seed), path)
+        artifacts.write_table(synthetic.generate(size, seed=seed), path)
         generate_s = time.perf_counter() - t0
     else:
         generate_s = float("nan")
     settings = settings_from_env(env={})
     model = workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS).model
     t0 = time.perf_counter()
-    table = io.load_table(path, max_bytes=settings.max_file_bytes)
+    table = read.load_table(path, max_bytes=settings.max_file_bytes)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     scored, how = workflow.score(model, table, settings)
