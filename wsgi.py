@@ -11,8 +11,8 @@ import logging
 import sys
 
 from analytics.config import ConfigError, settings_from_env
-from analytics.io import ArtifactError
-from analytics.schema import DataError
+from analytics.ingest.errors import DataError
+from analytics.store.artifacts import ArtifactError
 from dashboard import logs
 from dashboard.app import create_app
 from dashboard.server import install, load_workspace, serve_config_from_env, settle

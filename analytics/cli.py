@@ -11,9 +11,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics import io, synthetic, workflow
+from analytics import synthetic, workflow
 from analytics.config import DEMO_DATA, ConfigError, models_dir_from_env, settings_from_env
-from analytics.schema import DataError, parse_mapping_pairs
+from analytics.ingest import read
+from analytics.ingest.errors import DataError
+from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.store import artifacts
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 3
@@ -138,14 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _mapping(args) -> dict[str, str] | None:
     mapping: dict[str, str] = {}
     if args.mapping_file is not None:
-        mapping.update(io.load_mapping_file(args.mapping_file))
+        mapping.update(read.load_mapping_file(args.mapping_file))
     mapping.update(parse_mapping_pairs(args.pairs))
     return mapping or None
 
 
 def _load(args, settings, progress, *, require_label: bool):
     progress(f"reading {args.data}")
-    table = io.load_table(
+    table = read.load_table(
         args.data,
         _mapping(args),
         require_label=require_label,
@@ -161,7 +164,7 @@ def cmd_generate(args) -> int:
     progress = Progress()
     progress(f"generating {args.customers:,} customers (seed {args.seed})")
     frame = synthetic.generate(args.customers, seed=args.seed, as_of=args.as_of)
-    io.write_table(frame, args.out)
+    artifacts.write_table(frame, args.out)
     progress(f"wrote {len(frame):,} rows to {args.out}")
     return 0
 
@@ -198,7 +201,7 @@ def cmd_score(args) -> int:
     table = _load(args, settings, progress, require_label=False)
     scored, how = workflow.score(model, table, settings, progress=progress)
     progress(f"scored with {how}")
-    io.write_table(workflow.score_output(scored), args.out)
+    artifacts.write_table(workflow.score_output(scored), args.out)
     progress(f"wrote {len(scored):,} rows to {args.out}")
     return 0
 
@@ -217,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models_dir = models_dir_from_env()
     try:
         return COMMANDS[args.command](args)
-    except (DataError, io.ArtifactError, ConfigError) as exc:
+    except (DataError, artifacts.ArtifactError, ConfigError) as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -7,8 +7,8 @@ Two kinds, one per model family:
 - "tree": numbers untouched (HistGradientBoosting handles NaN itself), categories as ordinal
   codes for HistGradientBoosting's native categorical splits, rare levels grouped.
 
-Input dtypes (analytics.schema): numeric float64 with NaN; categorical pandas "category" with
-str levels, NaN for missing.
+Input dtypes (analytics.ingest.validate): numeric float64 with NaN; categorical pandas
+"category" with str levels, NaN for missing.
 """
 
 from __future__ import annotations

@@ -53,8 +53,8 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import io
 from analytics.config import DEMO_DATA
+from analytics.store import artifacts
 
 DEFAULT_CUSTOMERS = 75_000  # rows = customers at any time in the 48 months
 DEFAULT_SEED = 42
@@ -182,14 +182,14 @@ def write_demo(path: str | Path = DEMO_DATA) -> None:
     gzip with mtime 0 and no file name in the header: the same bytes on every run.
     """
     csv = to_csv_text(generate())
-    io.atomic_write_bytes(Path(path), gzip.compress(csv.encode("utf-8"), mtime=0))
+    artifacts.atomic_write_bytes(Path(path), gzip.compress(csv.encode("utf-8"), mtime=0))
 
 
 def to_csv_text(frame: pd.DataFrame) -> str:
     """The CSV form: ISO dates, blank churn_date while active.
 
     Floats are already rounded to 2 decimals, so their shortest repr is written (48.5, not
-    48.50): the same text as `io.write_table` writes for this frame.
+    48.50): the same text as `artifacts.write_table` writes for this frame.
     """
     return frame.to_csv(index=False, date_format="%Y-%m-%d")
 

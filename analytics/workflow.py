@@ -1,7 +1,7 @@
 """Train, save, load and score: the steps the CLI and the dashboard share.
 
-I/O stays in analytics.io; this module wires the pure pieces together in one place so the CLI,
-the dashboard and the API cannot drift apart.
+I/O stays in analytics.ingest and analytics.store; this module wires the pure pieces together
+in one place so the CLI, the dashboard and the API cannot drift apart.
 """
 
 from __future__ import annotations
@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import churn, fastscore, io, kpis, segmentation, timeline, value
+from analytics import churn, fastscore, kpis, segmentation, timeline, value
 from analytics import columns as C
 from analytics.config import Settings
+from analytics.ingest import read
+from analytics.ingest.errors import DataError
+from analytics.ingest.validate import Table
 from analytics.result import Unavailable
-from analytics.schema import DataError, Table
+from analytics.store import artifacts
 
 FORMAT_VERSION = 1
 Progress = Callable[[str], None]
@@ -154,7 +157,7 @@ def train(
         window_months=settings.window_months,
     )
 
-    data_hash = io.frame_hash(table.frame)
+    data_hash = artifacts.frame_hash(table.frame)
     meta = {
         "source": source,
         "data_hash": data_hash,
@@ -257,7 +260,7 @@ def new_version(data_hash: str, now: datetime | None = None) -> str:
 def save(trained: TrainedModel, models_dir: Path) -> str:
     """Write a new model version atomically and make it current."""
     version = new_version(trained.meta["data_hash"])
-    io.save_model_version(
+    artifacts.save_model_version(
         models_dir,
         version,
         objects={"pipeline": trained.pipeline, "segments": trained.segments},
@@ -269,8 +272,8 @@ def save(trained: TrainedModel, models_dir: Path) -> str:
 
 
 def load(models_dir: Path, version: str | None = None) -> TrainedModel:
-    """The current (or named) model version, checked by analytics.io."""
-    loaded = io.load_model_version(models_dir, version)
+    """The current (or named) model version, checked by analytics.store.artifacts."""
+    loaded = artifacts.load_model_version(models_dir, version)
     objects = loaded.objects
     return TrainedModel(
         pipeline=objects["pipeline"],
@@ -312,7 +315,7 @@ def score(
     for col in C.REASONS:
         scored[col] = ""
     known = np.zeros(len(frame), dtype=bool)
-    if io.frame_hash(table.frame) == meta["data_hash"]:
+    if artifacts.frame_hash(table.frame) == meta["data_hash"]:
         oof = model.scored.drop_duplicates(C.CUSTOMER_ID).set_index(C.CUSTOMER_ID)
         ids = scored[C.CUSTOMER_ID]
         known = ids.isin(oof.index).to_numpy()
@@ -501,18 +504,18 @@ def load_or_train(
     it, the reason is raised as an ArtifactError. before_retrain(reason) is called first and may
     raise to refuse; the table is read once either way.
     """
-    table = io.load_table(data, mapping, drop=drop, max_bytes=settings.max_file_bytes)
-    data_hash = io.frame_hash(table.frame)
+    table = read.load_table(data, mapping, drop=drop, max_bytes=settings.max_file_bytes)
+    data_hash = artifacts.frame_hash(table.frame)
     model: TrainedModel | None = None
     try:
         model = load(models_dir)
         if model.meta.get("data_hash") != data_hash:
-            raise io.ArtifactError(
+            raise artifacts.ArtifactError(
                 f"the current model ({model.version}) was trained on other data "
                 f"({model.meta.get('source') or 'unknown source'})"
             )
         how = f"loaded model {model.version}"
-    except io.ArtifactError as exc:
+    except artifacts.ArtifactError as exc:
         if not retrain:
             raise
         if before_retrain is not None:

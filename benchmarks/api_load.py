@@ -32,8 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics import io
 from analytics.config import DEMO_DATA, PROJ_ROOT
+from analytics.ingest import read
 
 OUT = PROJ_ROOT / "benchmarks" / "out"
 HOST = "127.0.0.1"
@@ -95,7 +95,7 @@ def customers(models_dir: Path, data: Path, n: int) -> list[dict]:
     it saw (the API refuses values far outside them)."""
     version = (models_dir / "CURRENT").read_text().strip()
     meta = json.loads((models_dir / version / "model.json").read_text())
-    frame = io.load_table(data).frame[meta["features"]].dropna()
+    frame = read.load_table(data).frame[meta["features"]].dropna()
     keep = pd.Series(True, index=frame.index)
     for col, (low, high) in meta["feature_ranges"].items():
         keep &= frame[col].isna() | frame[col].between(low, high)

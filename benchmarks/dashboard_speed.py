@@ -26,8 +26,9 @@ import time
 import numpy as np
 
 from analytics import columns as C
-from analytics import filters, io, synthetic
+from analytics import filters, synthetic
 from analytics.config import PROJ_ROOT, settings_from_env
+from analytics.store import artifacts
 from analytics.workflow import load_or_train
 from dashboard import ids
 from dashboard.app import create_app
@@ -194,7 +195,7 @@ def main(argv=None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     data_path = OUT / f"customers-{args.customers}.csv.gz"
     if not data_path.exists():
-        io.write_table(synthetic.generate(args.customers, seed=args.seed), data_path)
+        artifacts.write_table(synthetic.generate(args.customers, seed=args.seed), data_path)
     t0 = time.perf_counter()
     ws = load_or_train(
         data_path,

@@ -4,7 +4,7 @@
 
 Protocol (../shared/METRICS.md, "Model evaluation"): 5-fold StratifiedKFold(shuffle=True,
 random_state=42) on the whole table, or on the current base for dated tables. Tables are read
-with analytics.io.load_table, so every model sees exactly the product's features.
+with analytics.ingest.read.load_table, so every model sees exactly the product's features.
 
 - product: exactly what analytics.churn.train picks (its candidates, its selection by mean
   ROC-AUC), with its out-of-fold predictions;
@@ -43,11 +43,14 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, io, timeline, workflow
+from analytics import churn, timeline, workflow
 from analytics import columns as C
 from analytics.config import DEMO_DATA, PROJ_ROOT, Settings, settings_from_env
 from analytics.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
-from analytics.schema import DataError, Table, parse_mapping_pairs
+from analytics.ingest import read
+from analytics.ingest.errors import DataError
+from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.ingest.validate import Table
 from benchmarks import other_tables
 
 TELCO = PROJ_ROOT.parent / "shared" / "data" / "telco" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
@@ -105,7 +108,7 @@ def load_dataset(
     name: str, path: Path, settings: Settings, mapping=None, drop=(), with_holdout: bool = True
 ) -> Dataset:
     """The table as the product sees it: its current base, its features, its label."""
-    table = io.load_table(path, mapping, drop=drop, max_bytes=settings.max_file_bytes)
+    table = read.load_table(path, mapping, drop=drop, max_bytes=settings.max_file_bytes)
     if not table.has_label:
         raise DataError(f"{path.name}: no churn label column (map one with --map churned=COL)")
     base, snap = workflow.prepare_base(table, settings)

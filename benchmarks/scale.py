@@ -1,11 +1,15 @@
 """Load, validate and score generated bases of growing size; peak memory of each run.
 
     .venv/bin/python -m benchmarks.scale --sizes 10000 100000 1000000
+    .venv/bin/python -m benchmarks.scale --sizes 10000000 --max-file-mb 4096
 
 Each size runs in its own process (so its peak memory is its own): generate the base once
 (cached under benchmarks/out/), then time reading + validating the file, and scoring every
 customer with a model trained on the built-in demo base (same schema): probability, top three
 reasons, segment, CLV, value and expected loss. Prints a markdown table.
+
+Files over the size limit are refused as they would be by the CLI: --max-file-mb, else
+RETENTION_MAX_FILE_MB, else the default (a 10,000,000-customer base needs more than it).
 """
 
 from __future__ import annotations
@@ -17,27 +21,42 @@ import subprocess
 import sys
 import time
 
-from analytics import io, synthetic, workflow
-from analytics.config import DEMO_DATA, PROJ_ROOT, settings_from_env
+from analytics import synthetic, workflow
+from analytics.config import DEMO_DATA, PROJ_ROOT, Settings, settings_from_env
+from analytics.ingest import read
+from analytics.store import artifacts
 
 OUT = PROJ_ROOT / "benchmarks" / "out"
 MODELS = OUT / "models-demo"
 
 
-def one(size: int, seed: int) -> dict:
+def run_settings(max_file_mb: float | None = None) -> Settings:
+    """Default business settings, so runs compare; the file-size limit read like the CLI's."""
+    limit = settings_from_env(max_file_mb=max_file_mb).max_file_mb
+    return settings_from_env(env={}, max_file_mb=limit)
+
+
+def child_command(size: int, seed: int, max_file_mb: float | None) -> list[str]:
+    """The command measuring one size in its own process, with the same size limit."""
+    command = [sys.executable, "-m", "benchmarks.scale", "--one", str(size), "--seed", str(seed)]
+    if max_file_mb is not None:
+        command += ["--max-file-mb", str(max_file_mb)]
+    return command
+
+
+def one(size: int, seed: int, settings: Settings) -> dict:
     """Measure one size in this process."""
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"scale-{size}.csv.gz"
     if not path.exists():
         t0 = time.perf_counter()
-        io.write_table(synthetic.generate(size, seed=seed), path)
+        artifacts.write_table(synthetic.generate(size, seed=seed), path)
         generate_s = time.perf_counter() - t0
     else:
         generate_s = float("nan")
-    settings = settings_from_env(env={})
     model = workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS).model
     t0 = time.perf_counter()
-    table = io.load_table(path, max_bytes=settings.max_file_bytes)
+    table = read.load_table(path, max_bytes=settings.max_file_bytes)
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     scored, how = workflow.score(model, table, settings)
@@ -59,18 +78,23 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--max-file-mb",
+        type=float,
+        help="refuse input files larger than this (default: RETENTION_MAX_FILE_MB, else 512)",
+    )
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args(argv)
+    settings = run_settings(args.max_file_mb)
     if args.one:
-        print(json.dumps(one(args.one, args.seed)))
+        print(json.dumps(one(args.one, args.seed, settings)))
         return 0
     # Train (or load) the demo model first, so no size pays for it.
-    workflow.load_or_train(DEMO_DATA, settings_from_env(env={}), models_dir=MODELS)
+    workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS)
     rows = []
     for size in args.sizes:
         proc = subprocess.run(
-            [sys.executable, "-m", "benchmarks.scale", "--one", str(size), "--seed",
-             str(args.seed)],
+            child_command(size, args.seed, args.max_file_mb),
             capture_output=True, text=True, cwd=PROJ_ROOT, check=False,
         )
         if proc.returncode != 0:

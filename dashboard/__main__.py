@@ -12,9 +12,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from analytics import io
 from analytics.config import ConfigError, settings_from_env
-from analytics.schema import DataError, parse_mapping_pairs
+from analytics.ingest import read
+from analytics.ingest.errors import DataError
+from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.store import artifacts
 from dashboard.logs import configure_logging
 from dashboard.server import (
     ServeConfig,
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
         configure_logging(config.log_level, config.log_format)
         mapping = dict(config.mapping)
         if args.mapping_file:
-            mapping.update(io.load_mapping_file(args.mapping_file))
+            mapping.update(read.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
         from dashboard.app import create_app
 
@@ -81,7 +83,7 @@ def main(argv=None) -> int:
         log.info("%s: %s", workspace.source, workspace.how)
         app = create_app(workspace)
         install(app, batch_limit=config.batch_limit)
-    except (DataError, io.ArtifactError, ConfigError, OSError) as exc:
+    except (DataError, artifacts.ArtifactError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)

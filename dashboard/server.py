@@ -14,9 +14,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from analytics import io
 from analytics.config import DEMO_DATA, ENV_PREFIX, MODELS_DIR, ConfigError, Settings
-from analytics.schema import DataError
+from analytics.ingest import read
+from analytics.ingest.errors import DataError
+from analytics.store import artifacts
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_FORMATS = ("text", "json")
@@ -154,7 +155,7 @@ def serve_config_from_env(env: Mapping[str, str] | None = None, **overrides) -> 
     if get("MAPPING"):
         raw = get("MAPPING")
         try:
-            values["mapping"] = io.load_mapping_file(Path(raw).expanduser())
+            values["mapping"] = read.load_mapping_file(Path(raw).expanduser())
         except DataError as exc:
             raise ConfigError(f"{var}MAPPING={raw!r}: {exc}") from None
         values["mapping_file"] = Path(raw).expanduser()
@@ -244,7 +245,9 @@ def load_workspace(
 
     def before_retrain(reason: str) -> None:
         if not config.retrain:
-            raise io.ArtifactError(f"model: {reason}; not retraining because {ENV_PREFIX}RETRAIN=0")
+            raise artifacts.ArtifactError(
+                f"model: {reason}; not retraining because {ENV_PREFIX}RETRAIN=0"
+            )
         log.warning("model: %s; retraining on %s", reason, config.data)
 
     def progress(message: str) -> None:

@@ -1,4 +1,5 @@
-"""io: reading real and messy files, refusing bad ones, atomic writes, model versions."""
+"""ingest.read and store.artifacts: reading real and messy files, refusing bad ones, atomic
+writes, model versions."""
 
 import gzip
 import json
@@ -9,16 +10,20 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from analytics import columns as C
-from analytics import io, schema
-from analytics.io import ArtifactError
-from analytics.schema import (
+from analytics.ingest import read
+from analytics.ingest.errors import (
     DataError,
+    DuplicateIdError,
     EmptyTableError,
     EncodingError,
     FileTooLargeError,
     MappingError,
     NotATableError,
 )
+from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.ingest.validate import Table
+from analytics.store import artifacts
+from analytics.store.artifacts import ArtifactError
 
 HEADER = ["customerID", "gender", "SeniorCitizen", "tenure", "Contract", "MonthlyCharges",
           "TotalCharges", "Churn"]
@@ -48,8 +53,8 @@ def write(tmp_path, name: str, content: str | bytes) -> object:
 
 
 @pytest.fixture
-def clean(tmp_path) -> schema.Table:
-    return io.load_table(write(tmp_path, "clean.csv", csv_text()))
+def clean(tmp_path) -> Table:
+    return read.load_table(write(tmp_path, "clean.csv", csv_text()))
 
 
 def relabel(rows, yes: str, no: str):
@@ -92,7 +97,7 @@ MESSY = {
 
 @pytest.mark.parametrize("name", sorted(MESSY))
 def test_messy_copies_load_to_the_clean_frame(tmp_path, clean, name):
-    table = io.load_table(write(tmp_path, name, MESSY[name]))
+    table = read.load_table(write(tmp_path, name, MESSY[name]))
     pd.testing.assert_frame_equal(table.frame, clean.frame)
     assert table.features == clean.features
     assert table.categorical == clean.categorical
@@ -104,18 +109,18 @@ def test_messy_copies_load_to_the_clean_frame(tmp_path, clean, name):
      ("churned", "stayed"), ("Attrited Customer", "Existing Customer")],
 )
 def test_each_label_spelling_loads_to_the_clean_frame(tmp_path, clean, yes, no):
-    table = io.load_table(write(tmp_path, "labels.csv", csv_text(relabel(ROWS, yes, no))))
+    table = read.load_table(write(tmp_path, "labels.csv", csv_text(relabel(ROWS, yes, no))))
     pd.testing.assert_frame_equal(table.frame, clean.frame)
 
 
 def test_gzip_and_parquet_load_to_the_clean_frame(tmp_path, clean):
     gz = tmp_path / "data.csv.gz"
     gz.write_bytes(gzip.compress(csv_text().encode("utf-8")))
-    pd.testing.assert_frame_equal(io.load_table(gz).frame, clean.frame)
+    pd.testing.assert_frame_equal(read.load_table(gz).frame, clean.frame)
 
-    text = io.read_table(tmp_path / "clean.csv")
+    text = read.read_table(tmp_path / "clean.csv")
     text.to_parquet(tmp_path / "text.parquet")
-    pd.testing.assert_frame_equal(io.load_table(tmp_path / "text.parquet").frame, clean.frame)
+    pd.testing.assert_frame_equal(read.load_table(tmp_path / "text.parquet").frame, clean.frame)
 
     typed = text.assign(
         SeniorCitizen=text["SeniorCitizen"].astype(int),
@@ -126,9 +131,9 @@ def test_gzip_and_parquet_load_to_the_clean_frame(tmp_path, clean):
         Contract=text["Contract"].astype("category"),
     )
     typed.to_parquet(tmp_path / "typed.parquet")
-    table = io.load_table(tmp_path / "typed.parquet")
+    table = read.load_table(tmp_path / "typed.parquet")
     pd.testing.assert_frame_equal(table.frame, clean.frame)
-    assert io.frame_hash(table.frame) == io.frame_hash(clean.frame)
+    assert artifacts.frame_hash(table.frame) == artifacts.frame_hash(clean.frame)
 
 
 def test_clean_frame_is_canonical(clean):
@@ -145,14 +150,14 @@ def test_clean_frame_is_canonical(clean):
 
 def test_windows_1252_file_is_read_and_noted(tmp_path):
     rows = [[*r[:4], "Zürich tarif" if i % 2 else r[4], *r[5:]] for i, r in enumerate(ROWS)]
-    utf8 = io.load_table(write(tmp_path, "utf8.csv", csv_text(rows)))
-    legacy = io.load_table(write(tmp_path, "legacy.csv", csv_text(rows).encode("cp1252")))
+    utf8 = read.load_table(write(tmp_path, "utf8.csv", csv_text(rows)))
+    legacy = read.load_table(write(tmp_path, "legacy.csv", csv_text(rows).encode("cp1252")))
     pd.testing.assert_frame_equal(legacy.frame, utf8.frame)
     assert any("Windows-1252" in n for n in legacy.notes)
 
 
 def test_telco_file_loads_unchanged(telco_path):
-    table = io.load_table(telco_path)
+    table = read.load_table(telco_path)
     frame = table.frame
     assert len(frame) == 7043
     assert int(frame[C.CHURNED].sum()) == 1869
@@ -167,9 +172,10 @@ def test_telco_file_loads_unchanged(telco_path):
 
 
 def test_telco_hash_is_the_same_from_csv_and_parquet(telco_path, tmp_path):
-    io.write_table(io.read_table(telco_path), tmp_path / "telco.parquet")
-    assert io.frame_hash(io.load_table(tmp_path / "telco.parquet").frame) == io.frame_hash(
-        io.load_table(telco_path).frame
+    artifacts.write_table(read.read_table(telco_path), tmp_path / "telco.parquet")
+    from_parquet = read.load_table(tmp_path / "telco.parquet").frame
+    assert artifacts.frame_hash(from_parquet) == artifacts.frame_hash(
+        read.load_table(telco_path).frame
     )
 
 
@@ -177,14 +183,14 @@ def test_explicit_mapping_from_pairs_and_from_a_json_file(tmp_path):
     rows = [[r[0], r[3], r[-1]] for r in ROWS]
     path = write(tmp_path, "odd.csv", csv_text(rows, header=["Kunde", "Monate", "Gekuendigt"]))
     pairs = ["customer_id=Kunde", "tenure_months=Monate", "churned=Gekuendigt"]
-    from_pairs = io.load_table(path, schema.parse_mapping_pairs(pairs))
+    from_pairs = read.load_table(path, parse_mapping_pairs(pairs))
     mapping_file = write(tmp_path, "map.json", json.dumps(
         {"customer_id": "Kunde", "tenure_months": "Monate", "churned": "Gekuendigt"}))
-    from_file = io.load_table(path, io.load_mapping_file(mapping_file))
+    from_file = read.load_table(path, read.load_mapping_file(mapping_file))
     pd.testing.assert_frame_equal(from_pairs.frame, from_file.frame)
     assert from_file.frame[C.CHURNED].sum() == 4
     with pytest.raises(MappingError) as exc:
-        io.load_table(path, {"churned": "Gekundigt"})
+        read.load_table(path, {"churned": "Gekundigt"})
     assert "odd.csv: mapping churned=Gekundigt" in str(exc.value)
     assert "did you mean 'Gekuendigt'" in str(exc.value)
 
@@ -200,9 +206,9 @@ def test_explicit_mapping_from_pairs_and_from_a_json_file(tmp_path):
 )
 def test_bad_mapping_files(tmp_path, content, match):
     with pytest.raises(MappingError, match=match):
-        io.load_mapping_file(write(tmp_path, "map.json", content))
+        read.load_mapping_file(write(tmp_path, "map.json", content))
     with pytest.raises(MappingError, match="no such file"):
-        io.load_mapping_file(tmp_path / "absent.json")
+        read.load_mapping_file(tmp_path / "absent.json")
 
 
 def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
@@ -210,7 +216,7 @@ def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
              str(i % 12), f"{i % 5}"] for i in range(80)]
     path = write(tmp_path, "bank.csv", csv_text(
         rows, header=["Unnamed: 0", "CustomerId", "Session", "Exited", "Tenure", "Rating"]))
-    table = io.load_table(path)
+    table = read.load_table(path)
     assert table.dropped["Unnamed: 0"].startswith("row number")
     assert table.dropped["Session"].startswith("identifier-like: 80 distinct values in 80 rows")
     assert table.features == ("tenure_months", "Rating")
@@ -243,45 +249,45 @@ def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
 )
 def test_bad_files_raise_typed_one_line_errors(tmp_path, name, content, error, match):
     with pytest.raises(error, match=match) as exc:
-        io.load_table(write(tmp_path, name, content))
+        read.load_table(write(tmp_path, name, content))
     assert "\n" not in str(exc.value)
     assert name in str(exc.value) or error is EmptyTableError
 
 
 def test_missing_directory_and_unsupported_paths(tmp_path):
     with pytest.raises(DataError, match="no such file"):
-        io.read_table(tmp_path / "absent.csv")
+        read.read_table(tmp_path / "absent.csv")
     with pytest.raises(DataError, match="is a directory"):
-        io.read_table(tmp_path)
+        read.read_table(tmp_path)
     with pytest.raises(DataError, match=r"unsupported file type '.xlsx'.*expected .csv"):
-        io.read_table(write(tmp_path, "book.xlsx", b"PK\x03\x04"))
+        read.read_table(write(tmp_path, "book.xlsx", b"PK\x03\x04"))
 
 
 def test_file_over_the_size_limit(tmp_path, monkeypatch):
     path = write(tmp_path, "big.csv", csv_text() * 50)
     with pytest.raises(FileTooLargeError) as exc:
-        io.read_table(path, max_bytes=1024)
+        read.read_table(path, max_bytes=1024)
     message = str(exc.value)
     assert "big.csv is 0.0 MB, over the 0.0 MB limit" in message
     assert "RETENTION_MAX_FILE_MB" in message
     monkeypatch.setenv("RETENTION_MAX_FILE_MB", "0.001")
     with pytest.raises(FileTooLargeError):
-        io.read_table(path)
+        read.read_table(path)
     bomb = tmp_path / "bomb.csv.gz"
     bomb.write_bytes(gzip.compress(csv_text().encode() + b"x" * 100_000))
     with pytest.raises(FileTooLargeError, match="decompresses to more than"):
-        io.read_table(bomb, max_bytes=10_000)
+        read.read_table(bomb, max_bytes=10_000)
 
 
 def test_validation_errors_name_the_file(tmp_path):
     path = write(tmp_path, "dups.csv", csv_text([ROWS[0], ROWS[1], ROWS[0]]))
-    with pytest.raises(schema.DuplicateIdError, match=r"^dups.csv: customer_id .*7590-VHVEG"):
-        io.load_table(path)
+    with pytest.raises(DuplicateIdError, match=r"^dups.csv: customer_id .*7590-VHVEG"):
+        read.load_table(path)
 
 
 def test_blank_label_rows_are_reported_with_file_lines(tmp_path):
     rows = [[*r[:-1], ""] if i == 3 else r for i, r in enumerate(ROWS)]
-    table = io.load_table(write(tmp_path, "gaps.csv", "\n" + csv_text(rows)))
+    table = read.load_table(write(tmp_path, "gaps.csv", "\n" + csv_text(rows)))
     assert len(table.frame) == 9
     assert table.coercions == {"churned": 1}
     assert "churned: 1 rows with a blank label dropped (lines 6)" in table.notes
@@ -292,51 +298,52 @@ def test_blank_label_rows_are_reported_with_file_lines(tmp_path):
 
 def test_write_table_round_trips(tmp_path, clean):
     for name in ("out.parquet", "out.csv", "out.csv.gz"):
-        io.write_table(clean.frame, tmp_path / name)
-        again = io.load_table(tmp_path / name)
+        artifacts.write_table(clean.frame, tmp_path / name)
+        again = read.load_table(tmp_path / name)
         pd.testing.assert_frame_equal(again.frame, clean.frame)
     with pytest.raises(DataError, match=r"cannot write '.xlsx'"):
-        io.write_table(clean.frame, tmp_path / "out.xlsx")
+        artifacts.write_table(clean.frame, tmp_path / "out.xlsx")
 
 
 def test_atomic_write_leaves_nothing_when_the_writer_fails(tmp_path):
     target = tmp_path / "sub" / "scores.parquet"
-    io.atomic_write_text(target, "previous")
+    artifacts.atomic_write_text(target, "previous")
 
     def failing_writer(tmp):
         tmp.write_bytes(b"half a file")
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError, match="disk full"):
-        io.atomic_write_with(target, failing_writer)
+        artifacts.atomic_write_with(target, failing_writer)
     assert target.read_text() == "previous"
     assert [p.name for p in target.parent.iterdir()] == ["scores.parquet"]
 
     unwritable = pd.DataFrame({"x": [{"a": 1}, 3]})  # pyarrow cannot store this column
     with pytest.raises((TypeError, ValueError)):  # pyarrow.ArrowTypeError / ArrowInvalid
-        io.write_table(unwritable, target)
+        artifacts.write_table(unwritable, target)
     assert target.read_text() == "previous"
     assert [p.name for p in target.parent.iterdir()] == ["scores.parquet"]
 
 
 def test_atomic_write_bytes_replaces(tmp_path):
     path = tmp_path / "a.bin"
-    io.atomic_write_bytes(path, b"one")
-    io.atomic_write_bytes(path, b"two")
+    artifacts.atomic_write_bytes(path, b"one")
+    artifacts.atomic_write_bytes(path, b"two")
     assert path.read_bytes() == b"two"
     assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]
 
 
 def test_frame_hash_is_content_and_order_sensitive(clean):
     frame = clean.frame
-    assert io.frame_hash(frame) == io.frame_hash(frame.copy())
-    assert io.frame_hash(frame) == io.frame_hash(frame.set_axis(range(10, 20)))
-    assert io.frame_hash(frame) != io.frame_hash(frame.iloc[::-1])
-    assert io.frame_hash(frame) != io.frame_hash(frame.rename(columns={"gender": "sex"}))
+    assert artifacts.frame_hash(frame) == artifacts.frame_hash(frame.copy())
+    assert artifacts.frame_hash(frame) == artifacts.frame_hash(frame.set_axis(range(10, 20)))
+    assert artifacts.frame_hash(frame) != artifacts.frame_hash(frame.iloc[::-1])
+    renamed = frame.rename(columns={"gender": "sex"})
+    assert artifacts.frame_hash(frame) != artifacts.frame_hash(renamed)
     changed = frame.copy()
     changed.loc[0, C.MONTHLY_REVENUE] = 30.0
-    assert io.frame_hash(frame) != io.frame_hash(changed)
-    assert len(io.frame_hash(frame)) == 64
+    assert artifacts.frame_hash(frame) != artifacts.frame_hash(changed)
+    assert len(artifacts.frame_hash(frame)) == 64
 
 
 # --- model versions -----------------------------------------------------------------------------
@@ -352,7 +359,7 @@ def save(models_dir, version="v1"):
     tables = {"scores": pd.DataFrame({"customer_id": ["a", "b"], "p_churn": [0.1, 0.9]})}
     meta = {"features": ["x"], "roc_auc": np.float64(0.75), "data_hash": "abc",
             "curve": np.array([0.5, np.nan])}
-    return io.save_model_version(models_dir, version, fitted_objects(), meta, tables)
+    return artifacts.save_model_version(models_dir, version, fitted_objects(), meta, tables)
 
 
 def edit_meta(folder, **changes):
@@ -368,35 +375,35 @@ def test_model_version_round_trip(tmp_path):
     assert (models / "CURRENT").read_text().strip() == "v1"
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "pipeline.joblib",
                                                         "scores.parquet"]
-    loaded = io.load_model_version(models)
+    loaded = artifacts.load_model_version(models)
     assert loaded.version == "v1"
     assert loaded.path == folder
     assert loaded.objects["threshold"] == 0.4
     assert loaded.objects["pipeline"].predict([[3.0]])[0] == 1
-    assert loaded.meta["format"] == io.MODEL_FORMAT
+    assert loaded.meta["format"] == artifacts.MODEL_FORMAT
     assert loaded.meta["roc_auc"] == 0.75
     assert loaded.meta["curve"] == [0.5, None]
-    assert loaded.meta["libraries"]["sklearn"] == io.library_versions()["sklearn"]
+    assert loaded.meta["libraries"]["sklearn"] == artifacts.library_versions()["sklearn"]
     assert loaded.meta["created_at"].endswith("+00:00")
     assert loaded.tables["scores"]["p_churn"].tolist() == [0.1, 0.9]
 
     save(models, "v2")
-    assert io.list_model_versions(models) == ["v1", "v2"]
-    assert io.load_model_version(models).version == "v2"
-    assert io.load_model_version(models, "v1").version == "v1"
+    assert artifacts.list_model_versions(models) == ["v1", "v2"]
+    assert artifacts.load_model_version(models).version == "v2"
+    assert artifacts.load_model_version(models, "v1").version == "v1"
 
 
 def test_no_model_yet(tmp_path):
     hint = r"no trained model in .*: run `python -m analytics train`"
     with pytest.raises(ArtifactError, match=hint):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
     (tmp_path / "models").mkdir()
     with pytest.raises(ArtifactError, match=hint):
-        io.load_model_version(tmp_path / "models")
-    assert io.list_model_versions(tmp_path / "models") == []
+        artifacts.load_model_version(tmp_path / "models")
+    assert artifacts.list_model_versions(tmp_path / "models") == []
     save(tmp_path / "models")
     with pytest.raises(ArtifactError, match=r"no model version 'v9' .*available: v1"):
-        io.load_model_version(tmp_path / "models", "v9")
+        artifacts.load_model_version(tmp_path / "models", "v9")
 
 
 def test_corrupt_pipeline_is_refused_before_unpickling(tmp_path):
@@ -405,38 +412,38 @@ def test_corrupt_pipeline_is_refused_before_unpickling(tmp_path):
     data[len(data) // 2] ^= 0xFF
     (folder / "pipeline.joblib").write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=r"does not match the checksum .*refusing to load"):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
 
 
 def test_foreign_or_unreadable_sidecar(tmp_path):
     folder = save(tmp_path / "models")
     edit_meta(folder, format="someone-else/3")
     with pytest.raises(ArtifactError, match=r"not a model of this dashboard.*someone-else/3"):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
     (folder / "model.json").write_text("{broken")
     with pytest.raises(ArtifactError, match=r"model.json is unreadable"):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
 
 
 def test_library_version_mismatch(tmp_path):
     folder = save(tmp_path / "models")
-    libraries = io.library_versions()
+    libraries = artifacts.library_versions()
     edit_meta(folder, libraries={**libraries, "sklearn": "0.24.2"})
     with pytest.raises(ArtifactError) as exc:
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
     assert (f"trained with scikit-learn 0.24.2, installed {libraries['sklearn']}: "
             "retrain with `python -m analytics train`") in str(exc.value)
     edit_meta(folder, libraries={**libraries, "numpy": "1.26.4"})
     with pytest.raises(ArtifactError, match=r"trained with numpy 1.26.4"):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
 
 
 def test_unloadable_pipeline_with_matching_checksum(tmp_path):
     folder = save(tmp_path / "models")
     (folder / "pipeline.joblib").write_bytes(b"not a pickle")
-    edit_meta(folder, pipeline_sha256=io.file_sha256(folder / "pipeline.joblib"))
+    edit_meta(folder, pipeline_sha256=artifacts.file_sha256(folder / "pipeline.joblib"))
     with pytest.raises(ArtifactError, match="could not be loaded"):
-        io.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models")
 
 
 class Unpicklable:
@@ -448,9 +455,9 @@ def test_failed_save_leaves_nothing_and_keeps_current(tmp_path):
     models = tmp_path / "models"
     save(models)
     with pytest.raises(TypeError, match="cannot pickle"):
-        io.save_model_version(models, "v2", {"f": Unpicklable()}, {}, {})
+        artifacts.save_model_version(models, "v2", {"f": Unpicklable()}, {}, {})
     assert sorted(p.name for p in models.iterdir()) == ["CURRENT", "v1"]
-    assert io.load_model_version(models).version == "v1"
+    assert artifacts.load_model_version(models).version == "v1"
 
 
 def test_versions_are_immutable_and_safely_named(tmp_path):
@@ -463,8 +470,8 @@ def test_versions_are_immutable_and_safely_named(tmp_path):
 
 
 def test_artifact_error_reason_drops_the_advice_to_train(tmp_path):
-    with pytest.raises(io.ArtifactError) as exc:
-        io.load_model_version(tmp_path / "none")
+    with pytest.raises(artifacts.ArtifactError) as exc:
+        artifacts.load_model_version(tmp_path / "none")
     assert "python -m analytics train" in str(exc.value)
     assert "python -m analytics train" not in exc.value.reason
     assert "no trained model" in exc.value.reason

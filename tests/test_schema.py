@@ -1,12 +1,12 @@
-"""schema.validate on small hand-built frames: mapping, typing, repairs and one-line errors."""
+"""validate on small hand-built frames: mapping, typing, repairs and one-line errors."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import schema
-from analytics.schema import (
+from analytics.ingest.aliases import ALIASES
+from analytics.ingest.errors import (
     DataError,
     DuplicateIdError,
     EmptyTableError,
@@ -15,10 +15,13 @@ from analytics.schema import (
     MissingColumnError,
     NegativeRevenueError,
 )
+from analytics.ingest.mapping import parse_mapping_pairs, resolve_mapping
+from analytics.ingest.parse import parse_numbers
+from analytics.ingest.validate import ATTR_FIRST_LINE, validate
 
 
 def text_frame(data: dict) -> pd.DataFrame:
-    """A raw frame as io.read_table gives it: every cell text, blank = missing."""
+    """A raw frame as read.read_table gives it: every cell text, blank = missing."""
     return pd.DataFrame({k: pd.Series(v, dtype="str") for k, v in data.items()})
 
 
@@ -42,8 +45,8 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 def test_aliases_are_lower_case_and_cover_every_canonical_column():
-    assert set(schema.ALIASES) == set(C.CANONICAL)
-    for canonical, aliases in schema.ALIASES.items():
+    assert set(ALIASES) == set(C.CANONICAL)
+    for canonical, aliases in ALIASES.items():
         assert aliases[0] == canonical
         assert all(a == a.lower() for a in aliases)
 
@@ -67,18 +70,18 @@ def test_aliases_are_lower_case_and_cover_every_canonical_column():
     ],
 )
 def test_resolve_mapping_recognises_common_spellings(columns, expected):
-    assert schema.resolve_mapping(columns) == expected
+    assert resolve_mapping(columns) == expected
 
 
 def test_explicit_mapping_wins_over_aliases():
-    mapping = schema.resolve_mapping(["id", "Churn", "Exited"], {"churned": "Exited"})
+    mapping = resolve_mapping(["id", "Churn", "Exited"], {"churned": "Exited"})
     assert mapping == {"customer_id": "id", "churned": "Exited"}
 
 
 def test_explicit_mapping_tolerates_case_but_names_a_missing_column():
-    assert schema.resolve_mapping(["ID", "EXITED"], {"churned": "exited"})["churned"] == "EXITED"
+    assert resolve_mapping(["ID", "EXITED"], {"churned": "exited"})["churned"] == "EXITED"
     with pytest.raises(MappingError) as exc:
-        schema.resolve_mapping(["CustomerId", "Exited", "Tenure"], {"churned": "Exitted"})
+        resolve_mapping(["CustomerId", "Exited", "Tenure"], {"churned": "Exitted"})
     message = one_line(exc)
     assert "Exitted" in message
     assert "did you mean 'Exited'" in message
@@ -87,29 +90,29 @@ def test_explicit_mapping_tolerates_case_but_names_a_missing_column():
 
 def test_explicit_mapping_rejects_unknown_canonical_and_double_use():
     with pytest.raises(MappingError, match=r"not a canonical column.*did you mean 'churned'"):
-        schema.resolve_mapping(["a", "b"], {"churnd": "a"})
+        resolve_mapping(["a", "b"], {"churnd": "a"})
     with pytest.raises(MappingError, match="'a' to both"):
-        schema.resolve_mapping(["a", "b"], {"customer_id": "a", "churned": "a"})
+        resolve_mapping(["a", "b"], {"customer_id": "a", "churned": "a"})
 
 
 def test_parse_mapping_pairs():
-    assert schema.parse_mapping_pairs(["churned=Exited", " customer_id = Customer Id "]) == {
+    assert parse_mapping_pairs(["churned=Exited", " customer_id = Customer Id "]) == {
         "churned": "Exited", "customer_id": "Customer Id"}
-    assert schema.parse_mapping_pairs(["churned=a=b"]) == {"churned": "a=b"}
+    assert parse_mapping_pairs(["churned=a=b"]) == {"churned": "a=b"}
     for bad in (["churned"], ["churned="], ["=Exited"]):
         with pytest.raises(MappingError, match="canonical=column"):
-            schema.parse_mapping_pairs(bad)
+            parse_mapping_pairs(bad)
     with pytest.raises(MappingError, match="not a canonical column"):
-        schema.parse_mapping_pairs(["tenure=Tenure"])
+        parse_mapping_pairs(["tenure=Tenure"])
     with pytest.raises(MappingError, match="twice"):
-        schema.parse_mapping_pairs(["churned=a", "churned=b"])
+        parse_mapping_pairs(["churned=a", "churned=b"])
 
 
 def test_ambiguous_label_is_deterministic_noted_and_the_other_column_not_a_feature():
     data = base()
     data["Exited"] = data["Churn"]
     raw = text_frame({"Exited": data["Exited"], **data})  # "Exited" first in the file
-    table = schema.validate(raw)
+    table = validate(raw)
     assert table.mapping["churned"] == "Churn"  # alias order, not file order
     assert any("several columns match" in n and "Exited" in n for n in table.notes)
     assert "Exited" in table.dropped
@@ -119,7 +122,7 @@ def test_ambiguous_label_is_deterministic_noted_and_the_other_column_not_a_featu
 def test_explicit_mapping_names_the_label_and_the_alias_column_is_dropped():
     data = base()
     data["Exited"] = ["1" if c == "No" else "0" for c in data["Churn"]]
-    table = schema.validate(text_frame(data), {"churned": "Exited"})
+    table = validate(text_frame(data), {"churned": "Exited"})
     assert table.mapping["churned"] == "Exited"
     assert table.frame[C.CHURNED].tolist() == [int(c == "No") for c in data["Churn"]]
     assert "Churn" in table.dropped
@@ -128,10 +131,10 @@ def test_explicit_mapping_names_the_label_and_the_alias_column_is_dropped():
 def test_generic_target_column_is_the_label_only_when_two_valued():
     data = base()
     data["target"] = ["1" if c == "Yes" else "0" for c in data.pop("Churn")]
-    assert schema.validate(text_frame(data)).mapping["churned"] == "target"
+    assert validate(text_frame(data)).mapping["churned"] == "target"
     data["target"] = ["a", "b", "c"] * 4
     with pytest.raises(MissingColumnError) as exc:
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
     assert "'target' is not two-valued" in one_line(exc)
 
 
@@ -142,7 +145,7 @@ def test_a_table_without_an_id_column_numbers_customers_and_says_so():
     """Some public churn tables have no id at all: they still load, named by row."""
     data = base()
     data["Kunde"] = data.pop("customerID")
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     ids = table.frame[C.CUSTOMER_ID]
     assert ids.is_unique
     assert ids.iloc[0] == "row-1"
@@ -154,22 +157,22 @@ def test_missing_label_is_an_error_only_when_required():
     data = base()
     data["Gone"] = data.pop("Churn")
     with pytest.raises(MissingColumnError) as exc:
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
     message = one_line(exc)
     assert "--map churned=<column>" in message
     assert "two-valued columns: Gone" in message
-    table = schema.validate(text_frame(data), require_label=False)
+    table = validate(text_frame(data), require_label=False)
     assert not table.has_label
     assert "Gone" in table.categorical
 
 
 def test_empty_tables():
     with pytest.raises(EmptyTableError, match="no columns"):
-        schema.validate(pd.DataFrame())
+        validate(pd.DataFrame())
     with pytest.raises(EmptyTableError, match="header but no rows"):
-        schema.validate(text_frame({"customerID": [], "Churn": []}))
+        validate(text_frame({"customerID": [], "Churn": []}))
     with pytest.raises(EmptyTableError, match=r"every row .* blank"):
-        schema.validate(text_frame({"customerID": [None, " "], "Churn": ["", None]}))
+        validate(text_frame({"customerID": [None, " "], "Churn": ["", None]}))
 
 
 def test_duplicate_ids_are_counted_and_listed():
@@ -178,7 +181,7 @@ def test_duplicate_ids_are_counted_and_listed():
     data["customerID"][2] = data["customerID"][0]
     data["customerID"][4] = data["customerID"][3]
     with pytest.raises(DuplicateIdError) as exc:
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
     assert "has 2 duplicated ids, e.g. 0000-AB (3 rows), 0003-AB (2 rows)" in one_line(exc)
 
 
@@ -186,7 +189,7 @@ def test_blank_ids_name_the_rows():
     data = base()
     data["customerID"][5] = " "
     with pytest.raises(DataError, match=r"blank on 1 rows \(rows 6\)"):
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
 
 
 def test_negative_revenue_names_the_column_count_and_ids():
@@ -194,7 +197,7 @@ def test_negative_revenue_names_the_column_count_and_ids():
     data["MonthlyCharges"][2] = "-5"
     data["MonthlyCharges"][7] = "-1.5"
     with pytest.raises(NegativeRevenueError) as exc:
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
     message = one_line(exc)
     assert "monthly_revenue (column 'MonthlyCharges') has 2 negative values" in message
     assert "0002-AB, 0007-AB" in message
@@ -204,7 +207,7 @@ def test_label_with_three_values_lists_them():
     data = base()
     data["Churn"][0] = "Maybe"
     with pytest.raises(LabelError) as exc:
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
     message = one_line(exc)
     assert "3 distinct values" in message
     assert "'No' (8 rows)" in message
@@ -216,13 +219,13 @@ def test_label_whose_meaning_cannot_be_told():
     data = base()
     data["Churn"] = ["red" if c == "Yes" else "blue" for c in data["Churn"]]
     with pytest.raises(LabelError, match="cannot tell which value of churned"):
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
 
 
 def test_wrong_column_mapped_as_revenue():
     data = base()
     with pytest.raises(DataError, match="monthly_revenue \\(column 'Contract'\\) is not numeric"):
-        schema.validate(text_frame(data), {"monthly_revenue": "Contract"})
+        validate(text_frame(data), {"monthly_revenue": "Contract"})
 
 
 def test_negative_tenure():
@@ -230,13 +233,13 @@ def test_negative_tenure():
     data["tenure"][3] = "-2"
     expected = r"tenure_months \(column 'tenure'\) has 1 negative .*0003-AB"
     with pytest.raises(DataError, match=expected):
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
 
 
 def test_empty_optional_column_is_treated_as_absent():
     data = base()
     data["TotalCharges"] = [""] * 12
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert C.TOTAL_REVENUE not in table.frame.columns
     assert table.dropped["TotalCharges"] == "empty: no values"
     assert C.TOTAL_REVENUE not in table.mapping
@@ -246,13 +249,13 @@ def test_no_tenure_and_no_signup_date():
     data = base()
     del data["tenure"]
     with pytest.raises(MissingColumnError, match=r"no tenure_months column.*no signup_date"):
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
 
 
 def test_duplicate_column_names():
     raw = pd.DataFrame([["1", "2"]], columns=["a", " a"])
     with pytest.raises(DataError, match="duplicate column names: a"):
-        schema.validate(raw)
+        validate(raw)
 
 
 # --- labels -------------------------------------------------------------------------------------
@@ -269,7 +272,7 @@ def test_duplicate_column_names():
 def test_label_spellings(yes, no):
     data = base()
     data["Churn"] = [yes if c == "Yes" else no for c in data["Churn"]]
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert table.frame[C.CHURNED].dtype == np.int8
     assert table.frame[C.CHURNED].tolist() == [int(i % 3 == 0) for i in range(12)]
 
@@ -280,20 +283,20 @@ def test_typed_labels_bool_and_numbers():
     expected = [int(f) for f in flags]
     for values in (flags, [int(f) for f in flags], [float(f) for f in flags]):
         raw = text_frame(data).assign(Exited=values)
-        assert schema.validate(raw).frame[C.CHURNED].tolist() == expected
+        assert validate(raw).frame[C.CHURNED].tolist() == expected
 
 
 def test_single_known_label_value_is_accepted():
     data = base()
     data["Churn"] = ["No"] * 12
-    assert schema.validate(text_frame(data)).frame[C.CHURNED].sum() == 0
+    assert validate(text_frame(data)).frame[C.CHURNED].sum() == 0
 
 
 def test_blank_labels_drop_rows_and_are_reported():
     data = base()
     data["Churn"][3] = ""
     data["Churn"][8] = "N/A"
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert len(table.frame) == 10
     assert table.coercions["churned"] == 2
     assert any("2 rows with a blank label dropped (rows 4, 9)" in n for n in table.notes)
@@ -303,12 +306,12 @@ def test_blank_labels_drop_rows_and_are_reported():
 def test_empty_label_column_when_scoring():
     data = base()
     data["Churn"] = [""] * 12
-    table = schema.validate(text_frame(data), require_label=False)
+    table = validate(text_frame(data), require_label=False)
     assert not table.has_label
     assert len(table.frame) == 12
     assert table.dropped == {"Churn": "empty: no values (no label)"}
     with pytest.raises(LabelError, match="no values"):
-        schema.validate(text_frame(data))
+        validate(text_frame(data))
 
 
 # --- typing and repairs -------------------------------------------------------------------------
@@ -318,7 +321,7 @@ def test_contract_dtypes():
     data = base()
     data["SeniorCitizen"] = ["0", "1"] * 6
     data["Partner"] = ["Yes", "No", "No"] * 4
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     frame = table.frame
     assert frame[C.CUSTOMER_ID].dtype == "str"
     assert frame[C.TENURE].dtype == np.float64
@@ -339,7 +342,7 @@ def test_missing_tokens_and_whitespace():
     data = base()
     blanks = ["?", "NA", "null", "-", "N/A", ""]
     data["Contract"] = [" Monthly ", *blanks, "One year", *["Monthly"] * 4]
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     contract = table.frame["Contract"]
     assert contract.isna().sum() == 6
     assert list(contract.cat.categories) == ["Monthly", "One year"]
@@ -349,7 +352,7 @@ def test_numeric_column_with_a_few_bad_cells_counts_them():
     data = base(40)
     data["Balance"] = [str(i * 10) for i in range(40)]
     data["Balance"][5] = "oops"
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert table.frame["Balance"].dtype == np.float64
     assert np.isnan(table.frame["Balance"][5])
     assert table.coercions == {"Balance": 1}
@@ -359,7 +362,7 @@ def test_numeric_column_with_a_few_bad_cells_counts_them():
 def test_mostly_text_column_stays_categorical():
     data = base()
     data["Plan"] = ["10", "basic", "premium"] * 4
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert "Plan" in table.categorical
     assert not table.coercions
 
@@ -370,20 +373,20 @@ def test_mostly_text_column_stays_categorical():
      (" 42 ", 42.0), ("1e3", 1000.0)],
 )
 def test_number_spellings(cell, value):
-    assert schema.parse_numbers(pd.Series([cell]))[0] == pytest.approx(value)
+    assert parse_numbers(pd.Series([cell]))[0] == pytest.approx(value)
 
 
 def test_decimal_comma_hint_from_a_semicolon_file():
     texts = pd.Series(["1,234", "2,5"])
-    assert schema.parse_numbers(texts).tolist() == [1234.0, 2.5]
-    assert schema.parse_numbers(texts, decimal=",").tolist() == [1.234, 2.5]
+    assert parse_numbers(texts).tolist() == [1234.0, 2.5]
+    assert parse_numbers(texts, decimal=",").tolist() == [1.234, 2.5]
 
 
 def test_total_revenue_blanks_are_filled_and_noted():
     data = base()
     data["TotalCharges"] = [str(float(t) * 20) for t in data["tenure"]]
     data["TotalCharges"][0] = " "
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert table.frame[C.TOTAL_REVENUE][0] == 0.0  # tenure 0 x monthly
     note = "total_revenue: 1 missing cells filled with tenure_months x monthly_revenue"
     assert note in table.notes
@@ -401,7 +404,7 @@ def test_columns_not_used_as_features_are_dropped_with_a_reason():
     data["Region"] = [f"r{i % 60}" for i in range(n)]  # many levels, not id-like: kept
     data["Churn Reason"] = ["price" if c == "Yes" else "" for c in data["Churn"]]
     data["p_churn"] = ["0.5"] * (n - 1) + ["0.4"]
-    table = schema.validate(text_frame(data), drop=["Contract"])
+    table = validate(text_frame(data), drop=["Contract"])
     reasons = table.dropped
     assert reasons["RowNumber"].startswith("row number")
     assert reasons["Surname"].startswith("personal data")
@@ -417,16 +420,16 @@ def test_columns_not_used_as_features_are_dropped_with_a_reason():
 
 def test_unknown_drop_column():
     with pytest.raises(MappingError, match=r"--drop Contrat.*did you mean 'Contract'"):
-        schema.validate(text_frame(base()), drop=["Contrat"])
+        validate(text_frame(base()), drop=["Contrat"])
     with pytest.raises(MappingError, match="both mapped and dropped"):
-        schema.validate(text_frame(base()), {"churned": "Churn"}, drop=["Churn"])
+        validate(text_frame(base()), {"churned": "Churn"}, drop=["Churn"])
 
 
 def test_blank_rows_are_dropped_and_noted():
     data = base()
     for values in data.values():
         values[4] = ""
-    table = schema.validate(text_frame(data))
+    table = validate(text_frame(data))
     assert len(table.frame) == 11
     assert any("1 blank rows dropped (rows 5)" in n for n in table.notes)
 
@@ -435,8 +438,8 @@ def test_file_line_numbers_when_io_provides_them():
     data = base()
     data["Churn"][3] = ""
     raw = text_frame(data)
-    raw.attrs[schema.ATTR_FIRST_LINE] = 2
-    table = schema.validate(raw)
+    raw.attrs[ATTR_FIRST_LINE] = 2
+    table = validate(raw)
     assert any("(lines 5)" in n for n in table.notes)
 
 
@@ -450,13 +453,13 @@ def test_typed_frame_equals_text_frame():
         "MonthlyCharges": [float(m) for m in data["MonthlyCharges"]],
     })
     pd.testing.assert_frame_equal(
-        schema.validate(typed).frame, schema.validate(text_frame(data)).frame
+        validate(typed).frame, validate(text_frame(data)).frame
     )
 
 
 def test_numeric_ids_become_text():
     raw = pd.DataFrame({"CustomerId": [15634602, 15647311], "Exited": [1, 0], "Tenure": [2, 1]})
-    assert schema.validate(raw).frame[C.CUSTOMER_ID].tolist() == ["15634602", "15647311"]
+    assert validate(raw).frame[C.CUSTOMER_ID].tolist() == ["15634602", "15647311"]
 
 
 # --- dates --------------------------------------------------------------------------------------
@@ -472,7 +475,7 @@ def dated() -> dict:
 
 
 def test_dates_parse_and_tenure_is_derived():
-    table = schema.validate(text_frame(dated()))
+    table = validate(text_frame(dated()))
     frame = table.frame
     assert frame[C.SIGNUP_DATE].dtype == "datetime64[ns]"
     assert frame[C.SIGNUP_DATE][0] == pd.Timestamp("2024-01-15")
@@ -492,20 +495,20 @@ def test_day_first_and_typed_dates():
     data = dated()
     data["signup_date"] = ["15/01/2024", "31/03/2024", "01/06/2024", ""]
     data["churn_date"] = ["14/04/2024", "", "", ""]
-    frame = schema.validate(text_frame(data)).frame
+    frame = validate(text_frame(data)).frame
     assert frame[C.SIGNUP_DATE][1] == pd.Timestamp("2024-03-31")
     typed = text_frame(dated()).assign(
         signup_date=pd.to_datetime(["2024-01-15", "2024-03-31", "2024-06-01", None]),
         churn_date=pd.to_datetime(["2024-04-14", None, None, None]).tz_localize("UTC"),
     )
-    typed_frame = schema.validate(typed).frame
+    typed_frame = validate(typed).frame
     pd.testing.assert_series_equal(typed_frame[C.CHURN_DATE], frame[C.CHURN_DATE])
 
 
 def test_date_like_text_column_is_not_a_feature():
     data = base()
     data["last_login"] = [f"2024-02-{d:02d}" for d in range(1, 13)]
-    assert "dates are not features" in schema.validate(text_frame(data)).dropped["last_login"]
+    assert "dates are not features" in validate(text_frame(data)).dropped["last_login"]
 
 
 @pytest.mark.parametrize(
@@ -516,7 +519,7 @@ def test_a_short_tenure_without_a_unit_is_noted(name, top, noted):
     data = base()
     del data["tenure"]
     data[name] = [str(i % (top + 1)) for i in range(len(data["customerID"]) - 1)] + [str(top)]
-    notes = schema.validate(text_frame(data)).notes
+    notes = validate(text_frame(data)).notes
     said = [n for n in notes if "if they count years, multiply them by 12" in n]
     assert bool(said) == noted
     if noted:

@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from analytics.config import DEMO_DATA, PROJ_ROOT, ConfigError, settings_from_env
-from analytics.io import ArtifactError
+from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
 from dashboard.server import (
     BATCH_LIMIT_KEY,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import io, predict, synthetic, workflow
+from analytics import predict, synthetic, workflow
 from analytics.config import DEMO_DATA, settings_from_env
+from analytics.store import artifacts
 
 
 def test_planted_drivers_come_out_on_top(demo_workspace):
@@ -138,7 +139,7 @@ def test_load_or_train_retrains_when_the_model_is_for_other_data(demo_workspace,
     )
     assert any("trained on other data" in m for m in messages)
     assert ws.model.meta["data_hash"] != demo_workspace.model.meta["data_hash"]
-    assert len(io.list_model_versions(tmp_path)) == 2
+    assert len(artifacts.list_model_versions(tmp_path)) == 2
     again = workflow.load_or_train(
         path, settings_from_env(env={}), models_dir=tmp_path, retrain=False
     )
@@ -149,7 +150,7 @@ def test_a_corrupt_model_is_refused_without_retrain(demo_workspace, tmp_path):
     version = workflow.save(demo_workspace.model, tmp_path)
     blob = tmp_path / version / "pipeline.joblib"
     blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(io.ArtifactError, match=r"pipeline\.joblib"):
+    with pytest.raises(artifacts.ArtifactError, match=r"pipeline\.joblib"):
         workflow.load_or_train(
             DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
         )

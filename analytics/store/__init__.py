@@ -1,0 +1,1 @@
+"""Everything that persists: model versions and their artifacts on disk."""

@@ -1,0 +1,353 @@
+"""What persists on disk: atomic writes, output tables, hashes and model versions.
+
+Writes are atomic: a temp file in the target directory, fsync, os.replace; a failed write
+leaves nothing. Model versions are directories written whole then renamed, with a JSON sidecar
+whose checksum and library versions are checked before anything is unpickled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import json
+import os
+import platform
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analytics.ingest.errors import DataError
+from analytics.ingest.read import CSV_SUFFIXES, PARQUET_SUFFIXES
+
+MODEL_FORMAT = "retention-dashboard-model/1"
+PIPELINE_FILE = "pipeline.joblib"
+META_FILE = "model.json"
+CURRENT_FILE = "CURRENT"
+TRAIN_HINT = "run `python -m analytics train`"
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+class ArtifactError(Exception):
+    """A saved model cannot be used; the one-line message says why and what to run."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).splitlines()))
+
+    @property
+    def reason(self) -> str:
+        """The message without the advice to train, for callers that retrain by themselves."""
+        text = str(self)
+        for sep in (": ", "; "):
+            text = text.replace(f"{sep}{TRAIN_HINT}", "")
+        return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Atomic writes.
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename durable (POSIX); platforms without directory fds skip it."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside `path`; on success it replaces `path`, on failure it is removed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    # mkstemp creates 0600; outputs are meant to be read by others (reading os.umask would
+    # briefly change it for every thread in the process).
+    os.chmod(tmp, 0o644)
+    try:
+        yield tmp
+        with tmp.open("rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with _atomic_path(Path(path)) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], object]) -> None:
+    """Call writer(temp_path) and move the result onto path atomically."""
+    with _atomic_path(Path(path)) as tmp:
+        writer(tmp)
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write df as CSV (.csv, .csv.gz) or Parquet by suffix, atomically, without the index."""
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        atomic_write_with(path, lambda tmp: df.to_parquet(tmp, index=False))
+    elif name.endswith(tuple(s + ".gz" for s in CSV_SUFFIXES)):
+        # Compress in memory with a fixed mtime and no file name in the header, so the same frame
+        # always gives the same bytes (pandas would store the random temp file's name).
+        data = gzip.compress(df.to_csv(index=False).encode("utf-8"), mtime=0)
+        atomic_write_bytes(path, data)
+    elif name.endswith(CSV_SUFFIXES):
+        atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False))
+    else:
+        raise DataError(f"{path.name}: cannot write '{path.suffix}'; use .csv, .csv.gz or .parquet")
+
+
+def frame_hash(df: pd.DataFrame) -> str:
+    """sha256 hex of a frame's column names and values, row order included, index ignored."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([str(c) for c in df.columns]).encode("utf-8"))
+    rows = pd.util.hash_pandas_object(df, index=False).to_numpy(dtype=np.uint64)
+    digest.update(rows.tobytes())
+    return digest.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# Model versions.
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    version: str
+    objects: dict[str, Any]
+    meta: dict[str, Any]
+    tables: dict[str, pd.DataFrame]
+    path: Path
+
+
+def library_versions() -> dict[str, str]:
+    import joblib
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "sklearn": sklearn.__version__,
+        "pandas": pd.__version__,
+        "numpy": np.__version__,
+        "joblib": joblib.__version__,
+    }
+
+
+def _plain(value: object) -> object:
+    """meta as strict JSON: numpy values unwrapped, NaN/inf as null, paths and dates as text."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (Path, pd.Timestamp, datetime)):
+        return str(value)
+    return value
+
+
+def _check_name(name: str, what: str) -> str:
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name == CURRENT_FILE:
+        raise ArtifactError(
+            f"{what} '{name}' is not a safe name: use letters, digits, '.', '_' or '-'"
+        )
+    return name
+
+
+def save_model_version(
+    models_dir: str | os.PathLike,
+    version: str,
+    objects: dict[str, Any],
+    meta: dict[str, Any],
+    tables: Mapping[str, pd.DataFrame],
+) -> Path:
+    """Write models_dir/<version> whole (or not at all) and point models_dir/CURRENT at it.
+
+    Files: pipeline.joblib (joblib.dump of objects), model.json (meta plus format, checksum,
+    library versions, created_at) and <name>.parquet per table. Versions are immutable.
+    """
+    models_dir = Path(models_dir)
+    _check_name(version, "model version")
+    for name in tables:
+        _check_name(name, "table name")
+    final = models_dir / version
+    if final.exists():
+        raise ArtifactError(f"model version {final} already exists; choose a new version name")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    tmp = models_dir / f".tmp-{version}-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        _write_version(tmp, version, objects, meta, tables)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _fsync_dir(models_dir)
+    atomic_write_text(models_dir / CURRENT_FILE, version + "\n")
+    return final
+
+
+def _write_version(tmp: Path, version: str, objects, meta, tables) -> None:
+    import joblib
+
+    pipeline = tmp / PIPELINE_FILE
+    joblib.dump(objects, pipeline)
+    for name, table in tables.items():
+        table.to_parquet(tmp / f"{name}.parquet", index=False)
+    sidecar = {
+        **meta,
+        "format": MODEL_FORMAT,
+        "version": version,
+        "pipeline_sha256": file_sha256(pipeline),
+        "libraries": library_versions(),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "tables": sorted(tables),
+    }
+    text = json.dumps(_plain(sidecar), indent=2, allow_nan=False)
+    (tmp / META_FILE).write_text(text + "\n", encoding="utf-8")
+    for file in tmp.iterdir():
+        with file.open("rb+") as f:
+            os.fsync(f.fileno())
+
+
+def list_model_versions(models_dir: str | os.PathLike) -> list[str]:
+    """Names of complete model versions (directories with a model.json), sorted."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in models_dir.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and (p / META_FILE).is_file()
+    )
+
+
+def _current_version(models_dir: Path) -> str:
+    no_model = f"no trained model in {models_dir}: {TRAIN_HINT}"
+    if not models_dir.is_dir():
+        raise ArtifactError(no_model)
+    try:
+        version = (models_dir / CURRENT_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        raise ArtifactError(no_model) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(
+            f"{models_dir / CURRENT_FILE} cannot be read ({exc}): {TRAIN_HINT}"
+        ) from None
+    if not version:
+        raise ArtifactError(f"{models_dir / CURRENT_FILE} is empty: {TRAIN_HINT}")
+    return version
+
+
+def _read_meta(folder: Path) -> dict[str, Any]:
+    file = folder / META_FILE
+    try:
+        meta = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{file} is missing (incomplete model): {TRAIN_HINT}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{file} is unreadable ({exc}): {TRAIN_HINT}") from None
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ArtifactError(
+            f"{file} is not a model of this dashboard (format {found!r}, expected "
+            f"{MODEL_FORMAT!r}): refusing to load it; {TRAIN_HINT}"
+        )
+    return meta
+
+
+def _check_libraries(file: Path, meta: Mapping[str, Any]) -> None:
+    saved = meta.get("libraries") or {}
+    installed = library_versions()
+    # scikit-learn pickles are only safe within one minor version; numpy/pandas across a major
+    checks = (("sklearn", "scikit-learn", 2), ("numpy", "numpy", 1), ("pandas", "pandas", 1))
+    for key, label, parts in checks:
+        trained = str(saved.get(key, "unknown"))
+        if trained.split(".")[:parts] != installed[key].split(".")[:parts]:
+            raise ArtifactError(
+                f"{file} was trained with {label} {trained}, installed {installed[key]}: "
+                f"retrain with `python -m analytics train`"
+            )
+
+
+def load_model_version(models_dir: str | os.PathLike, version: str | None = None) -> LoadedModel:
+    """Load models_dir/<version> (default: the one named in CURRENT), checking it first.
+
+    Nothing is unpickled unless model.json is ours, the pipeline's sha256 matches it and the
+    library versions are compatible; every refusal is an ArtifactError saying what to run.
+    """
+    models_dir = Path(models_dir)
+    version = _current_version(models_dir) if version is None else version
+    _check_name(version, "model version")
+    folder = models_dir / version
+    if not folder.is_dir():
+        available = ", ".join(list_model_versions(models_dir)) or "none"
+        raise ArtifactError(
+            f"no model version '{version}' in {models_dir} (available: {available}): {TRAIN_HINT}"
+        )
+    meta = _read_meta(folder)
+    pipeline = folder / PIPELINE_FILE
+    if not pipeline.is_file():
+        raise ArtifactError(f"{pipeline} is missing (incomplete model): {TRAIN_HINT}")
+    if file_sha256(pipeline) != meta.get("pipeline_sha256"):
+        raise ArtifactError(
+            f"{pipeline} does not match the checksum in {META_FILE} (corrupt or replaced "
+            f"file): refusing to load it; {TRAIN_HINT}"
+        )
+    _check_libraries(folder / META_FILE, meta)
+    objects = _unpickle(pipeline)
+    tables = {name: _read_model_table(folder, name) for name in meta.get("tables", [])}
+    return LoadedModel(version=version, objects=objects, meta=meta, tables=tables, path=folder)
+
+
+def _unpickle(pipeline: Path) -> dict[str, Any]:
+    import joblib
+
+    try:
+        objects = joblib.load(pipeline)
+    except Exception as exc:  # unpickling can raise anything; the file was checksummed
+        raise ArtifactError(
+            f"{pipeline} could not be loaded ({type(exc).__name__}: {exc}): {TRAIN_HINT}"
+        ) from None
+    if not isinstance(objects, dict):
+        raise ArtifactError(f"{pipeline} does not hold a dict of model objects: {TRAIN_HINT}")
+    return objects
+
+
+def _read_model_table(folder: Path, name: str) -> pd.DataFrame:
+    file = folder / f"{_check_name(name, 'table name')}.parquet"
+    try:
+        return pd.read_parquet(file)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{file} cannot be read ({exc}): {TRAIN_HINT}") from None
