@@ -1,6 +1,6 @@
 """gunicorn settings: `gunicorn -c gunicorn.conf.py wsgi:server`.
 
-Everything comes from the RETENTION_* variables (dashboard/server.py validates them; a bad one
+Everything comes from the RETENTION_* variables (analytics/config.py validates them; a bad one
 is one line on stderr and exit status 1). Command-line flags still win over this file.
 """
 
@@ -11,11 +11,10 @@ ROOT = Path(__file__).resolve().parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from analytics.config import ConfigError  # noqa: E402
-from dashboard.server import serve_config_from_env  # noqa: E402
+from analytics.config import ConfigError, serve_settings_from_env  # noqa: E402
 
 try:
-    _config = serve_config_from_env()
+    _config = serve_settings_from_env()
 except ConfigError as exc:
     print(f"error: {exc}", file=sys.stderr, flush=True)
     sys.exit(1)  # SystemExit passes through gunicorn's config loader: no traceback
@@ -25,7 +24,7 @@ bind = [
     f"[{_config.host}]:{_config.port}" if ":" in _config.host else f"{_config.host}:{_config.port}"
 ]
 
-# Processes: one per core by default (RETENTION_WORKERS; see server.default_workers): the work
+# Processes: one per core by default (RETENTION_WORKERS; see config.default_workers): the work
 # is CPU-bound pandas/scikit-learn under the GIL, so processes give the parallelism.
 workers = _config.workers
 # gthread rather than sync: sync workers serve one connection at a time and drop keep-alive, so

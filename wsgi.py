@@ -1,5 +1,6 @@
 """WSGI entry point: `gunicorn -c gunicorn.conf.py wsgi:server`. Configured by RETENTION_*
-environment variables (dashboard/server.py); `python -m dashboard --check-config` prints them.
+environment variables (declared in analytics/config.py); `python -m dashboard --check-config`
+prints them. An undeclared RETENTION_* variable (a typo) is one WARNING line.
 
 With gunicorn.conf.py's preload_app this module is imported once, in the master: the table and
 its model are loaded (or trained, once) before the workers fork and share them copy-on-write.
@@ -10,18 +11,19 @@ line and exit status 1, not a traceback.
 import logging
 import sys
 
-from analytics.config import ConfigError, settings_from_env
+from analytics.config import ConfigError, serve_settings_from_env, settings_from_env
 from analytics.ingest.errors import DataError
 from analytics.store.artifacts import ArtifactError
 from dashboard import logs
 from dashboard.app import create_app
-from dashboard.server import install, load_workspace, serve_config_from_env, settle
+from dashboard.server import install, load_workspace, settle, warn_unknown_variables
 
 log = logging.getLogger("dashboard")
 
 try:
-    config = serve_config_from_env()
+    config = serve_settings_from_env()
     logs.configure_logging(config.log_level, config.log_format)
+    warn_unknown_variables(log)
     settings = settings_from_env()
     workspace = load_workspace(config, settings, log)
 except (ConfigError, DataError, ArtifactError, OSError) as exc:

@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from analytics import synthetic, workflow
-from analytics.config import DEMO_DATA, ConfigError, models_dir_from_env, settings_from_env
+from analytics.config import (
+    DEMO_DATA,
+    ConfigError,
+    ServeSettings,
+    setting_from_env,
+    settings_from_env,
+    unknown_variables,
+)
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
@@ -216,9 +223,11 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if getattr(args, "models_dir", "absent") is None:
-        args.models_dir = models_dir_from_env()
+    for line in unknown_variables():
+        print(f"warning: {line}", file=sys.stderr)
     try:
+        if getattr(args, "models_dir", "absent") is None:
+            args.models_dir = setting_from_env(ServeSettings, "models_dir")
         return COMMANDS[args.command](args)
     except (DataError, artifacts.ArtifactError, ConfigError) as exc:
         if args.debug:

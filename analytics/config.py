@@ -1,15 +1,26 @@
-"""Paths and settings. Paths live here only; settings come from the environment.
+"""Paths and settings. Paths live here only; every setting is declared here once.
 
-Every setting has a default from ../shared/METRICS.md and is validated once, at start, with a
-message naming the variable, what was found and what is allowed.
+Each setting is a field of a pydantic-settings class with its default (../shared/METRICS.md),
+its range and its description; it maps to the environment variable RETENTION_<NAME>. Values
+are validated once, at start; a bad one is a ConfigError of one line naming the variable (or
+the command-line flag), the value found and what is allowed. The README's configuration table
+is `configuration_table()`, so documentation and declarations cannot drift apart.
+
+Both classes live here, serving ones included, so that every entry point (the CLI too, which
+must not import the dashboard) knows every declared variable and can report a typo.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 PROJ_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJ_ROOT / "data"
@@ -17,65 +28,316 @@ MODELS_DIR = PROJ_ROOT / "models"
 DEMO_DATA = DATA_DIR / "demo_customers.csv.gz"
 
 ENV_PREFIX = "RETENTION_"
+FLAG_WORDS = "1/true/yes/on or 0/false/no/off"
 
 
 class ConfigError(ValueError):
     """A setting from the environment or the command line is invalid (one line)."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Business and runtime assumptions; each maps to RETENTION_<NAME> in the environment."""
+class _Declared(BaseSettings):
+    """Shared set-up: RETENTION_ prefix, immutable, unknown keyword arguments refused. Values
+    come only from `_from_env` (the environment as an explicit mapping, then overrides), never
+    from a .env file or a secrets directory: `Cls()` alone is the defaults."""
 
-    margin: float = 1.0  # gross margin m in CLV
-    discount: float = 0.01  # monthly discount rate d in CLV
-    save_rate: float = 0.25  # share of would-be churners an offer keeps (planner)
-    cost_per_contact: float = 10.0  # planner
-    window_months: int = 1  # observation window when the data has dates
-    max_file_mb: float = 512.0  # refuse input files larger than this
-    random_state: int = 42
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
 
-    def __post_init__(self) -> None:
-        _check_range("margin", self.margin, 0.0, 1.0, low_open=True)
-        _check_range("discount", self.discount, 0.0, 1.0)
-        _check_range("save_rate", self.save_rate, 0.0, 1.0)
-        _check_range("cost_per_contact", self.cost_per_contact, 0.0, float("inf"))
-        _check_range("window_months", self.window_months, 1, 24)
-        _check_range("max_file_mb", self.max_file_mb, 0.0, float("inf"), low_open=True)
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings
+    ):
+        return (init_settings,)
+
+
+class Settings(_Declared):
+    """Business assumptions: what the numbers mean (METRICS.md), shared by the CLI and server."""
+
+    margin: float = Field(1.0, gt=0.0, le=1.0, description="gross margin m in CLV")
+    discount: float = Field(0.01, ge=0.0, le=1.0, description="monthly discount rate d in CLV")
+    save_rate: float = Field(
+        0.25, ge=0.0, le=1.0, description="planner: share of would-be churners an offer keeps"
+    )
+    cost_per_contact: float = Field(
+        10.0, ge=0.0, description="planner: cost of one contact, in CURRENCY"
+    )
+    window_months: int = Field(1, ge=1, le=24, description="observation window for dated tables")
+    max_file_mb: float = Field(
+        512.0, gt=0.0, description="refuse input files larger than this, in MB"
+    )
+    random_state: int = Field(
+        42, ge=0, le=2**32 - 1, description="seed for cross-validation, models and segments"
+    )
+    currency: str = Field(
+        "$",
+        min_length=1,
+        max_length=5,
+        pattern=r"^\S+$",
+        description="how money is shown: a short symbol or an ISO code (`EUR`)",
+    )
 
     @property
     def max_file_bytes(self) -> int:
         return int(self.max_file_mb * 1024 * 1024)
 
 
-def _check_range(name, value, low, high, *, low_open=False) -> None:
-    too_low = value <= low if low_open else value < low
-    if too_low or value > high:
-        bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={value}: must be in {bound}")
+# -- serving ---------------------------------------------------------------------------------
 
 
-def models_dir_from_env(env: Mapping[str, str] | None = None) -> Path:
-    """RETENTION_MODELS_DIR, else models/ in the project: the CLI and the server agree."""
-    env = os.environ if env is None else env
-    raw = (env.get(ENV_PREFIX + "MODELS_DIR") or "").strip()
-    return Path(raw) if raw else MODELS_DIR
+def usable_cores() -> int:
+    """CPUs this process may run on (cgroup/affinity aware where the OS says so)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(cores: int | None = None) -> int:
+    """One gunicorn worker process per core, at least 2 and at most 8.
+
+    The work is CPU-bound Python (pandas filters, figure building, scikit-learn predict) that
+    holds the GIL, so processes, not threads, give parallelism, and more processes than cores
+    only add context switches and memory: each worker keeps its own figure caches (lru_cache is
+    per process), so the usual I/O-bound rule of 2 * cores + 1 would multiply memory and cache
+    misses for no throughput. Concurrency for cheap requests (assets, health, keep-alive) comes
+    from gthread's threads inside each worker (gunicorn.conf.py). At least 2 so one busy or
+    restarting worker never makes the service unavailable; at most 8 because beyond that memory
+    (copy-on-write pages get dirtied over time) grows faster than a dashboard's traffic.
+    """
+    cores = usable_cores() if cores is None else cores
+    return min(max(cores, 2), 8)
+
+
+def _expand_user(value: Any) -> Any:
+    return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.is_file():
+        raise ValueError("is a directory" if path.is_dir() else "no such file")
+    return path
+
+
+def _directory_or_absent(path: Path) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ValueError("not a directory")
+    return path
+
+
+def _host_name(host: str) -> str:
+    if any(c.isspace() for c in host) or "/" in host or not 0 < len(host) <= 253:
+        raise ValueError("not a host name")
+    return host
+
+
+def _case(fold):
+    return BeforeValidator(lambda v: fold(v) if isinstance(v, str) else v)
+
+
+ExistingFile = Annotated[Path, BeforeValidator(_expand_user), AfterValidator(_existing_file)]
+Directory = Annotated[Path, BeforeValidator(_expand_user), AfterValidator(_directory_or_absent)]
+
+
+def _shown(*, allowed: str | None = None, default: str | None = None) -> dict:
+    """What a field accepts, or its default, in words where its declaration alone cannot say."""
+    extra = {"allowed": allowed, "default_text": default}
+    return {"json_schema_extra": {k: v for k, v in extra.items() if v is not None}}
+
+
+class ServeSettings(_Declared):
+    """How the web server runs: what it serves, where it listens, how it logs."""
+
+    data: ExistingFile = Field(
+        DEMO_DATA,
+        description="the customer table the server serves",
+        **_shown(allowed="an existing CSV or Parquet customer table"),
+    )
+    mapping: ExistingFile | None = Field(
+        None,
+        description='how the table\'s columns map to canonical ones: `{"churned": "Exited"}`',
+        **_shown(allowed="an existing JSON file"),
+    )
+    models_dir: Directory = Field(
+        MODELS_DIR,
+        description="where model versions are kept (`CURRENT` names the live one)",
+        **_shown(allowed="a directory (created when missing)"),
+    )
+    host: Annotated[str, AfterValidator(_host_name)] = Field(
+        "127.0.0.1",
+        description="where the server listens (gunicorn and `python -m dashboard`)",
+        **_shown(allowed="an interface name or IP address"),
+    )
+    port: int = Field(8050, ge=1, le=65535, description="the port the server listens on")
+    workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        le=64,
+        description="gunicorn worker processes",
+        **_shown(default="one per core, 2 to 8"),
+    )
+    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _case(str.upper)] = Field(
+        "INFO", description="least important log line written"
+    )
+    log_format: Annotated[Literal["text", "json"], _case(str.lower)] = Field(
+        "text", description="log lines as text or JSON (one object per line)"
+    )
+    batch_limit: int = Field(
+        10_000, ge=1, le=1_000_000, description="most customers in one `POST /api/v1/predict`"
+    )
+    retrain: bool = Field(
+        True,
+        description="retrain when the model is missing, corrupt or for other data; 0 exits",
+    )
+    debug: bool = Field(
+        False, description="Dash dev tools (tracebacks in the browser): never in production"
+    )
+
+
+SETTINGS_CLASSES: tuple[type[_Declared], ...] = (ServeSettings, Settings)
+S = TypeVar("S", bound=_Declared)
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+class _VariablesSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping (os.environ, or a test's
+    dict). A blank value counts as unset: `RETENTION_X=` in a unit file means the default."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]):
+        self._given = {k: v.strip() for k, v in env.items() if v and v.strip()}
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str]:
+        return {k.lower(): v for k, v in self._given.items()}
+
+
+def _from_env(cls: type[S], env: Mapping[str, str] | None, overrides: Mapping) -> S:
+    found = _VariablesSource(cls, os.environ if env is None else env)()
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return cls(**{**found, **given})
+    except ValidationError as exc:
+        raise ConfigError(_one_line(cls, exc, found)) from None
 
 
 def settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> Settings:
-    """Settings from RETENTION_* variables; keyword overrides (CLI flags) win."""
+    """Business settings from RETENTION_* variables in env (default os.environ); keyword
+    overrides (command-line flags) win when not None."""
+    return _from_env(Settings, env, overrides)
+
+
+def serve_settings_from_env(env: Mapping[str, str] | None = None, **overrides) -> ServeSettings:
+    """Serving settings from RETENTION_* variables in env (default os.environ); keyword
+    overrides (command-line flags) win when not None."""
+    return _from_env(ServeSettings, env, overrides)
+
+
+def setting_from_env(cls: type[_Declared], name: str, env: Mapping[str, str] | None = None):
+    """One setting alone, validated (gunicorn's logger needs the log format, the CLI the models
+    directory): another variable's bad value is reported by whoever reads that one."""
     env = os.environ if env is None else env
-    values = {}
-    for f in fields(Settings):
-        var = ENV_PREFIX + f.name.upper()
-        raw = env.get(var)
-        if raw is None or raw.strip() == "":
+    variable = variable_name(name)
+    return getattr(_from_env(cls, {k: v for k, v in env.items() if k == variable}, {}), name)
+
+
+def variable_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _one_line(cls: type[_Declared], exc: ValidationError, found: Mapping[str, Any]) -> str:
+    """The first error as `RETENTION_X='raw': [reason; ]expected <allowed>`."""
+    error = exc.errors()[0]
+    name = str(error["loc"][0]) if error["loc"] else ""
+    field = cls.model_fields.get(name)
+    if field is None:  # a keyword the class does not declare: a programming error
+        return f"{name}: not a setting of {cls.__name__}"
+    if name in found:
+        what = f"{variable_name(name)}={found[name]!r}"
+    else:  # a command-line flag
+        what = f"--{name.replace('_', '-')} {error['input']}"
+    reason = error["msg"].removeprefix("Value error, ") if error["type"] == "value_error" else ""
+    return f"{what}: {reason + '; ' if reason else ''}expected {allowed(field)}"
+
+
+# -- describing ------------------------------------------------------------------------------
+
+
+def _bounds(field: FieldInfo) -> dict[str, Any]:
+    names = ("gt", "ge", "lt", "le", "min_length", "max_length")
+    return {n: getattr(m, n) for m in field.metadata for n in names if hasattr(m, n)}
+
+
+def _number_range(kind: str, b: Mapping[str, Any]) -> str:
+    low, high = b.get("gt", b.get("ge")), b.get("lt", b.get("le"))
+    if kind == "a whole number" and low is not None and high is not None:
+        return f"{kind} {low}-{high:,}"
+    if low is not None and high is not None:
+        opening, closing = "(" if "gt" in b else "[", ")" if "lt" in b else "]"
+        return f"{kind} in {opening}{low}, {high}{closing}"
+    if low is not None:
+        return f"{kind} {'>' if 'gt' in b else '>='} {low}"
+    return kind
+
+
+def allowed(field: FieldInfo) -> str:
+    """What a field accepts, in words, from its declaration (error messages and the README)."""
+    extra = field.json_schema_extra or {}
+    kind = field.annotation
+    bounds = _bounds(field)
+    if extra.get("allowed"):
+        return extra["allowed"]
+    if kind is bool:
+        return FLAG_WORDS
+    if get_origin(kind) is Literal:
+        return "one of " + ", ".join(get_args(kind))
+    if kind is int:
+        return _number_range("a whole number", bounds)
+    if kind is float:
+        return _number_range("a number", bounds)
+    if "max_length" in bounds:
+        return f"{bounds.get('min_length', 0)}-{bounds['max_length']} characters, no spaces"
+    return "text"
+
+
+def default_text(field: FieldInfo) -> str:
+    """A field's default as the README shows it (paths relative to the project)."""
+    extra = field.json_schema_extra or {}
+    if "default_text" in extra:
+        return extra["default_text"]
+    value = field.default
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return f"`{int(value)}`"
+    if isinstance(value, Path):
+        return f"`{value.relative_to(PROJ_ROOT).as_posix()}`"
+    return f"`{value}`"
+
+
+def configuration_table() -> str:
+    """The README's configuration table, generated from the declarations."""
+    lines = ["| variable | default | allowed | meaning |", "|---|---|---|---|"]
+    for cls in SETTINGS_CLASSES:
+        for name, field in cls.model_fields.items():
+            lines.append(
+                f"| `{variable_name(name)}` | {default_text(field)} | {allowed(field)} "
+                f"| {field.description} |"
+            )
+    return "\n".join(lines)
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """One warning line per RETENTION_* variable that no settings class declares (a typo is
+    otherwise silently ignored and the default used), with the closest declared name."""
+    env = os.environ if env is None else env
+    known = [name.upper() for cls in SETTINGS_CLASSES for name in cls.model_fields]
+    lines = []
+    for variable in sorted(k for k in env if k.upper().startswith(ENV_PREFIX)):
+        name = variable.upper().removeprefix(ENV_PREFIX)
+        if name in known:
             continue
-        kind = int if f.type in ("int", int) else float
-        try:
-            values[f.name] = kind(raw.strip())
-        except ValueError:
-            expected = "a whole number" if kind is int else "a number"
-            raise ConfigError(f"{var}={raw!r}: expected {expected}") from None
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings(**values)
+        # Compared without the shared prefix, which would make every name look close.
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {ENV_PREFIX}{close[0]}?" if close else ""
+        lines.append(f"{variable} is not a setting and is ignored{hint}")
+    return lines

@@ -9,22 +9,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 
-from analytics.config import ConfigError, settings_from_env
+from analytics.config import (
+    ConfigError,
+    serve_settings_from_env,
+    settings_from_env,
+    unknown_variables,
+)
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.store import artifacts
 from dashboard.logs import configure_logging
 from dashboard.server import (
-    ServeConfig,
+    column_mapping,
     describe,
     install,
     load_workspace,
-    serve_config_from_env,
     settle,
+    warn_unknown_variables,
 )
 
 
@@ -59,27 +63,28 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_env()
-        config: ServeConfig = serve_config_from_env(
+        config = serve_settings_from_env(
             data=args.data,
             models_dir=args.models_dir,
             host=args.host,
             port=args.port,
             debug=args.debug or None,
         )
+        mapping = column_mapping(config)
         if args.check_config:
+            for line in unknown_variables():
+                print(f"warning: {line}", file=sys.stderr)
             print("\n".join(describe(config, settings)))
             return 0
         configure_logging(config.log_level, config.log_format)
-        mapping = dict(config.mapping)
+        log = logging.getLogger("dashboard")
+        warn_unknown_variables(log)
         if args.mapping_file:
             mapping.update(read.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
         from dashboard.app import create_app
 
-        log = logging.getLogger("dashboard")
-        workspace = load_workspace(
-            replace(config, mapping=mapping), settings, log, drop=tuple(args.drop)
-        )
+        workspace = load_workspace(config, settings, log, mapping=mapping, drop=tuple(args.drop))
         log.info("%s: %s", workspace.source, workspace.how)
         app = create_app(workspace)
         install(app, batch_limit=config.batch_limit)

@@ -13,11 +13,11 @@ from dash import Dash
 
 from analytics import columns as C
 from analytics import predict
-from analytics.config import PROJ_ROOT, Settings, settings_from_env
+from analytics.config import PROJ_ROOT, Settings, serve_settings_from_env, settings_from_env
 from analytics.workflow import Workspace, load_or_train
 from dashboard import api, callbacks, layout
 from dashboard.data import DashboardData
-from dashboard.server import install, serve_config_from_env
+from dashboard.server import column_mapping, install
 
 log = logging.getLogger("dashboard")
 
@@ -91,13 +91,13 @@ def create_app(
     demo base) and its model, training one first when the models directory has none that fits
     this table."""
     if workspace is None:
-        config = serve_config_from_env(data=data, models_dir=models_dir)
+        config = serve_settings_from_env(data=data, models_dir=models_dir)
         settings = settings or settings_from_env()
         workspace = load_or_train(
             config.data,
             settings,
             models_dir=config.models_dir,
-            mapping=mapping if mapping is not None else (dict(config.mapping) or None),
+            mapping=mapping if mapping is not None else (column_mapping(config) or None),
             drop=drop,
             progress=log.info,
         )

@@ -114,11 +114,10 @@ class GunicornLogger(glogging.Logger):
 
     def setup(self, cfg) -> None:
         super().setup(cfg)
-        from analytics.config import ConfigError
-        from dashboard.server import log_format_from_env
+        from analytics.config import ConfigError, ServeSettings, setting_from_env
 
         try:
-            fmt = log_format_from_env()
+            fmt = setting_from_env(ServeSettings, "log_format")
         except ConfigError:  # gunicorn.conf.py reports it and exits
             fmt = "text"
         for log in (self.error_log, self.access_log):

@@ -216,3 +216,21 @@ def test_train_on_the_telco_file_unchanged(telco_path, tmp_path):
     assert meta["churned"] == 1869
     assert meta["metrics"]["roc_auc"] >= 0.845
     assert meta["mapping"][C.CUSTOMER_ID] == "customerID"
+
+
+def test_an_unknown_setting_is_one_warning_and_the_command_still_runs(tmp_path):
+    env = {**__import__("os").environ, "RETENTION_SAVERATE": "0.3"}
+    proc = run_cli("generate", "--customers", 500, "--out", tmp_path / "x.csv", env=env)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: RETENTION_SAVERATE is not a setting and is ignored;"
+        " did you mean RETENTION_SAVE_RATE?"
+    ]
+
+
+def test_a_models_dir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "a_file").write_text("x", encoding="utf-8")
+    env = {**__import__("os").environ, "RETENTION_MODELS_DIR": str(tmp_path / "a_file")}
+    proc = run_cli("evaluate", env=env)
+    assert_one_line_error(proc, "RETENTION_MODELS_DIR=", "not a directory")

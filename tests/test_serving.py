@@ -26,16 +26,18 @@ from pathlib import Path
 
 import pytest
 
-from analytics.config import DEMO_DATA, PROJ_ROOT, ConfigError, settings_from_env
+from analytics.config import (
+    DEMO_DATA,
+    PROJ_ROOT,
+    ConfigError,
+    ServeSettings,
+    default_workers,
+    serve_settings_from_env,
+    settings_from_env,
+)
 from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
-from dashboard.server import (
-    BATCH_LIMIT_KEY,
-    ServeConfig,
-    default_workers,
-    load_workspace,
-    serve_config_from_env,
-)
+from dashboard.server import BATCH_LIMIT_KEY, column_mapping, load_workspace
 
 HAS_API = (PROJ_ROOT / "dashboard" / "api.py").is_file()
 needs_api = pytest.mark.skipif(not HAS_API, reason="dashboard/api.py (the REST API) not built yet")
@@ -57,7 +59,6 @@ BAD_ENV = [
     ("DATA", "/nonexistent/customers.csv", "no such file"),
     ("DATA", "{tmp}", "is a directory"),
     ("MAPPING", "/nonexistent/mapping.json", "no such file"),
-    ("MAPPING", "{tmp}/broken.json", "not valid JSON"),
     ("MODELS_DIR", "{tmp}/a_file", "not a directory"),
     ("HOST", "local host", "interface name or IP address"),
     ("PORT", "http", "whole number 1-65,535"),
@@ -69,6 +70,7 @@ BAD_ENV = [
     ("BATCH_LIMIT", "lots", "whole number 1-1,000,000"),
     ("WORKERS", "0", "whole number 1-64"),
     ("WORKERS", "-2", "whole number 1-64"),
+    ("WORKERS", "two", "whole number 1-64"),
     ("DEBUG", "maybe", "1/true/yes/on or 0/false/no/off"),
     ("RETRAIN", "sometimes", "1/true/yes/on or 0/false/no/off"),
 ]
@@ -80,7 +82,7 @@ def test_a_bad_variable_is_one_line_naming_it_its_value_and_what_is_allowed(
 ):
     value = value.format(tmp=bad_files)
     with pytest.raises(ConfigError) as err:
-        serve_config_from_env(env={f"RETENTION_{name}": value})
+        serve_settings_from_env(env={f"RETENTION_{name}": value})
     message = str(err.value)
     assert message.startswith(f"RETENTION_{name}={value!r}: ")
     assert allowed in message
@@ -89,7 +91,12 @@ def test_a_bad_variable_is_one_line_naming_it_its_value_and_what_is_allowed(
 
 @pytest.mark.parametrize(
     ("name", "value", "allowed"),
-    [("MARGIN", "2", "(0.0, 1.0]"), ("DISCOUNT", "one percent", "expected a number")],
+    [
+        ("MARGIN", "2", "(0.0, 1.0]"),
+        ("DISCOUNT", "one percent", "expected a number"),
+        ("WINDOW_MONTHS", "36", "whole number 1-24"),
+        ("CURRENCY", "dollars", "1-5 characters"),
+    ],
 )
 def test_business_settings_are_checked_the_same_way(name, value, allowed):
     with pytest.raises(ConfigError, match=re.escape(allowed)) as err:
@@ -97,9 +104,17 @@ def test_business_settings_are_checked_the_same_way(name, value, allowed):
     assert str(err.value).startswith(f"RETENTION_{name}=")
 
 
+def test_a_mapping_file_that_is_not_json_is_one_line_naming_the_variable(bad_files):
+    config = serve_settings_from_env(env={"RETENTION_MAPPING": str(bad_files / "broken.json")})
+    with pytest.raises(ConfigError) as err:
+        column_mapping(config)
+    assert str(err.value).startswith(f"RETENTION_MAPPING='{bad_files / 'broken.json'}': ")
+    assert "not valid JSON" in str(err.value)
+
+
 def test_defaults_and_good_values(bad_files):
-    assert serve_config_from_env(env={}) == ServeConfig()
-    config = serve_config_from_env(
+    assert serve_settings_from_env(env={}) == ServeSettings()
+    config = serve_settings_from_env(
         env={
             "RETENTION_DATA": str(DEMO_DATA),
             "RETENTION_PORT": "9001",
@@ -118,7 +133,7 @@ def test_defaults_and_good_values(bad_files):
 
 @pytest.mark.parametrize(("raw", "debug"), [("1", True), ("true", True), ("0", False), ("", False)])
 def test_debug_is_off_unless_asked_for(raw, debug):
-    assert serve_config_from_env(env={"RETENTION_DEBUG": raw}).debug is debug
+    assert serve_settings_from_env(env={"RETENTION_DEBUG": raw}).debug is debug
 
 
 @pytest.mark.parametrize(("cores", "workers"), [(1, 2), (2, 2), (4, 4), (64, 8)])
@@ -130,11 +145,17 @@ def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
     from dashboard.__main__ import main
 
     monkeypatch.setenv("RETENTION_BATCH_LIMIT", "250")
+    monkeypatch.setenv("RETENTION_PORT", "9001")  # the flag wins over the environment
+    monkeypatch.setenv("RETENTION_MARGN", "0.4")  # a typo: warned about, not applied
     assert main(["--check-config", "--port", "9002"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert re.search(r"RETENTION_BATCH_LIMIT\s+= 250\s+\(environment\)", out)
     assert re.search(r"RETENTION_PORT\s+= 9002\s+\(command line\)", out)
     assert re.search(r"RETENTION_MARGIN\s+= 1.0\s+\(default\)", out)
+    assert re.search(r"RETENTION_CURRENCY\s+= \$\s+\(default\)", out)
+    assert err.splitlines() == [
+        "warning: RETENTION_MARGN is not a setting and is ignored; did you mean RETENTION_MARGIN?"
+    ]
 
     monkeypatch.setenv("RETENTION_LOG_FORMAT", "yaml")
     assert main(["--check-config"]) == 1
@@ -155,7 +176,7 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     monkeypatch.setattr("analytics.workflow.load_or_train", fake_load_or_train)
     log = logging.getLogger("test.serving")
     with caplog.at_level(logging.INFO, logger="test.serving"):
-        assert load_workspace(ServeConfig(), settings_from_env(env={}), log) == "workspace"
+        assert load_workspace(ServeSettings(), settings_from_env(env={}), log) == "workspace"
     assert calls == [DEMO_DATA]
     assert [r.getMessage() for r in caplog.records] == [
         f"model: models/CURRENT is missing; retraining on {DEMO_DATA}",
@@ -164,7 +185,7 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     assert caplog.records[0].levelname == "WARNING"
 
     calls.clear()
-    no_retrain = ServeConfig(retrain=False)
+    no_retrain = ServeSettings(retrain=False)
     with pytest.raises(ArtifactError, match="not retraining because RETENTION_RETRAIN=0"):
         load_workspace(no_retrain, settings_from_env(env={}), log)
     assert calls == [DEMO_DATA]
@@ -323,6 +344,7 @@ def trained_models(tmp_path_factory, demo_workspace) -> Path:
 def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
     env.update(
+        RETENTION_LOG_LEVL="DEBUG",  # a typo: one WARNING line at start, nothing else
         RETENTION_MODELS_DIR=str(models),
         RETENTION_PORT=str(port),
         RETENTION_WORKERS="2",
@@ -433,6 +455,9 @@ def test_gunicorn_logs_preload_once_and_its_workers(gunicorn_server):
     assert text.count("loaded model") == 1  # loaded once, in the master, before forking
     assert "ready: 2 gthread worker(s)" in text
     assert "Traceback" not in text
+    typo = "RETENTION_LOG_LEVL is not a setting and is ignored; did you mean RETENTION_LOG_LEVEL?"
+    assert [line for line in text.splitlines() if "WARNING" in line and typo in line] != []
+    assert text.count(typo) == 1  # said once, by the master
 
 
 def test_every_worker_answers_identically(gunicorn_server):
