@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import segmentation
+from analytics.model import segmentation
 from analytics.result import Unavailable
 
 # Four groups well separated on every column. A and B share tenure, spend and usage (both
