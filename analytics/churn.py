@@ -39,8 +39,8 @@ from sklearn.pipeline import Pipeline
 from threadpoolctl import ThreadpoolController
 
 from analytics import columns as C
-from analytics.fastscore import CHUNK_ROWS, FastScorer  # one memory bound for both scorers
-from analytics.features import build_preprocessor, tree_categorical_features
+from analytics.model.fastscore import CHUNK_ROWS, FastScorer  # one memory bound for both scorers
+from analytics.model.features import build_preprocessor, tree_categorical_features
 
 Progress = Callable[[str], None]
 
@@ -475,7 +475,7 @@ def probability_and_deltas(
     small frame (an API request) goes through a single call, its own rows included: each
     pipeline call has a fixed cost of several milliseconds.
 
-    With a `scorer` (analytics.fastscore, compiled from this pipeline) the same numbers come
+    With a `scorer` (analytics.model.fastscore, compiled from this pipeline) the same numbers come
     from numpy arithmetic instead, without that fixed cost.
     """
     if scorer is not None and list(X.columns) == scorer.features and len(X):

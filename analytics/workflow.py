@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import churn, fastscore, io, kpis, timeline, value
+from analytics import churn, io, timeline
 from analytics import columns as C
 from analytics.config import Settings
-from analytics.model import segmentation
+from analytics.metrics import kpis, value
+from analytics.model import fastscore, segmentation
 from analytics.result import Unavailable
 from analytics.schema import DataError, Table
 

@@ -46,7 +46,7 @@ from threadpoolctl import threadpool_limits
 from analytics import churn, io, timeline, workflow
 from analytics import columns as C
 from analytics.config import DEMO_DATA, PROJ_ROOT, Settings, settings_from_env
-from analytics.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
+from analytics.model.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
 from analytics.schema import DataError, Table, parse_mapping_pairs
 from benchmarks import other_tables
 

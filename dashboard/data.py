@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import filters, kpis, retention, value
+from analytics import filters
+from analytics.metrics import kpis, planner, value
 from analytics.result import Unavailable
 from analytics.workflow import Workspace
 
@@ -86,7 +87,7 @@ class DashboardData:
         self.active = kpis.active_mask(self.scored)
         # A fixed random order of the base: a selection's first rows in it are its sample.
         self.random_order = np.random.default_rng(0).permutation(len(self.scored))
-        self.planner = retention.Planner(
+        self.planner = planner.Planner(
             self.scored,
             threshold=self.threshold,
             window_months=self.meta.get("window_months", 1),

@@ -12,7 +12,8 @@ from sklearn.metrics import f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, features
+from analytics import churn
+from analytics.model import features
 
 REASON = re.compile(r"^\w+ = .+ \(\+\d+\.\d pts\)$")
 

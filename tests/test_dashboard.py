@@ -12,8 +12,11 @@ import pytest
 from dash import no_update
 from sklearn.metrics import roc_auc_score
 
-from analytics import churn, evaluation, filters, kpis, retention, value
+from analytics import churn, filters
 from analytics import columns as C
+from analytics.metrics import kpis, value
+from analytics.metrics import planner as metrics_planner
+from analytics.model import evaluation
 from dashboard import figures, ids
 from dashboard.app import create_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
@@ -243,7 +246,7 @@ def test_model_curves_follow_the_filters(demo):
 
 
 def test_prediction_card_good_and_bad_input(demo):
-    from analytics.predict import input_schema
+    from analytics.model.predict import input_schema
 
     schema = input_schema(demo.meta)
     features = list(schema)
@@ -339,7 +342,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         _, _, lift = model.threshold_outputs(demo, query, 0.3)
         np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
         plan = planner.compute_plan(demo, query, PLAN_VALUES)
-        want = retention.plan(
+        want = metrics_planner.plan(
             frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
         )
         assert (plan.best_n, plan.net_benefit) == (want.best_n, want.net_benefit)

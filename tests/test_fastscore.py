@@ -9,8 +9,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, fastscore, predict
-from analytics.features import build_preprocessor
+from analytics import churn
+from analytics.model import fastscore, predict
+from analytics.model.features import build_preprocessor
 
 TIGHT = 1e-9
 
@@ -126,7 +127,7 @@ def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
         ]
     )
     neighbours.fit(X, y)
-    with caplog.at_level(logging.INFO, logger="analytics.fastscore"):
+    with caplog.at_level(logging.INFO, logger="analytics.model.fastscore"):
         assert fastscore.compile_scorer(neighbours, meta) is None
     assert "KNeighborsClassifier" in caplog.text
 
@@ -134,7 +135,7 @@ def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
 def test_a_mismatch_is_refused(fitted, monkeypatch, caplog):
     candidates, meta = fitted
     monkeypatch.setattr(fastscore, "_check", lambda *a: 0.01)
-    with caplog.at_level(logging.WARNING, logger="analytics.fastscore"):
+    with caplog.at_level(logging.WARNING, logger="analytics.model.fastscore"):
         assert fastscore.compile_scorer(candidates["logistic"], meta) is None
     assert "differs from the pipeline by 0.01" in caplog.text
 

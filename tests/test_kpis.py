@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics import kpis
 from analytics.result import Unavailable
 
 T = pd.Timestamp

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import kpis, timeline
+from analytics import timeline
+from analytics.metrics import kpis
 
 T = pd.Timestamp
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import value
+from analytics.metrics import value
 from analytics.result import Unavailable
 
 
@@ -233,7 +233,7 @@ def test_at_risk_rows_are_the_list_and_follow_any_selection():
 
 
 def test_planner_on_a_selection_equals_the_plan_of_that_selection():
-    from analytics import retention
+    from analytics.metrics.planner import Planner, plan
 
     rng = np.random.default_rng(2)
     n = 4000
@@ -246,11 +246,11 @@ def test_planner_on_a_selection_equals_the_plan_of_that_selection():
         }
     )
     frame = value.add_value_columns(frame, threshold=0.4, base_churn_rate=0.1)
-    planner = retention.Planner(frame, threshold=0.4, base_churn_rate=0.1)
+    planner = Planner(frame, threshold=0.4, base_churn_rate=0.1)
     assumptions = [(0.25, 10.0, 1.0, 0.01), (0.3, 2.5, 0.7, 0.0), (0.1, 0.0, 0.35, 0.2)]
     for mask in (np.ones(n, dtype=bool), rng.random(n) < 0.25, np.zeros(n, dtype=bool)):
         for s, c, m, d in assumptions:
-            want = retention.plan(
+            want = plan(
                 frame[mask], threshold=0.4, save_rate=s, cost_per_contact=c, margin=m,
                 discount=d, base_churn_rate=0.1,
             )

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import io, predict, synthetic, workflow
+from analytics import io, synthetic, workflow
 from analytics.config import DEMO_DATA, settings_from_env
+from analytics.model import predict
 
 
 def test_planted_drivers_come_out_on_top(demo_workspace):

@@ -6,7 +6,7 @@ from dash import Input, Output
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics import kpis
 from analytics.result import Unavailable
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH

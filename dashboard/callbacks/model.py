@@ -9,8 +9,9 @@ import numpy as np
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
 
-from analytics import churn, evaluation
+from analytics import churn
 from analytics import columns as C
+from analytics.model import evaluation
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH
 

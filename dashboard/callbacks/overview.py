@@ -11,7 +11,7 @@ from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics import kpis
 from analytics.result import Unavailable
 from dashboard import figures, ids
 from dashboard.layout import KPI_ORDER

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics.kpis import active_mask, missing
+from analytics.metrics.kpis import active_mask, missing
 from analytics.result import Unavailable
 
 HIGH_VALUE_QUANTILE = 0.75

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics import churn, value
+from analytics import churn
 from analytics import columns as C
+from analytics.metrics import value
 
 # Numbers may go a little past what training saw (a tenure one month longer than the oldest
 # customer); far outside, the model extrapolates blindly, so they are refused.

@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import value
-from analytics.kpis import active_mask
+from analytics.metrics import value
+from analytics.metrics.kpis import active_mask
 from analytics.result import Unavailable
 
 # Reason text starts with the feature name ("contract = Monthly (+18.2 pts)"); the action is
