@@ -12,9 +12,9 @@ import pytest
 from dash import no_update
 from sklearn.metrics import roc_auc_score
 
-from analytics import churn, filters
 from analytics import columns as C
-from analytics.metrics import kpis, value
+from analytics import filters
+from analytics.metrics import kpis, trend, value
 from analytics.metrics import planner as metrics_planner
 from analytics.model import evaluation
 from dashboard import figures, ids
@@ -321,11 +321,11 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         selection = demo.history_selection(query)
         assert selection.customers == len(history)
         for by in (None, C.SEGMENT):
-            want = kpis.monthly_trend(history, by=by)
+            want = trend.monthly_trend(history, by=by)
             pd.testing.assert_frame_equal(selection.monthly_trend(by=by), want)
         fig, _ = overview.trend_figure(demo, query, split=False)
-        np.testing.assert_array_equal(fig.data[0].y, kpis.monthly_trend(history)["churn_rate"])
-        cohorts = kpis.cohort_retention(history)
+        np.testing.assert_array_equal(fig.data[0].y, trend.monthly_trend(history)["churn_rate"])
+        cohorts = trend.cohort_retention(history)
         np.testing.assert_array_equal(
             overview.cohort_figure(demo, query).data[0].z, cohorts.drop(columns="customers")
         )
@@ -334,7 +334,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         )
         y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
         roc, pr, calibration = model.curve_figures(demo, query)
-        want = churn.curves(y, p)
+        want = evaluation.curves(y, p)
         assert list(roc.data[0].x) == want["roc"]["fpr"]
         assert list(pr.data[0].y) == want["pr"]["precision"]
         assert list(calibration.data[1].y) == want["calibration"]["prob_true"]
