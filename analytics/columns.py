@@ -17,7 +17,7 @@ DATE_COLUMNS = (SIGNUP_DATE, CHURN_DATE)
 # Canonical columns that are never model features.
 NON_FEATURES = (CUSTOMER_ID, CHURNED, SIGNUP_DATE, CHURN_DATE)
 
-# Columns added by scoring (analytics.value / analytics.churn / analytics.segmentation).
+# Columns added by scoring (analytics.metrics.value / analytics.model).
 P_CHURN = "p_churn"  # probability of churn within the data's observation window
 P_MONTHLY = "p_monthly"  # monthly equivalent: 1 - (1 - p)^(1 / window months)
 RISK_BAND = "risk_band"  # Low / Medium / High against the decision threshold t

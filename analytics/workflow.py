@@ -17,12 +17,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import churn, fastscore, kpis, segmentation, timeline, value
 from analytics import columns as C
+from analytics import timeline
 from analytics.config import Settings
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.validate import Table
+from analytics.metrics import value
+from analytics.metrics.rates import churn_by_segment
+from analytics.model import explain, fastscore, segmentation
+from analytics.model import train as training
 from analytics.result import Unavailable
 from analytics.store import artifacts
 
@@ -133,7 +137,7 @@ def train(
     seg_model = segmentation.fit_segments(base, random_state=settings.random_state)
 
     holdout, holdout_info = _holdout(table, settings, as_of)
-    result = churn.train(
+    result = training.train(
         X,
         y,
         numeric=numeric,
@@ -327,11 +331,11 @@ def score(
     if new.any():
         X = _align_features(frame.loc[new], meta)
         progress(f"scoring {int(new.sum()):,} customers with the final model")
-        p, deltas = churn.probability_and_deltas(
+        p, deltas = explain.probability_and_deltas(
             model.pipeline, X, meta["typical"], scorer=model.scorer
         )
         scored.loc[new, C.P_CHURN] = p
-        reasons = churn.reasons_from_deltas(X, deltas, top=3)
+        reasons = explain.reasons_from_deltas(X, deltas, top=3)
         for col in C.REASONS:
             scored.loc[new, col] = reasons[col].to_numpy()
     scored[C.SEGMENT] = model.segments.assign(scored).to_numpy()
@@ -439,7 +443,7 @@ def report(model: TrainedModel) -> str:
     lines.append("")
     seg = m["segments"]
     lines.append(f"Segments (k-means, k = {seg['k']} by silhouette) and their churn rates:")
-    rates = kpis.churn_by_segment(model.scored)
+    rates = churn_by_segment(model.scored)
     if isinstance(rates, Unavailable):
         lines.append(f"  {rates.reason}")
     else:

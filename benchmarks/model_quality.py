@@ -6,7 +6,7 @@ Protocol (../shared/METRICS.md, "Model evaluation"): 5-fold StratifiedKFold(shuf
 random_state=42) on the whole table, or on the current base for dated tables. Tables are read
 with analytics.ingest.read.load_table, so every model sees exactly the product's features.
 
-- product: exactly what analytics.churn.train picks (its candidates, its selection by mean
+- product: exactly what analytics.model.train.train picks (its candidates, its selection by mean
   ROC-AUC), with its out-of-fold predictions;
 - references, fitted on the same folds: logistic regression (one-hot + scaled, default C),
   default HistGradientBoosting (native categorical splits), random forest of 500 trees
@@ -14,10 +14,11 @@ with analytics.ingest.read.load_table, so every model sees exactly the product's
 
 Every model is scored by the same rules: ROC-AUC and PR-AUC (average precision) per fold, mean
 (± sd); F1 of the churn class per fold at that fold's honest threshold (max F1 on the other
-folds' out-of-fold predictions: analytics.churn.honest_fold_metrics), mean; top-decile lift and
-Brier score on the pooled out-of-fold predictions; training time = total seconds of the 5 fits.
-Native code runs on one thread, as in analytics.churn (threadpoolctl); the random forest also
-uses joblib's n_jobs=-1 (every core), as specified for the reference.
+folds' out-of-fold predictions: analytics.model.evaluation.honest_fold_metrics), mean;
+top-decile lift and Brier score on the pooled out-of-fold predictions; training time = total
+seconds of the 5 fits. Native code runs on one thread, as in analytics.model.probability
+(threadpoolctl); the random forest also uses joblib's n_jobs=-1 (every core), as specified for
+the reference.
 """
 
 from __future__ import annotations
@@ -43,19 +44,21 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, timeline, workflow
 from analytics import columns as C
+from analytics import timeline, workflow
 from analytics.config import DEMO_DATA, PROJ_ROOT, Settings, settings_from_env
-from analytics.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.ingest.validate import Table
+from analytics.model import evaluation, probability
+from analytics.model import train as training
+from analytics.model.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
 from benchmarks import other_tables
 
 TELCO = PROJ_ROOT.parent / "shared" / "data" / "telco" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 RANDOM_STATE = 42
-# Our figures must equal the ones churn.train reports for its own model (same rules).
+# Our figures must equal the ones training.train reports for its own model (same rules).
 AGREEMENT = 1e-9
 
 
@@ -211,13 +214,13 @@ def _cross_validate(pipeline, X: pd.DataFrame, y: np.ndarray, folds) -> tuple[np
             started = time.perf_counter()
             model.fit(X.iloc[train_idx], y[train_idx])
             seconds += time.perf_counter() - started
-            oof[test_idx] = churn.predict_proba(model, X.iloc[test_idx])
+            oof[test_idx] = probability.predict_proba(model, X.iloc[test_idx])
     return oof, seconds
 
 
 def summarise(name: str, y: np.ndarray, oof: np.ndarray, test_folds, fit_seconds: float) -> dict:
     """The protocol's figures for one model's out-of-fold predictions."""
-    folds = churn.honest_fold_metrics(y, oof, test_folds)
+    folds = evaluation.honest_fold_metrics(y, oof, test_folds)
     auc = np.array([f["roc_auc"] for f in folds])
     return {
         "model": name,
@@ -227,7 +230,7 @@ def summarise(name: str, y: np.ndarray, oof: np.ndarray, test_folds, fit_seconds
         "pr_auc": float(np.mean([f["pr_auc"] for f in folds])),
         "f1": float(np.mean([f["f1"] for f in folds])),
         "f1_std": float(np.std([f["f1"] for f in folds])),
-        "lift": churn.top_decile_lift(y, oof),
+        "lift": evaluation.top_decile_lift(y, oof),
         "brier": float(brier_score_loss(y, oof)),
         "fit_seconds": fit_seconds,
     }
@@ -250,15 +253,15 @@ def _check_agrees(row: dict, metrics: dict) -> None:
     }
     if off:
         raise RuntimeError(
-            f"benchmark and analytics.churn disagree on the product's figures: {off}"
+            f"benchmark and analytics.model.train disagree on the product's figures: {off}"
         )
 
 
 def evaluate(ds: Dataset) -> dict:
     """Product and references on the same folds; returns rows, notes and the holdout."""
-    _progress(f"{ds.name}: analytics.churn.train on {len(ds.y):,} customers")
+    _progress(f"{ds.name}: analytics.model.train.train on {len(ds.y):,} customers")
     started = time.perf_counter()
-    result = churn.train(
+    result = training.train(
         ds.X,
         ds.y,
         numeric=ds.numeric,
@@ -275,7 +278,7 @@ def evaluate(ds: Dataset) -> dict:
     test_folds = [test for _, test in folds]
     for fold, test in zip(result.fold_metrics, test_folds, strict=True):
         if fold["rows"] != len(test) or fold["churned"] != int(ds.y[test].sum()):
-            raise RuntimeError("the benchmark's folds are not the ones analytics.churn used")
+            raise RuntimeError("the benchmark's folds are not the ones analytics.model.train used")
 
     chosen = next(c for c in result.candidates if c["name"] == result.chosen)
     product = summarise(
@@ -324,12 +327,12 @@ def _holdout_scores(pipeline, holdout) -> dict:
     X_train, y_train, X_test, y_test = holdout
     with threadpool_limits(limits=1):
         model = clone(pipeline).fit(X_train.reset_index(drop=True), np.asarray(y_train, int))
-        p = churn.predict_proba(model, X_test.reset_index(drop=True))
+        p = probability.predict_proba(model, X_test.reset_index(drop=True))
     y_test = np.asarray(y_test, int)
     return {
         "roc_auc": float(roc_auc_score(y_test, p)),
         "pr_auc": float(average_precision_score(y_test, p)),
-        "lift": churn.top_decile_lift(y_test, p),
+        "lift": evaluation.top_decile_lift(y_test, p),
         "brier": float(brier_score_loss(y_test, p)),
     }
 
@@ -381,7 +384,7 @@ def report(ev: dict) -> None:
     )
     print(
         f"- product cost: fitting all candidates on the {ev['n_splits']} folds "
-        f"{ev['selection_seconds']:.1f} s; the whole `churn.train` call (selection, "
+        f"{ev['selection_seconds']:.1f} s; the whole `training.train` call (selection, "
         f"importance, per-customer reasons, refit{', holdout' if ds.holdout else ''}) "
         f"{ev['train_wall']:.1f} s"
     )
@@ -442,14 +445,14 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     print("# Model quality\n")
     print(
-        f"Protocol: {churn.N_SPLITS}-fold StratifiedKFold(shuffle=True, "
+        f"Protocol: {training.N_SPLITS}-fold StratifiedKFold(shuffle=True, "
         f"random_state={RANDOM_STATE}) on the whole table (the current base for dated "
         "tables); every model on the same folds. ROC-AUC and PR-AUC: mean over folds. F1 of "
         "the churn class: per fold at the threshold maximising F1 on the other folds' "
         "out-of-fold predictions (the product's rule), mean over folds. Lift and Brier: on "
         "the pooled out-of-fold predictions. Train s: total seconds of the fold fits, native "
         "code on one thread (the random forest's trees also run on every core, n_jobs=-1). "
-        "The product row is exactly what `analytics.churn.train` chooses among its "
+        "The product row is exactly what `analytics.model.train.train` chooses among its "
         "candidates; its selection cost is listed under the table.\n"
     )
 

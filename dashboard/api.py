@@ -2,7 +2,7 @@
 
 Nothing is fitted in a request: the routes read the scored base, filter it with
 analytics.filters (strict: an unknown filter is an error, not silently dropped), and score new
-customers with analytics.predict, the functions the prediction card uses.
+customers with analytics.model.predict, the functions the prediction card uses.
 
 Status codes (documented in dashboard/openapi.py):
 - 400: a query parameter is wrong (unknown filter or level, bad sort/limit/offset), the body is
@@ -39,10 +39,11 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.routing import RoutingException
 
 from analytics import columns as C
-from analytics import filters, paging, predict
+from analytics import filters, paging
 from analytics.definitions import KPI_DEFINITIONS, TERMS
+from analytics.metrics.planner import recommend_action
+from analytics.model import predict
 from analytics.result import Unavailable
-from analytics.retention import recommend_action
 from dashboard import openapi
 from dashboard.callbacks.customers import at_risk, grid_rows
 from dashboard.data import DashboardData

@@ -12,8 +12,8 @@ from pathlib import Path
 from dash import Dash
 
 from analytics import columns as C
-from analytics import predict
 from analytics.config import PROJ_ROOT, Settings, serve_settings_from_env, settings_from_env
+from analytics.model import predict
 from analytics.workflow import Workspace, load_or_train
 from dashboard import api, callbacks, layout
 from dashboard.data import DashboardData

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import filters, kpis, retention, value
+from analytics import filters
+from analytics.metrics import kpis, planner, trend, value
 from analytics.result import Unavailable
 from analytics.workflow import Workspace
 
@@ -82,11 +83,11 @@ class DashboardData:
         if self.history is not None:
             past = [c for c in self.filter_columns if c not in CURRENT_ONLY]
             self._history_index = filters.LevelIndex(self.history, past)
-            self.dated = kpis.DatedHistory(self.history, by=C.SEGMENT)
+            self.dated = trend.DatedHistory(self.history, by=C.SEGMENT)
         self.active = kpis.active_mask(self.scored)
         # A fixed random order of the base: a selection's first rows in it are its sample.
         self.random_order = np.random.default_rng(0).permutation(len(self.scored))
-        self.planner = retention.Planner(
+        self.planner = planner.Planner(
             self.scored,
             threshold=self.threshold,
             window_months=self.meta.get("window_months", 1),
@@ -177,7 +178,7 @@ class DashboardData:
             levels={c: v for c, v in state.levels.items() if c not in CURRENT_ONLY}
         )
 
-    def history_selection(self, query: str | None) -> kpis.DatedSelection | None:
+    def history_selection(self, query: str | None) -> trend.DatedSelection | None:
         """Counts of the past and present customers under the filters that apply to the past
         (see history_note), for the monthly trend and the cohorts."""
         if self.dated is None:

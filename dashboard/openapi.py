@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of /api/v1, generated from the loaded data and model.
 
-The customer schema comes from the model's input schema (analytics.predict.input_schema): an
+The customer schema comes from the model's input schema (analytics.model.predict.input_schema): an
 enum of the known levels for each categorical feature, the accepted range for each number.
 The filter parameters list the levels the data has. So the document always describes what this
 server accepts, and the fuzz tests derive their requests from it.
@@ -12,7 +12,8 @@ import re
 from collections.abc import Mapping
 
 from analytics import columns as C
-from analytics import filters, predict
+from analytics import filters
+from analytics.model import predict
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 50

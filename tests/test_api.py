@@ -10,8 +10,10 @@ import pytest
 from flask import Flask
 
 from analytics import columns as C
-from analytics import filters, kpis, predict, value
+from analytics import filters
 from analytics.definitions import KPI_DEFINITIONS
+from analytics.metrics import kpis, value
+from analytics.model import predict
 from dashboard import api
 from dashboard.app import create_app
 from dashboard.data import DashboardData

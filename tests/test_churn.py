@@ -12,7 +12,8 @@ from sklearn.metrics import f1_score, recall_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, features
+from analytics.model import evaluation, explain, features, probability
+from analytics.model import train as training
 
 REASON = re.compile(r"^\w+ = .+ \(\+\d+\.\d pts\)$")
 
@@ -47,7 +48,7 @@ def data():
 @pytest.fixture(scope="module")
 def result(data):
     X, y = data
-    return churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+    return training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
 
 
 def test_planted_driver_ranks_first_and_noise_last(result):
@@ -69,8 +70,8 @@ def test_candidates_are_compared_and_the_best_chosen(result):
 
 def test_the_forest_is_left_out_of_large_bases(monkeypatch):
     X, y = planted(n=400)
-    monkeypatch.setattr(churn, "FOREST_MAX_ROWS", 300)
-    res = churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+    monkeypatch.setattr(training, "FOREST_MAX_ROWS", 300)
+    res = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
     assert [c["name"] for c in res.candidates] == ["logistic", "gradient_boosting", "blend"]
     assert any("random forest not tried: 400 rows is over 300" in n for n in res.notes)
 
@@ -79,7 +80,7 @@ def test_probabilities_are_out_of_fold(data, result):
     X, _ = data
     assert result.oof.shape == (len(X),)
     assert ((result.oof > 0) & (result.oof < 1)).all()
-    in_sample = churn.predict_proba(result.pipeline, X)
+    in_sample = probability.predict_proba(result.pipeline, X)
     assert (result.oof != in_sample).all()  # every customer was scored by a model without them
 
 
@@ -89,7 +90,7 @@ def test_reported_threshold_metrics_are_chosen_on_the_other_folds(data, result):
     assert len(result.fold_metrics) == 5
     for fold, test in zip(result.fold_metrics, folds, strict=True):
         others = np.setdiff1d(np.arange(len(y)), test)
-        assert fold["threshold"] == churn.choose_threshold(y[others], result.oof[others])
+        assert fold["threshold"] == evaluation.choose_threshold(y[others], result.oof[others])
         flagged = result.oof[test] >= fold["threshold"]
         assert fold["f1"] == pytest.approx(f1_score(y[test], flagged))
     assert len({f["threshold"] for f in result.fold_metrics}) > 1
@@ -106,7 +107,7 @@ def test_threshold_maximises_f1_on_out_of_fold_scores(data, result):
 
 def test_target_recall_picks_the_highest_threshold_reaching_it(data, result):
     _, y = data
-    t = churn.choose_threshold(y, result.oof, target_recall=0.9)
+    t = evaluation.choose_threshold(y, result.oof, target_recall=0.9)
     assert recall_score(y, result.oof >= t) >= 0.9
     higher = np.unique(result.oof[result.oof > t])
     assert recall_score(y, result.oof >= higher[0]) < 0.9
@@ -129,7 +130,7 @@ def test_evaluation_figures(data, result):
 
 
 def test_risk_band_boundaries_are_exact():
-    bands = churn.risk_band([0.4, 0.3999, 0.2, 0.1999, 0.0, 1.0, np.nan], 0.4)
+    bands = training.risk_band([0.4, 0.3999, 0.2, 0.1999, 0.0, 1.0, np.nan], 0.4)
     assert list(bands.categories) == ["Low", "Medium", "High"]
     assert bands.ordered
     assert list(bands.astype(object)[:6]) == ["High", "Medium", "Medium", "Low", "Low", "High"]
@@ -143,7 +144,7 @@ def test_typical_values_are_median_and_mode():
         "c": pd.Categorical(["y", "x", "y", "x"]),  # tie: the first level in sorted order
         "d": pd.Categorical(["q", None, "r", "r"]),
     })
-    typical = churn.typical_values(X, ["a", "empty"], ["c", "d"])
+    typical = explain.typical_values(X, ["a", "empty"], ["c", "d"])
     assert typical["a"] == 2.0
     assert math.isnan(typical["empty"])
     assert typical["c"] == "x"
@@ -153,25 +154,25 @@ def test_typical_values_are_median_and_mode():
 def test_drivers_are_the_change_from_the_typical_value(data, result):
     X, _ = data
     rows = X.iloc[:40].copy()
-    deltas = churn.driver_deltas(result.pipeline, rows, result.typical)
+    deltas = explain.driver_deltas(result.pipeline, rows, result.typical)
     assert list(deltas.columns) == list(X.columns)
     # One row moved to the typical driver value: that feature explains nothing for it.
     rows.loc[rows.index[0], "driver"] = result.typical["driver"]
-    assert churn.driver_deltas(result.pipeline, rows, result.typical).iloc[0]["driver"] == 0.0
+    assert explain.driver_deltas(result.pipeline, rows, result.typical).iloc[0]["driver"] == 0.0
     # Each delta is p - p(with that one feature at the typical value).
     row = X.iloc[[5]].copy()
-    p = churn.predict_proba(result.pipeline, row)[0]
+    p = probability.predict_proba(result.pipeline, row)[0]
     row["plan"] = pd.Categorical([result.typical["plan"]], categories=X["plan"].cat.categories)
-    expected = p - churn.predict_proba(result.pipeline, row)[0]
+    expected = p - probability.predict_proba(result.pipeline, row)[0]
     assert deltas.iloc[5]["plan"] == pytest.approx(expected, abs=1e-12)
     # Chunking (memory bound) does not change the answer.
-    small = churn.driver_deltas(result.pipeline, X.iloc[:40], result.typical, chunk_rows=7)
+    small = explain.driver_deltas(result.pipeline, X.iloc[:40], result.typical, chunk_rows=7)
     np.testing.assert_allclose(small.to_numpy(), deltas.to_numpy(), atol=1e-12)
 
 
 def test_reasons_name_the_largest_increases(data, result):
     X, _ = data
-    reasons = churn.customer_drivers(result.pipeline, X.iloc[:50], result.typical)
+    reasons = explain.customer_drivers(result.pipeline, X.iloc[:50], result.typical)
     assert list(reasons.columns) == ["reason_1", "reason_2", "reason_3"]
     filled = [r for r in reasons.to_numpy().ravel() if r]
     assert filled
@@ -191,7 +192,7 @@ def test_reason_text_format():
                       "total_revenue": [12345.6], "monthly": [29.85]})
     deltas = pd.DataFrame({"tenure_months": [0.091], "contract": [0.182],
                            "total_revenue": [0.0001], "monthly": [0.02]})
-    reasons = churn.reasons_from_deltas(X, deltas)
+    reasons = explain.reasons_from_deltas(X, deltas)
     assert list(reasons.iloc[0]) == [
         "contract = Monthly (+18.2 pts)",
         "tenure_months = 2 (+9.1 pts)",
@@ -201,19 +202,19 @@ def test_reason_text_format():
 
 def test_permutation_importance_matches_sklearn(data):
     X, y = data
-    pipe = churn.candidate_pipelines(NUMERIC, CATEGORICAL)["gradient_boosting"]
+    pipe = training.candidate_pipelines(NUMERIC, CATEGORICAL)["gradient_boosting"]
     with threadpool_limits(1):  # OpenMP threads on a busy 2-core host crawl
         model = clone(pipe).fit(X.iloc[:400], y[:400])
         theirs = permutation_importance(model, X.iloc[400:], y[400:], scoring="roc_auc",
                                         n_repeats=3, random_state=42)
-    ours = churn.permutation_drop(model, X.iloc[400:], y[400:], n_repeats=3, random_state=42)
+    ours = explain.permutation_drop(model, X.iloc[400:], y[400:], n_repeats=3, random_state=42)
     np.testing.assert_allclose(ours, theirs.importances, atol=1e-12)
 
 
 def test_training_is_reproducible():
     X, y = planted(n=300, seed=3)
-    a = churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
-    b = churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+    a = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+    b = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
     np.testing.assert_array_equal(a.oof, b.oof)
     pd.testing.assert_frame_equal(a.importance, b.importance)
     pd.testing.assert_frame_equal(a.oof_reasons, b.oof_reasons)
@@ -224,39 +225,39 @@ def test_training_is_reproducible():
 def test_single_class_is_a_clear_error():
     X, _ = planted(n=100)
     with pytest.raises(ValueError, match="needs both churned and retained customers"):
-        churn.train(X, np.zeros(100, dtype=int), numeric=NUMERIC, categorical=CATEGORICAL)
+        training.train(X, np.zeros(100, dtype=int), numeric=NUMERIC, categorical=CATEGORICAL)
 
 
 def test_few_churners_reduce_the_folds_or_stop():
     X, y = planted(n=300, seed=4)
     y = np.zeros(300, dtype=int)
     y[:15] = 1
-    res = churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+    res = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
     assert res.metrics["n_splits"] == 3
     assert len(res.fold_metrics) == 3
     assert any("3-fold" in note for note in res.notes)
     y[9:] = 0
     with pytest.raises(ValueError, match="too few churned customers"):
-        churn.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+        training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
 
 
 def test_empty_columns_unknown_levels_and_one_kind_of_feature():
     X, y = planted(n=300, seed=5)
     X["blank"] = np.nan
     X["blank_cat"] = pd.Categorical([None] * len(X), categories=pd.Index([], dtype="str"))
-    res = churn.train(X, y, numeric=[*NUMERIC, "blank"], categorical=[*CATEGORICAL, "blank_cat"])
+    res = training.train(X, y, numeric=[*NUMERIC, "blank"], categorical=[*CATEGORICAL, "blank_cat"])
     assert math.isnan(res.typical["blank"])
     assert math.isnan(res.typical["blank_cat"])
     new = X.iloc[:3].copy()
     new["plan"] = pd.Categorical(["platinum", "basic", None])  # a level never seen in training
-    p = churn.predict_proba(res.pipeline, new)
+    p = probability.predict_proba(res.pipeline, new)
     assert np.isfinite(p).all()
-    assert churn.customer_drivers(res.pipeline, new, res.typical).shape == (3, 3)
+    assert explain.customer_drivers(res.pipeline, new, res.typical).shape == (3, 3)
     for numeric, categorical in ((NUMERIC, []), ([], CATEGORICAL)):
-        for name, pipe in churn.candidate_pipelines(numeric, categorical).items():
+        for name, pipe in training.candidate_pipelines(numeric, categorical).items():
             with threadpool_limits(1):  # OpenMP threads on a busy 2-core host crawl
                 fitted = clone(pipe).fit(X, y)
-            assert churn.predict_proba(fitted, X).shape == (len(X),), name
+            assert probability.predict_proba(fitted, X).shape == (len(X),), name
 
 
 def test_preprocessors_name_their_outputs():
@@ -274,7 +275,7 @@ def test_preprocessors_name_their_outputs():
 
 def test_time_ordered_holdout(data):
     X, y = data
-    res = churn.train(X.iloc[:450], y[:450], numeric=NUMERIC, categorical=CATEGORICAL,
+    res = training.train(X.iloc[:450], y[:450], numeric=NUMERIC, categorical=CATEGORICAL,
                       holdout=(X.iloc[:450], y[:450], X.iloc[450:], y[450:]))
     h = res.holdout_metrics
     assert h["test_rows"] == 150
@@ -301,7 +302,7 @@ def load_telco(path) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
 def test_telco_reference_figures(telco_path):
     X, y, numeric, categorical = load_telco(telco_path)
     steps = []
-    res = churn.train(X, y, numeric=numeric, categorical=categorical, progress=steps.append)
+    res = training.train(X, y, numeric=numeric, categorical=categorical, progress=steps.append)
     assert res.metrics["roc_auc"] >= 0.845
     assert {"Contract", "tenure"} <= set(res.importance["feature"].head(3))
     assert steps[-1] == f"refitting {res.chosen} on all 7,043 rows"
@@ -322,11 +323,11 @@ def test_ranking_equals_scikit_learn(n, levels):
     y = (rng.random(n) < 0.3).astype(np.int8)
     y[0], y[-1] = 0, 1
     order = np.argsort(-p, kind="stable")
-    got = churn.ranking(y[order], p[order])
+    got = evaluation.ranking(y[order], p[order])
     fpr, tpr, _ = roc_curve(y, p)
     precision, recall, _ = precision_recall_curve(y, p)
     for name, want in (("fpr", fpr), ("tpr", tpr), ("precision", precision), ("recall", recall)):
         np.testing.assert_array_equal(got[name], want)
     assert got["roc_auc"] == roc_auc_score(y, p)
     assert got["pr_auc"] == average_precision_score(y, p)
-    assert churn.curves(y, p, got) == churn.curves(y, p)
+    assert evaluation.curves(y, p, got) == evaluation.curves(y, p)

@@ -12,8 +12,11 @@ import pytest
 from dash import no_update
 from sklearn.metrics import roc_auc_score
 
-from analytics import churn, evaluation, filters, kpis, retention, value
 from analytics import columns as C
+from analytics import filters
+from analytics.metrics import kpis, trend, value
+from analytics.metrics import planner as metrics_planner
+from analytics.model import evaluation
 from dashboard import figures, ids
 from dashboard.app import create_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
@@ -243,7 +246,7 @@ def test_model_curves_follow_the_filters(demo):
 
 
 def test_prediction_card_good_and_bad_input(demo):
-    from analytics.predict import input_schema
+    from analytics.model.predict import input_schema
 
     schema = input_schema(demo.meta)
     features = list(schema)
@@ -318,11 +321,11 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         selection = demo.history_selection(query)
         assert selection.customers == len(history)
         for by in (None, C.SEGMENT):
-            want = kpis.monthly_trend(history, by=by)
+            want = trend.monthly_trend(history, by=by)
             pd.testing.assert_frame_equal(selection.monthly_trend(by=by), want)
         fig, _ = overview.trend_figure(demo, query, split=False)
-        np.testing.assert_array_equal(fig.data[0].y, kpis.monthly_trend(history)["churn_rate"])
-        cohorts = kpis.cohort_retention(history)
+        np.testing.assert_array_equal(fig.data[0].y, trend.monthly_trend(history)["churn_rate"])
+        cohorts = trend.cohort_retention(history)
         np.testing.assert_array_equal(
             overview.cohort_figure(demo, query).data[0].z, cohorts.drop(columns="customers")
         )
@@ -331,7 +334,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         )
         y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
         roc, pr, calibration = model.curve_figures(demo, query)
-        want = churn.curves(y, p)
+        want = evaluation.curves(y, p)
         assert list(roc.data[0].x) == want["roc"]["fpr"]
         assert list(pr.data[0].y) == want["pr"]["precision"]
         assert list(calibration.data[1].y) == want["calibration"]["prob_true"]
@@ -339,7 +342,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         _, _, lift = model.threshold_outputs(demo, query, 0.3)
         np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
         plan = planner.compute_plan(demo, query, PLAN_VALUES)
-        want = retention.plan(
+        want = metrics_planner.plan(
             frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
         )
         assert (plan.best_n, plan.net_benefit) == (want.best_n, want.net_benefit)

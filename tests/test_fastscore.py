@@ -9,8 +9,9 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from analytics import churn, fastscore, predict
-from analytics.features import build_preprocessor
+from analytics.model import explain, fastscore, predict, probability
+from analytics.model import train as training
+from analytics.model.features import build_preprocessor
 
 TIGHT = 1e-9
 
@@ -56,7 +57,7 @@ def awkward(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, dic
 @pytest.fixture(scope="module")
 def fitted():
     X, y, meta = awkward()
-    candidates = churn.candidate_pipelines(meta["numeric"], meta["categorical"])
+    candidates = training.candidate_pipelines(meta["numeric"], meta["categorical"])
     with threadpool_limits(limits=1):
         for pipe in candidates.values():
             pipe.fit(X, y)
@@ -71,7 +72,7 @@ def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
     assert scorer is not None
     # Other rows than the compile-time check: gaps, unseen levels, past both ends of ranges.
     X = fastscore.sample_frame(meta, 3000, seed=7)
-    expected = churn.predict_proba(pipe, X)
+    expected = probability.predict_proba(pipe, X)
     R = scorer.encode_frame(X)
     got = scorer.proba(R)
     assert np.max(np.abs(got - expected)) <= TIGHT
@@ -88,9 +89,9 @@ def test_drivers_match_the_pipeline_path(fitted):
     scorer = fastscore.compile_scorer(pipe, meta)
     X = fastscore.sample_frame(meta, 90, seed=3)  # over SHORTCUT_MIN_ROWS: both ways of explaining
     X = X.iloc[:, [meta["features"].index(c) for c in meta["features"]]]
-    typical = churn.typical_values(X, meta["numeric"], meta["categorical"])
-    p_ref, d_ref = churn.probability_and_deltas(pipe, X, typical)
-    p, d = churn.probability_and_deltas(pipe, X, typical, scorer=scorer, chunk_rows=350)
+    typical = explain.typical_values(X, meta["numeric"], meta["categorical"])
+    p_ref, d_ref = explain.probability_and_deltas(pipe, X, typical)
+    p, d = explain.probability_and_deltas(pipe, X, typical, scorer=scorer, chunk_rows=350)
     assert np.max(np.abs(p - p_ref)) <= TIGHT
     assert list(d.columns) == list(d_ref.columns)
     assert np.max(np.abs(d.to_numpy() - d_ref.to_numpy())) <= TIGHT
@@ -126,7 +127,7 @@ def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
         ]
     )
     neighbours.fit(X, y)
-    with caplog.at_level(logging.INFO, logger="analytics.fastscore"):
+    with caplog.at_level(logging.INFO, logger="analytics.model.fastscore"):
         assert fastscore.compile_scorer(neighbours, meta) is None
     assert "KNeighborsClassifier" in caplog.text
 
@@ -134,7 +135,7 @@ def test_an_unknown_part_falls_back_to_the_pipeline(fitted, caplog):
 def test_a_mismatch_is_refused(fitted, monkeypatch, caplog):
     candidates, meta = fitted
     monkeypatch.setattr(fastscore, "_check", lambda *a: 0.01)
-    with caplog.at_level(logging.WARNING, logger="analytics.fastscore"):
+    with caplog.at_level(logging.WARNING, logger="analytics.model.fastscore"):
         assert fastscore.compile_scorer(candidates["logistic"], meta) is None
     assert "differs from the pipeline by 0.01" in caplog.text
 
@@ -167,5 +168,5 @@ def test_telco_model_compiles(telco_workspace):
     model = telco_workspace.model
     assert model.scorer is not None
     X = fastscore.sample_frame(model.meta, 1000, seed=11)
-    expected = churn.predict_proba(model.pipeline, X)
+    expected = probability.predict_proba(model.pipeline, X)
     assert np.max(np.abs(model.scorer.proba(model.scorer.encode_frame(X)) - expected)) <= TIGHT

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import evaluation, export, filters, paging
+from analytics import export, filters, paging
+from analytics.model import evaluation
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics import kpis, rates, survival
+from analytics.metrics.trend import DatedHistory, cohort_retention, monthly_trend
 from analytics.result import Unavailable
 
 T = pd.Timestamp
@@ -122,7 +123,7 @@ def test_numeric_factor_in_quantile_bins_in_order():
             C.CHURNED: np.array([1, 1, 1, 0, 1, 0, 0, 0, 0, 0], dtype=np.int8),
         }
     )
-    table = kpis.churn_by_factor(frame, C.TENURE, bins=5)
+    table = rates.churn_by_factor(frame, C.TENURE, bins=5)
     assert list(table.columns) == [
         "level",
         "customers",
@@ -146,7 +147,7 @@ def test_numeric_factor_with_few_values_has_one_level_per_value():
     frame = pd.DataFrame(
         {"senior": [0.0, 0.0, 0.0, 1.0, np.nan], C.CHURNED: np.array([0, 0, 1, 1, 1], np.int8)}
     )
-    table = kpis.churn_by_factor(frame, "senior")
+    table = rates.churn_by_factor(frame, "senior")
     assert table["level"].tolist() == ["0", "1", "(missing)"]
     assert table["customers"].tolist() == [3, 1, 1]
 
@@ -159,25 +160,25 @@ def test_categorical_factor_by_churn_rate_descending():
     frame = pd.DataFrame(
         {"contract": contract, C.CHURNED: np.array([1, 1, 0, 1, 0, 0, 1, 0], np.int8)}
     )
-    table = kpis.churn_by_factor(frame, "contract")
+    table = rates.churn_by_factor(frame, "contract")
     assert table["level"].tolist() == ["Monthly", "Annual", "(missing)"]  # no empty "Two year"
     assert table["churn_rate"].tolist() == pytest.approx([0.75, 1 / 3, 0.0])
 
 
 def test_text_factor_and_segment():
     frame = scored().assign(**{C.SEGMENT: ["x", "y", "y", "x", "y"]})
-    table = kpis.churn_by_segment(frame)
+    table = rates.churn_by_segment(frame)
     assert table["level"].tolist() == ["x", "y"]
     assert table["customers"].tolist() == [2, 3]
 
 
 def test_churn_by_factor_unavailable_and_empty():
-    assert isinstance(kpis.churn_by_factor(scored(), "nope"), Unavailable)
-    gone = kpis.churn_by_factor(scored().drop(columns=[C.CHURNED]), C.TENURE)
+    assert isinstance(rates.churn_by_factor(scored(), "nope"), Unavailable)
+    gone = rates.churn_by_factor(scored().drop(columns=[C.CHURNED]), C.TENURE)
     assert isinstance(gone, Unavailable)
     assert "churned" in gone.reason
-    assert "segment" in kpis.churn_by_segment(scored()).reason
-    empty = kpis.churn_by_factor(scored().iloc[:0], C.TENURE)
+    assert "segment" in rates.churn_by_segment(scored()).reason
+    empty = rates.churn_by_factor(scored().iloc[:0], C.TENURE)
     assert len(empty) == 0
     assert "churn_rate" in empty.columns
 
@@ -201,7 +202,7 @@ def history() -> pd.DataFrame:
 
 
 def test_monthly_trend_by_hand():
-    trend = kpis.monthly_trend(history(), as_of="2026-04-30")
+    trend = monthly_trend(history(), as_of="2026-04-30")
     assert list(trend.columns) == [
         "month",
         "active_start",
@@ -218,14 +219,14 @@ def test_monthly_trend_by_hand():
 
 
 def test_monthly_trend_only_fully_observed_months():
-    trend = kpis.monthly_trend(history(), as_of="2026-04-15")
+    trend = monthly_trend(history(), as_of="2026-04-15")
     assert trend["month"].max() == T("2026-03-01")
     # Default as_of is the latest date (2026-04-10): April is not over, so not shown.
-    assert kpis.monthly_trend(history())["month"].max() == T("2026-03-01")
+    assert monthly_trend(history())["month"].max() == T("2026-03-01")
 
 
 def test_monthly_trend_split_by_a_column():
-    trend = kpis.monthly_trend(history(), as_of="2026-04-30", by="team")
+    trend = monthly_trend(history(), as_of="2026-04-30", by="team")
     assert list(trend.columns[:2]) == ["month", "team"]
     x = trend[trend["team"] == "x"]
     y = trend[trend["team"] == "y"]
@@ -238,19 +239,19 @@ def test_monthly_trend_split_by_a_column():
 
 def test_trend_and_cohorts_need_dates():
     frame = history().drop(columns=[C.CHURN_DATE])
-    for result in (kpis.monthly_trend(frame), kpis.cohort_retention(frame)):
+    for result in (monthly_trend(frame), cohort_retention(frame)):
         assert isinstance(result, Unavailable)
         assert "signup_date and churn_date" in result.reason
-    assert isinstance(kpis.monthly_trend(history(), by="nope"), Unavailable)
+    assert isinstance(monthly_trend(history(), by="nope"), Unavailable)
 
 
 def test_trend_and_cohorts_of_an_empty_history():
-    assert len(kpis.monthly_trend(history().iloc[:0])) == 0
-    assert len(kpis.cohort_retention(history().iloc[:0])) == 0
+    assert len(monthly_trend(history().iloc[:0])) == 0
+    assert len(cohort_retention(history().iloc[:0])) == 0
 
 
 def test_cohort_retention_by_hand():
-    table = kpis.cohort_retention(history(), as_of="2026-04-30", observed_from="2026-01-01")
+    table = cohort_retention(history(), as_of="2026-04-30", observed_from="2026-01-01")
     assert table.index.tolist() == [T("2026-01-01"), T("2026-02-01"), T("2026-03-01")]
     assert table["customers"].tolist() == [2, 2, 1]
     cells = table[[0, 1, 2, 3]].to_numpy()
@@ -262,7 +263,7 @@ def test_cohort_retention_by_hand():
 
 
 def test_cohort_cells_only_when_fully_observed_and_capped():
-    table = kpis.cohort_retention(history(), as_of="2026-04-20", max_months=1)
+    table = cohort_retention(history(), as_of="2026-04-20", max_months=1)
     assert list(table.columns) == ["customers", 0, 1]
     assert table.index.max() == T("2026-03-01")
     assert np.isnan(table.loc[T("2026-03-01"), 1])  # March + 1 = April: not over on 04-20
@@ -282,8 +283,8 @@ def km_frame() -> pd.DataFrame:
 
 
 def test_kaplan_meier_by_hand():
-    km = kpis.kaplan_meier(km_frame())
-    assert list(km.columns) == list(kpis.KM_COLUMNS)
+    km = survival.kaplan_meier(km_frame())
+    assert list(km.columns) == list(survival.KM_COLUMNS)
     assert km["time"].tolist() == [0, 1, 2, 3, 4, 5]
     assert km["at_risk"].tolist() == [7, 7, 6, 4, 3, 1]
     assert km["events"].tolist() == [0, 1, 1, 1, 1, 0]
@@ -300,7 +301,7 @@ def test_kaplan_meier_by_hand():
 
 
 def test_kaplan_meier_by_group():
-    km = kpis.kaplan_meier(km_frame(), by=C.SEGMENT)
+    km = survival.kaplan_meier(km_frame(), by=C.SEGMENT)
     a = km[km[C.SEGMENT] == "a"]
     b = km[km[C.SEGMENT] == "b"]
     assert a["time"].tolist() == [0, 1, 2]
@@ -310,11 +311,11 @@ def test_kaplan_meier_by_group():
 
 
 def test_kaplan_meier_unavailable_and_empty():
-    gone = kpis.kaplan_meier(km_frame().drop(columns=[C.TENURE]))
+    gone = survival.kaplan_meier(km_frame().drop(columns=[C.TENURE]))
     assert isinstance(gone, Unavailable)
     assert "tenure_months" in gone.reason
-    assert isinstance(kpis.kaplan_meier(km_frame().drop(columns=[C.CHURNED])), Unavailable)
-    assert len(kpis.kaplan_meier(km_frame().iloc[:0])) == 0
+    assert isinstance(survival.kaplan_meier(km_frame().drop(columns=[C.CHURNED])), Unavailable)
+    assert len(survival.kaplan_meier(km_frame().iloc[:0])) == 0
 
 
 def test_months_and_cohorts_before_the_first_recorded_churn_are_left_out():
@@ -326,11 +327,11 @@ def test_months_and_cohorts_before_the_first_recorded_churn_are_left_out():
             C.CHURN_DATE: pd.to_datetime([None, "2026-03-15", "2026-03-02", None]),
         }
     )
-    trend = kpis.monthly_trend(old, as_of="2026-04-30")
+    trend = monthly_trend(old, as_of="2026-04-30")
     assert trend["month"].min() == T("2026-03-01")
-    cohorts = kpis.cohort_retention(old, as_of="2026-04-30")
+    cohorts = cohort_retention(old, as_of="2026-04-30")
     assert cohorts.index.tolist() == []  # the Feb 2026 cohort signed up before March
-    cohorts = kpis.cohort_retention(old, as_of="2026-04-30", observed_from="2026-02-01")
+    cohorts = cohort_retention(old, as_of="2026-04-30", observed_from="2026-02-01")
     assert cohorts.index.tolist() == [T("2026-02-01")]
 
 
@@ -368,9 +369,9 @@ def _masks(frame, seed=0):
 
 @pytest.mark.parametrize("by", [None, "region", "contract"])
 def test_precomputed_trend_equals_the_trend_of_the_filtered_history(dated, by):
-    history = kpis.DatedHistory(dated, by=by)
+    history = DatedHistory(dated, by=by)
     for mask in _masks(dated):
-        want = kpis.monthly_trend(dated[mask], by=by)
+        want = monthly_trend(dated[mask], by=by)
         got = history.select(mask).monthly_trend(by=by)
         pd.testing.assert_frame_equal(got, want, check_dtype=len(want) > 0)
     with pytest.raises(ValueError, match="grouped by"):
@@ -378,18 +379,18 @@ def test_precomputed_trend_equals_the_trend_of_the_filtered_history(dated, by):
 
 
 def test_precomputed_cohorts_equal_the_cohorts_of_the_filtered_history(dated):
-    history = kpis.DatedHistory(dated, by="region")
+    history = DatedHistory(dated, by="region")
     for mask in _masks(dated, seed=1):
         selection = history.select(mask)
         assert selection.customers == mask.sum()
         for months in (24, 6):
-            want = kpis.cohort_retention(dated[mask], max_months=months)
+            want = cohort_retention(dated[mask], max_months=months)
             pd.testing.assert_frame_equal(selection.cohort_retention(months), want)
 
 
 def test_trend_and_cohorts_by_hand_from_the_precomputed_history():
     frame = history()
-    selection = kpis.DatedHistory(frame, by="team").select(np.ones(len(frame), dtype=bool))
+    selection = DatedHistory(frame, by="team").select(np.ones(len(frame), dtype=bool))
     # The default as_of (2026-04-10) leaves April out, as monthly_trend does.
     assert selection.monthly_trend()["active_start"].tolist() == [2, 3]
     assert selection.monthly_trend(by="team")["churned"].tolist() == [0, 1, 0, 0]

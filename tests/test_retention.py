@@ -2,7 +2,7 @@
 
 import pytest
 
-from analytics.retention import DEFAULT_ACTION, recommend_action
+from analytics.metrics.planner import DEFAULT_ACTION, recommend_action
 
 
 @pytest.mark.parametrize(

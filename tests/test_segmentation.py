@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import segmentation, synthetic, timeline
+from analytics import synthetic, timeline
+from analytics.model import segmentation
 from analytics.result import Unavailable
 
 # Four groups well separated on every column. A and B share tenure, spend and usage and differ

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import kpis, timeline
+from analytics import timeline
+from analytics.metrics.trend import monthly_trend
 
 T = pd.Timestamp
 
@@ -93,7 +94,7 @@ def test_snapshot_window_of_three_months():
 
 def test_snapshot_churn_rate_equals_the_trend_for_the_window_month():
     snap = timeline.snapshot(history(), as_of="2026-04-30")
-    trend = kpis.monthly_trend(history(), as_of="2026-04-30")
+    trend = monthly_trend(history(), as_of="2026-04-30")
     april = trend[trend["month"] == T("2026-04-01")].iloc[0]
     assert len(snap.base) == april["active_start"] == 3
     assert snap.base[C.CHURNED].sum() == april["churned"] == 1

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import value
+from analytics.metrics import planner, value
 from analytics.result import Unavailable
 
 
@@ -106,7 +106,7 @@ def test_without_revenue_only_probabilities_and_bands():
     out = value.add_value_columns(base().drop(columns=[C.MONTHLY_REVENUE]), threshold=0.5)
     assert {C.P_MONTHLY, C.RISK_BAND} <= set(out.columns)
     assert not {C.CLV, C.VALUE, C.EXPECTED_LOSS, C.HIGH_VALUE} & set(out.columns)
-    for result in (value.high_value_at_risk(out), value.plan_retention(out)):
+    for result in (value.high_value_at_risk(out), planner.plan_retention(out)):
         assert isinstance(result, Unavailable)
         assert "monthly_revenue" in result.reason
 
@@ -139,7 +139,7 @@ def planner_frame() -> pd.DataFrame:
 
 def test_planner_best_n_matches_brute_force():
     s, c = 0.25, 10.0
-    plan = value.plan_retention(planner_frame(), save_rate=s, cost_per_contact=c)
+    plan = planner.plan_retention(planner_frame(), save_rate=s, cost_per_contact=c)
     active = planner_frame().query("churned == 0")
     losses = active[C.EXPECTED_LOSS].to_numpy()
     best = max(
@@ -155,7 +155,7 @@ def test_planner_best_n_matches_brute_force():
     assert plan.roi == pytest.approx(21.25 / 30)
     assert plan.candidates == 5
     assert plan.contacts[C.CUSTOMER_ID].tolist() == ["p", "r", "t"]  # s churned: not a candidate
-    np.testing.assert_allclose(plan.contacts[value.EXPECTED_SAVING], [25.0, 15.0, 11.25])
+    np.testing.assert_allclose(plan.contacts[planner.EXPECTED_SAVING], [25.0, 15.0, 11.25])
     curve = plan.curve
     assert list(curve.columns) == ["n", "net_benefit", "saved_value", "cost"]
     assert curve["n"].tolist() == [0, 1, 2, 3, 4, 5]
@@ -163,11 +163,11 @@ def test_planner_best_n_matches_brute_force():
 
 
 def test_planner_when_nothing_pays_and_when_free():
-    nothing = value.plan_retention(planner_frame(), save_rate=0.01, cost_per_contact=10.0)
+    nothing = planner.plan_retention(planner_frame(), save_rate=0.01, cost_per_contact=10.0)
     assert nothing.best_n == 0
     assert nothing.contacts.empty
     assert math.isnan(nothing.roi)
-    free = value.plan_retention(planner_frame(), save_rate=0.5, cost_per_contact=0.0)
+    free = planner.plan_retention(planner_frame(), save_rate=0.5, cost_per_contact=0.0)
     assert free.best_n == 5
     assert math.isnan(free.roi)
 
@@ -182,29 +182,29 @@ def test_planner_curve_is_thinned_but_keeps_zero_best_and_last():
             C.EXPECTED_LOSS: rng.exponential(40, n),
         }
     )
-    plan = value.plan_retention(frame, max_points=50)
+    plan = planner.plan_retention(frame, max_points=50)
     ns = plan.curve["n"].tolist()
     assert len(ns) <= 50
     assert ns[0] == 0
     assert ns[-1] == n
     assert plan.best_n in ns
     assert ns == sorted(ns)
-    full = value.plan_retention(frame, max_points=n + 1)
+    full = planner.plan_retention(frame, max_points=n + 1)
     assert full.best_n == plan.best_n
     assert full.curve["net_benefit"].max() == pytest.approx(plan.net_benefit)
 
 
 def test_planner_validates_assumptions():
     with pytest.raises(ValueError, match="save_rate"):
-        value.plan_retention(planner_frame(), save_rate=1.5)
+        planner.plan_retention(planner_frame(), save_rate=1.5)
     with pytest.raises(ValueError, match="save_rate"):
-        value.plan_retention(planner_frame(), save_rate=float("nan"))
+        planner.plan_retention(planner_frame(), save_rate=float("nan"))
     with pytest.raises(ValueError, match="cost_per_contact"):
-        value.plan_retention(planner_frame(), cost_per_contact=-1)
+        planner.plan_retention(planner_frame(), cost_per_contact=-1)
 
 
 def test_planner_on_an_empty_selection():
-    plan = value.plan_retention(planner_frame().iloc[:0])
+    plan = planner.plan_retention(planner_frame().iloc[:0])
     assert plan.best_n == 0
     assert plan.net_benefit == 0.0
     assert plan.curve["n"].tolist() == [0]
@@ -233,8 +233,6 @@ def test_at_risk_rows_are_the_list_and_follow_any_selection():
 
 
 def test_planner_on_a_selection_equals_the_plan_of_that_selection():
-    from analytics import retention
-
     rng = np.random.default_rng(2)
     n = 4000
     frame = pd.DataFrame(
@@ -246,20 +244,20 @@ def test_planner_on_a_selection_equals_the_plan_of_that_selection():
         }
     )
     frame = value.add_value_columns(frame, threshold=0.4, base_churn_rate=0.1)
-    planner = retention.Planner(frame, threshold=0.4, base_churn_rate=0.1)
+    by_mask = planner.Planner(frame, threshold=0.4, base_churn_rate=0.1)
     assumptions = [(0.25, 10.0, 1.0, 0.01), (0.3, 2.5, 0.7, 0.0), (0.1, 0.0, 0.35, 0.2)]
     for mask in (np.ones(n, dtype=bool), rng.random(n) < 0.25, np.zeros(n, dtype=bool)):
         for s, c, m, d in assumptions:
-            want = retention.plan(
+            want = planner.plan(
                 frame[mask], threshold=0.4, save_rate=s, cost_per_contact=c, margin=m,
                 discount=d, base_churn_rate=0.1,
             )
-            got = planner.plan(mask, save_rate=s, cost_per_contact=c, margin=m, discount=d)
+            got = by_mask.plan(mask, save_rate=s, cost_per_contact=c, margin=m, discount=d)
             for name in ("best_n", "saved_value", "cost", "net_benefit", "candidates"):
                 assert getattr(got, name) == getattr(want, name)
             pd.testing.assert_frame_equal(got.curve, want.curve)
             pd.testing.assert_frame_equal(got.first_contacts(7), want.contacts.head(7))
-            some = [C.CUSTOMER_ID, C.VALUE, value.EXPECTED_SAVING, "nope"]
+            some = [C.CUSTOMER_ID, C.VALUE, planner.EXPECTED_SAVING, "nope"]
             pd.testing.assert_frame_equal(
                 got.first_contacts(5, some), want.contacts.head(5)[some[:3]]
             )
@@ -272,7 +270,7 @@ def test_planner_on_a_selection_equals_the_plan_of_that_selection():
 
 def test_ranked_order_is_checked_exactly():
     rows = np.array([4, 7, 9])
-    assert value.is_ranked(rows, np.array([3.0, 2.0, 2.0]))
-    assert not value.is_ranked(rows[::-1], np.array([3.0, 2.0, 2.0]))  # tie out of table order
-    assert not value.is_ranked(rows, np.array([2.0, 3.0, 1.0]))
-    assert not value.is_ranked(rows, np.array([3.0, np.nan, 1.0]))
+    assert planner.is_ranked(rows, np.array([3.0, 2.0, 2.0]))
+    assert not planner.is_ranked(rows[::-1], np.array([3.0, 2.0, 2.0]))  # tie out of table order
+    assert not planner.is_ranked(rows, np.array([2.0, 3.0, 1.0]))
+    assert not planner.is_ranked(rows, np.array([3.0, np.nan, 1.0]))

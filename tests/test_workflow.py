@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from analytics import columns as C
-from analytics import predict, synthetic, workflow
+from analytics import synthetic, workflow
 from analytics.config import DEMO_DATA, settings_from_env
+from analytics.model import predict
 from analytics.store import artifacts
 
 
@@ -174,17 +175,17 @@ def test_total_revenue_may_be_left_out_of_a_prediction(telco_workspace):
 
 def test_one_call_and_chunked_drivers_agree(demo_workspace):
     """Small requests go through a single pipeline call; large ones in chunks: same numbers."""
-    from analytics import churn
+    from analytics.model import explain, probability
 
     meta = demo_workspace.model.meta
     X = workflow._align_features(demo_workspace.scored.head(7), meta)
-    p1, d1 = churn.probability_and_deltas(demo_workspace.model.pipeline, X, meta["typical"])
-    p2, d2 = churn.probability_and_deltas(
+    p1, d1 = explain.probability_and_deltas(demo_workspace.model.pipeline, X, meta["typical"])
+    p2, d2 = explain.probability_and_deltas(
         demo_workspace.model.pipeline, X, meta["typical"], chunk_rows=8
     )
     np.testing.assert_allclose(p1, p2)
     np.testing.assert_allclose(d1.to_numpy(), d2.to_numpy())
-    np.testing.assert_allclose(p1, churn.predict_proba(demo_workspace.model.pipeline, X))
+    np.testing.assert_allclose(p1, probability.predict_proba(demo_workspace.model.pipeline, X))
 
 
 def test_blank_cells_are_reported_with_what_the_model_does_with_them():

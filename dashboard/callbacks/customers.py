@@ -13,8 +13,8 @@ from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
 from analytics import export, filters, paging
+from analytics.metrics.planner import recommend_action
 from analytics.result import Unavailable
-from analytics.retention import recommend_action
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label

@@ -6,7 +6,7 @@ from dash import Input, Output
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics.rates import churn_by_factor
 from analytics.result import Unavailable
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH
@@ -19,7 +19,7 @@ def factor_figure(data, query, factor):
     frame = data.view(query, (C.CHURNED, factor))
     if not len(frame):
         return figures.message(NO_MATCH)
-    rates = data.cached("factor", query, lambda: kpis.churn_by_factor(frame, factor), factor)
+    rates = data.cached("factor", query, lambda: churn_by_factor(frame, factor), factor)
     if isinstance(rates, Unavailable):
         return figures.message(rates.reason)
     base = data.kpis(query)["churn_rate"]

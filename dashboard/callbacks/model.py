@@ -9,8 +9,8 @@ import numpy as np
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
 
-from analytics import churn, evaluation
 from analytics import columns as C
+from analytics.model import evaluation
 from dashboard import figures, ids
 from dashboard.callbacks.overview import NO_MATCH
 
@@ -103,8 +103,8 @@ def curve_figures(data, query):
 
     def make():
         y_desc, p_desc = ranked_scores(data, query)
-        r = churn.ranking(y_desc, p_desc)
-        return churn.curves(y, p, r), r["roc_auc"], r["pr_auc"]
+        r = evaluation.ranking(y_desc, p_desc)
+        return evaluation.curves(y, p, r), r["roc_auc"], r["pr_auc"]
 
     curves, auc, ap = data.cached("curves", query, make)
     return (

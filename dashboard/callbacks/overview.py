@@ -11,7 +11,8 @@ from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import kpis
+from analytics.metrics import survival
+from analytics.metrics.rates import churn_by_segment
 from analytics.result import Unavailable
 from dashboard import figures, ids
 from dashboard.layout import KPI_ORDER
@@ -99,7 +100,7 @@ def trend_figure(data, query, split: bool):
     frame = data.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
     if not len(frame):
         return figures.message(NO_MATCH), ""
-    km = data.cached("km", query, lambda: kpis.kaplan_meier(frame, by=by), by)
+    km = data.cached("km", query, lambda: survival.kaplan_meier(frame, by=by), by)
     if isinstance(km, Unavailable):
         return figures.message(km.reason), ""
     note = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
@@ -128,7 +129,7 @@ def segment_outputs(data, query):
     if not len(frame):
         empty = figures.message(NO_MATCH)
         return empty, empty, dbc.Alert(NO_MATCH, color="light")
-    rates = data.cached("segments", query, lambda: kpis.churn_by_segment(frame))
+    rates = data.cached("segments", query, lambda: churn_by_segment(frame))
     if isinstance(rates, Unavailable):
         msg = figures.message(rates.reason)
         return msg, msg, dbc.Alert(rates.reason, color="light")

@@ -6,8 +6,8 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
-from analytics import predict
-from analytics.retention import recommend_action
+from analytics.metrics.planner import recommend_action
+from analytics.model import predict
 from dashboard import ids
 from dashboard.layout import label
 

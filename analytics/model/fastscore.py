@@ -10,7 +10,7 @@ Input: one float matrix, a column per model feature in meta["features"] order: t
 meta["feature_levels"], len(levels) for a level the model never saw, NaN for missing (the
 encoders treat unseen and missing differently).
 
-compile_scorer() knows exactly the parts analytics.features and analytics.churn build:
+compile_scorer() knows exactly the parts analytics.model.features and analytics.model.train build:
 ColumnTransformers of per-column encoders (categorical blocks are tabulated by running the
 fitted encoder itself on every level), SimpleImputer, StandardScaler, SplineTransformer,
 passthrough, LogisticRegression, HistGradientBoostingClassifier (trees flattened from its
@@ -112,7 +112,7 @@ class FastScorer:
         return R
 
     def encode_frame(self, X: pd.DataFrame) -> Matrix:
-        """Model input frame (analytics.predict.records_frame dtypes) -> matrix."""
+        """Model input frame (analytics.model.predict.records_frame dtypes) -> matrix."""
         R = np.empty((len(X), len(self.features)))
         for j, f in enumerate(self.features):
             s = X[f]
@@ -146,8 +146,8 @@ class FastScorer:
     ) -> tuple[np.ndarray, Matrix]:
         """p per row, and per row and feature p - p(feature set to its typical value).
 
-        Same definition as analytics.churn.probability_and_deltas; rows already at the typical
-        value get exactly 0. At most ~chunk_rows stacked rows at a time bound the memory.
+        Same definition as analytics.model.explain.probability_and_deltas; rows already at the
+        typical value get exactly 0. At most ~chunk_rows stacked rows at a time bound the memory.
         """
         n, k = R.shape
         t = np.array([self.encode_value(f, typical.get(f)) for f in self.features])

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics import churn, value
 from analytics import columns as C
+from analytics.metrics import value
+from analytics.model import explain
+from analytics.model import train as training
 
 # Numbers may go a little past what training saw (a tenure one month longer than the oldest
 # customer); far outside, the model extrapolates blindly, so they are refused.
@@ -221,12 +223,12 @@ def predict(
         raw = {f: np.array([r.get(f) for r in records], dtype=object) for f in features}
     else:
         X = records_frame(meta, records)
-        p, deltas = churn.probability_and_deltas(model.pipeline, X, meta["typical"])
+        p, deltas = explain.probability_and_deltas(model.pipeline, X, meta["typical"])
         features, d = list(deltas.columns), deltas.to_numpy()
         raw = {f: X[f].to_numpy(dtype=object) for f in features}
     window = meta.get("window_months", 1)
     p_monthly = value.monthly_probability(p, window)
-    bands = np.asarray(churn.risk_band(p, meta["threshold"]), dtype=object)
+    bands = np.asarray(training.risk_band(p, meta["threshold"]), dtype=object)
     base_rate = meta["churned"] / meta["base_rows"]
     base_monthly = float(value.monthly_probability(np.array([base_rate]), window)[0])
     # Whole-array work first; the per-row loop only assembles plain Python values.

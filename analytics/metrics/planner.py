@@ -5,13 +5,15 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics import value
-from analytics.kpis import active_mask
+from analytics.metrics import value
+from analytics.metrics.kpis import active_mask, missing
 from analytics.result import Unavailable
 
 # Reason text starts with the feature name ("contract = Monthly (+18.2 pts)"); the action is
@@ -109,7 +111,7 @@ def plan(
     discount: float,
     window_months: int = 1,
     base_churn_rate: float | None = None,
-) -> value.RetentionPlan | Unavailable:
+) -> RetentionPlan | Unavailable:
     """The retention plan with value recomputed under the user's margin and discount."""
     if C.MONTHLY_REVENUE not in frame.columns:
         return Unavailable(NO_REVENUE)
@@ -121,7 +123,161 @@ def plan(
         window_months=window_months,
         base_churn_rate=base_churn_rate,
     )
-    return value.plan_retention(revalued, save_rate=save_rate, cost_per_contact=cost_per_contact)
+    return plan_retention(revalued, save_rate=save_rate, cost_per_contact=cost_per_contact)
+
+
+@dataclass(frozen=True, eq=False)
+class RetentionPlan:
+    """The planner's answer for one set of assumptions.
+
+    curve: DataFrame n, net_benefit, saved_value, cost (N = 0 .. all candidates, thinned to at
+    most max_points rows, always with N = 0, the best N and the last N); best_n: the N with the
+    largest net benefit (the smallest such N on ties; 0 when no contact pays for itself);
+    saved_value / cost / net_benefit at best_n; roi = net_benefit / cost (NaN when cost is 0);
+    contacts: the best_n customers by expected loss, descending, with expected_saving =
+    s x p_i x Value_i (built when first read: on a million customers it can hold hundreds of
+    thousands of rows; first_contacts(n) builds only the first n); candidates: active
+    customers with a known expected loss.
+    """
+
+    curve: pd.DataFrame
+    best_n: int
+    saved_value: float
+    cost: float
+    net_benefit: float
+    roi: float
+    save_rate: float
+    cost_per_contact: float
+    candidates: int
+    # (rows, their savings) -> their contact table; rows are the plan's first n contacts
+    _contact_rows: np.ndarray = field(repr=False)
+    _contact_savings: np.ndarray = field(repr=False)
+    _contacts_of: ContactTable = field(repr=False)
+
+    @functools.cached_property
+    def contacts(self) -> pd.DataFrame:
+        return self._contacts_of(self._contact_rows, self._contact_savings, None)
+
+    def first_contacts(self, n: int, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """contacts.head(n) (only `columns` of it, those present, if given), without building
+        the rest."""
+        if "contacts" in self.__dict__:
+            head = self.contacts.head(n)
+            return head if columns is None else head[[c for c in columns if c in head]]
+        return self._contacts_of(self._contact_rows[:n], self._contact_savings[:n], columns)
+
+
+# (rows, their savings, columns or None for all) -> those rows of the contact table.
+ContactTable = Callable[[np.ndarray, np.ndarray, Sequence[str] | None], pd.DataFrame]
+
+
+EXPECTED_SAVING = "expected_saving"
+
+
+def check_plan_inputs(save_rate: float, cost_per_contact: float, max_points: int) -> None:
+    if not 0.0 <= save_rate <= 1.0:  # also rejects NaN
+        raise ValueError(f"save_rate must be between 0 and 1, got {save_rate}")
+    if not 0.0 <= cost_per_contact < np.inf:
+        raise ValueError(f"cost_per_contact must be a number >= 0, got {cost_per_contact}")
+    if max_points < 3:
+        raise ValueError(f"max_points must be at least 3, got {max_points}")
+
+
+def _curve_points(n: int, best_n: int, max_points: int) -> np.ndarray:
+    """Evenly spread N values in 0..n, plus the best N; at most max_points of them."""
+    if n + 1 <= max_points:
+        return np.arange(n + 1)
+    grid = np.unique(np.round(np.linspace(0, n, max_points - 1)).astype(np.int64))
+    return np.unique(np.append(grid, best_n))
+
+
+def plan_retention(
+    frame: pd.DataFrame,
+    *,
+    save_rate: float = 0.25,
+    cost_per_contact: float = 10.0,
+    max_points: int = 500,
+) -> RetentionPlan | Unavailable:
+    """Contact the top N active customers by expected loss: net benefit(N) = sum over those N of
+    (s x p_i x Value_i) - N x c. Returns the curve over N, the best N and its figures.
+
+    ValueError when save_rate is outside [0, 1], cost_per_contact is negative or max_points < 3.
+    """
+    check_plan_inputs(save_rate, cost_per_contact, max_points)
+    gap = missing(frame, C.MONTHLY_REVENUE, C.EXPECTED_LOSS)
+    if gap is not None:
+        return gap
+    loss = frame[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan)
+    eligible = np.flatnonzero(active_mask(frame) & ~np.isnan(loss))
+    ranked, saving = rank_savings(eligible, save_rate * loss[eligible])
+    return ranked_plan(
+        ranked,
+        saving,
+        lambda rows, sv, columns: _columns(
+            frame.iloc[rows].assign(**{EXPECTED_SAVING: sv}), columns
+        ),
+        save_rate=save_rate,
+        cost_per_contact=cost_per_contact,
+        max_points=max_points,
+    )
+
+
+def _columns(frame: pd.DataFrame, columns: Sequence[str] | None) -> pd.DataFrame:
+    return frame if columns is None else frame[[c for c in columns if c in frame.columns]]
+
+
+def rank_savings(rows: np.ndarray, saving: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` and their savings by saving, descending (ties in table order): the contact order."""
+    order = np.argsort(-saving, kind="stable")
+    return rows[order], saving[order]
+
+
+def is_ranked(rows: np.ndarray, saving: np.ndarray) -> bool:
+    """Whether rows and savings are exactly as rank_savings would order them."""
+    if np.isnan(saving).any():
+        return False
+    step = np.diff(saving)
+    if (step > 0).any():
+        return False
+    ties = step == 0
+    return not ties.any() or bool((np.diff(rows)[ties] > 0).all())
+
+
+def ranked_plan(
+    ranked: np.ndarray,
+    saving: np.ndarray,
+    contacts: ContactTable,
+    *,
+    save_rate: float,
+    cost_per_contact: float,
+    max_points: int = 500,
+) -> RetentionPlan:
+    """The plan over candidates already in contact order (rank_savings); `contacts(rows,
+    savings, columns)` gives the table of those of them."""
+    saved = np.concatenate(([0.0], np.cumsum(saving)))
+    ns = np.arange(len(saved))
+    cost = ns * float(cost_per_contact)
+    net = saved - cost
+    best = int(np.argmax(net))
+    pts = _curve_points(len(ranked), best, max_points)
+    curve = pd.DataFrame(
+        {"n": pts, "net_benefit": net[pts], "saved_value": saved[pts], "cost": cost[pts]}
+    )
+    total_cost = float(cost[best])
+    return RetentionPlan(
+        curve=curve,
+        best_n=best,
+        saved_value=float(saved[best]),
+        cost=total_cost,
+        net_benefit=float(net[best]),
+        roi=float(net[best] / total_cost) if total_cost > 0 else float("nan"),
+        save_rate=float(save_rate),
+        cost_per_contact=float(cost_per_contact),
+        candidates=len(ranked),
+        _contact_rows=ranked[:best],
+        _contact_savings=saving[:best],
+        _contacts_of=contacts,
+    )
 
 
 class Planner:
@@ -179,10 +335,10 @@ class Planner:
         margin: float,
         discount: float,
         max_points: int = 500,
-    ) -> value.RetentionPlan | Unavailable:
+    ) -> RetentionPlan | Unavailable:
         if not self.available:
             return Unavailable(NO_REVENUE)
-        value.check_plan_inputs(save_rate, cost_per_contact, max_points)
+        check_plan_inputs(save_rate, cost_per_contact, max_points)
         rate = self.base_churn_rate
         if rate is None:  # the selection's own rate, as plan() takes it
             rate = value.base_rate(self.base.loc[mask, _rate_columns(self.base)], None)
@@ -190,9 +346,9 @@ class Planner:
         eligible = mask & candidates
         ranked = self._order[eligible[self._order]]
         saving = save_rate * loss[ranked]
-        if not value.is_ranked(ranked, saving):
+        if not is_ranked(ranked, saving):
             rows = np.flatnonzero(eligible)
-            ranked, saving = value.rank_savings(rows, save_rate * loss[rows])
+            ranked, saving = rank_savings(rows, save_rate * loss[rows])
 
         @functools.cache
         def cuts():
@@ -214,12 +370,12 @@ class Planner:
                 window_months=self.window_months,
                 base_churn_rate=rate,
                 value_cuts=cut,
-            ).assign(**{value.EXPECTED_SAVING: savings})
+            ).assign(**{EXPECTED_SAVING: savings})
             if columns is None:
                 return revalued
             return revalued[[c for c in columns if c in revalued.columns]]
 
-        return value.ranked_plan(
+        return ranked_plan(
             ranked,
             saving,
             contacts,

@@ -41,7 +41,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from analytics import columns as C
-from analytics.kpis import SMALL_GROUP, missing, safe_ratio, wilson_interval
+from analytics.metrics.kpis import SMALL_GROUP, missing, safe_ratio, wilson_interval
 from analytics.result import Unavailable
 
 K_RANGE = range(3, 9)
