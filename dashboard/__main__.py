@@ -16,14 +16,7 @@ from analytics import io
 from analytics.config import ConfigError, settings_from_env
 from analytics.schema import DataError, parse_mapping_pairs
 from dashboard.logs import configure_logging
-from dashboard.server import (
-    ServeConfig,
-    describe,
-    install,
-    load_workspace,
-    serve_config_from_env,
-    settle,
-)
+from dashboard.server import ServeConfig, describe, serve_config_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,21 +65,14 @@ def main(argv=None) -> int:
         if args.mapping_file:
             mapping.update(io.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
-        from dashboard.app import create_app
+        from dashboard.app import dash_app, start
 
-        log = logging.getLogger("dashboard")
-        workspace = load_workspace(
-            replace(config, mapping=mapping), settings, log, drop=tuple(args.drop)
-        )
-        log.info("%s: %s", workspace.source, workspace.how)
-        app = create_app(workspace)
-        install(app, batch_limit=config.batch_limit)
+        server = start(replace(config, mapping=mapping), settings, drop=tuple(args.drop))
     except (DataError, io.ArtifactError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
-    settle()
-    app.run(host=config.host, port=config.port, debug=config.debug)
+    dash_app(server).run(host=config.host, port=config.port, debug=config.debug)
     return 0
 
 

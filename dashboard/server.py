@@ -213,17 +213,6 @@ def describe(config: ServeConfig, settings: Settings, env: Mapping[str, str] | N
     return lines
 
 
-def install(app, *, batch_limit: int | None = None) -> None:
-    """Serving concerns on a Dash app's Flask server: security headers, request ids and the
-    access log, and the API's batch limit (RETENTION_BATCH_LIMIT unless given)."""
-    from dashboard import logs, security
-
-    server = app.server
-    server.config[BATCH_LIMIT_KEY] = batch_limit or batch_limit_from_env()
-    security.install(app)
-    logs.install_request_logging(server)
-
-
 def settle() -> None:
     """Call once the app is built, just before serving. What start-up loaded lives as long as
     the process, so it is moved out of the garbage collector's sight (gc.freeze): otherwise

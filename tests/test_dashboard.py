@@ -14,22 +14,22 @@ from sklearn.metrics import roc_auc_score
 
 from analytics import churn, evaluation, filters, kpis, retention, value
 from analytics import columns as C
+from analytics.services.base import CURRENT_ONLY, ServedBase
 from dashboard import figures, ids
-from dashboard.app import create_app
+from dashboard.app import create_app, dash_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
 from dashboard.callbacks import filters as filter_cb
-from dashboard.data import CURRENT_ONLY, DashboardData
 from dashboard.layout import KPI_ORDER, components_by_id
 
 
 @pytest.fixture(scope="module")
 def demo(demo_workspace):
-    return DashboardData(demo_workspace)
+    return ServedBase(demo_workspace)
 
 
 @pytest.fixture(scope="module")
 def app(demo_workspace):
-    return create_app(demo_workspace)
+    return dash_app(create_app(demo_workspace))
 
 
 def _layout_ids(component) -> set[str]:
@@ -52,7 +52,7 @@ def _callback_ids(app) -> set[str]:
 
 @pytest.mark.parametrize("fixture", ["demo_workspace", "telco_workspace", "no_revenue_workspace"])
 def test_every_callback_id_exists_in_the_layout(request, fixture):
-    app = create_app(request.getfixturevalue(fixture))
+    app = dash_app(create_app(request.getfixturevalue(fixture)))
     in_layout = _layout_ids(app.layout)
     pattern_types = {json.loads(i)["type"] for i in in_layout if i.startswith("{")}
     for name in _callback_ids(app):
@@ -146,7 +146,7 @@ def test_trend_with_dates_is_monthly_and_splits_by_segment(demo):
 
 
 def test_trend_without_dates_is_kaplan_meier(telco_workspace):
-    data = DashboardData(telco_workspace)
+    data = ServedBase(telco_workspace)
     fig, note = overview.trend_figure(data, "", split=False)
     assert "Kaplan-Meier" in fig.layout.title.text
     assert "no dates" in note
@@ -260,7 +260,7 @@ def test_prediction_card_good_and_bad_input(demo):
 
 
 def test_value_views_explain_why_they_are_off_without_revenue(no_revenue_workspace):
-    app = create_app(no_revenue_workspace)
+    app = dash_app(create_app(no_revenue_workspace))
     text = json.dumps(app.layout.to_plotly_json(), default=str)
     assert "not available because the data has no monthly_revenue column" in text
 
@@ -273,13 +273,13 @@ def test_figures_say_why_they_are_empty():
 
 def test_html_in_customer_fields_is_text(demo_workspace):
     """Dash renders strings as text: a customer id holding markup stays inert."""
-    data = DashboardData(demo_workspace)
+    data = ServedBase(demo_workspace)
     body = customers.detail_body(data, "<script>alert(1)</script>")
     assert "<script>" in str(body)  # the string is a child, rendered as text by React
 
 
 def test_kpis_without_revenue_say_why(no_revenue_workspace):
-    values, deltas = overview.kpi_outputs(DashboardData(no_revenue_workspace), "")
+    values, deltas = overview.kpi_outputs(ServedBase(no_revenue_workspace), "")
     for name in ("mrr", "avg_clv", "mrr_at_risk"):
         assert values[KPI_ORDER.index(name)] == "–"
         assert deltas[KPI_ORDER.index(name)] == "not available: no monthly_revenue column"
