@@ -31,7 +31,7 @@ from analytics.config import PROJ_ROOT, settings_from_env
 from analytics.store import artifacts
 from analytics.workflow import load_or_train
 from dashboard import ids
-from dashboard.app import create_app
+from dashboard.app import create_app, dash_app, served_base
 from dashboard.layout import components_by_id
 from dashboard.server import settle
 
@@ -205,14 +205,15 @@ def main(argv=None) -> int:
     )
     prepare = time.perf_counter() - t0
     t0 = time.perf_counter()
-    app = create_app(ws)
+    server = create_app(ws)
+    app = dash_app(server)
     settle()  # as the servers do before serving (wsgi.py, python -m dashboard)
     build = time.perf_counter() - t0
-    client = app.server.test_client()
+    client = server.test_client()
     specs = [
         s for s in app._callback_list if not s.get("clientside_function") and not s.get("no_output")
     ]
-    data = app.server.config["DASHBOARD_DATA"]
+    data = served_base(server)
 
     # First page: the HTML, layout, dependencies and the callbacks fired on load (Overview).
     page = Page(app)

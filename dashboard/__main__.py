@@ -22,14 +22,7 @@ from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.store import artifacts
 from dashboard.logs import configure_logging
-from dashboard.server import (
-    column_mapping,
-    describe,
-    install,
-    load_workspace,
-    settle,
-    warn_unknown_variables,
-)
+from dashboard.server import column_mapping, describe, warn_unknown_variables
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,18 +75,14 @@ def main(argv=None) -> int:
         if args.mapping_file:
             mapping.update(read.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
-        from dashboard.app import create_app
+        from dashboard.app import dash_app, start
 
-        workspace = load_workspace(config, settings, log, mapping=mapping, drop=tuple(args.drop))
-        log.info("%s: %s", workspace.source, workspace.how)
-        app = create_app(workspace)
-        install(app, batch_limit=config.batch_limit)
+        server = start(config, settings, mapping=mapping, drop=tuple(args.drop))
     except (DataError, artifacts.ArtifactError, ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
-    settle()
-    app.run(host=config.host, port=config.port, debug=config.debug)
+    dash_app(server).run(host=config.host, port=config.port, debug=config.debug)
     return 0
 
 

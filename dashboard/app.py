@@ -1,30 +1,34 @@
-"""create_app(...): the Dash app over one loaded Workspace.
+"""The application factory: Flask owns the app; the REST API is a blueprint on it and the Dash
+dashboard is mounted on it. `start` is the one start-up path of wsgi.py and `python -m dashboard`.
 
-Callbacks are registered on this app explicitly (app.callback), so two apps built in the same
-process (tests, a second data set) each get their own.
+Callbacks are registered on each Dash app explicitly (app.callback), so two apps built in the
+same process (tests, a second data set) each get their own.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from dash import Dash
+from flask import Flask, abort, request
 
 from analytics import columns as C
-from analytics.config import PROJ_ROOT, Settings, serve_settings_from_env, settings_from_env
+from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
 from analytics.model import predict
-from analytics.workflow import Workspace, load_or_train
-from dashboard import api, callbacks, layout
-from dashboard.data import DashboardData
-from dashboard.server import column_mapping, install
+from analytics.services.base import ServedBase
+from analytics.workflow import Workspace
+from dashboard import callbacks, layout, logs, security
+from dashboard.api import routes as api
+from dashboard.server import BATCH_LIMIT_KEY, load_workspace, settle
 
 log = logging.getLogger("dashboard")
 
 ASSETS = PROJ_ROOT / "assets"
+SERVED_BASE = "retention_served_base"
+DASH_APP = "retention_dash_app"
 
 
-def grid_columns(data: DashboardData, *, plan: bool = False) -> list[dict]:
+def grid_columns(data: ServedBase, *, plan: bool = False) -> list[dict]:
     """At-risk list columns (METRICS.md) with the top three reasons; the planner's contact list
     adds each customer's expected saving."""
     money = {
@@ -69,7 +73,7 @@ def grid_columns(data: DashboardData, *, plan: bool = False) -> list[dict]:
     return cols
 
 
-def value_note(data: DashboardData) -> str | None:
+def value_note(data: ServedBase) -> str | None:
     if C.MONTHLY_REVENUE not in data.scored.columns:
         return (
             "Value views are off: not available because the data has no monthly_revenue "
@@ -78,35 +82,34 @@ def value_note(data: DashboardData) -> str | None:
     return None
 
 
-def create_app(
-    workspace: Workspace | None = None,
-    *,
-    data: Path | None = None,
-    models_dir: Path | None = None,
-    settings: Settings | None = None,
-    mapping: dict[str, str] | None = None,
-    drop: tuple[str, ...] = (),
-) -> Dash:
-    """Build the dashboard. Without a workspace, load `data` (default: RETENTION_DATA, else the
-    demo base) and its model, training one first when the models directory has none that fits
-    this table."""
-    if workspace is None:
-        config = serve_settings_from_env(data=data, models_dir=models_dir)
-        settings = settings or settings_from_env()
-        workspace = load_or_train(
-            config.data,
-            settings,
-            models_dir=config.models_dir,
-            mapping=mapping if mapping is not None else (column_mapping(config) or None),
-            drop=drop,
-            progress=log.info,
-        )
-        log.info("%s", workspace.how)
-    dash_data = DashboardData(workspace)
-    schema = predict.input_schema(workspace.model.meta)
+# Paths the app answers besides its API: the page and Dash's own routes. Dash would answer any
+# other GET with the page too; here an unknown path is a 404.
+PAGE_PATHS = ("/",)
+DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/", "/api/")
 
+
+def _only_known_paths(server: Flask) -> None:
+    @server.before_request
+    def _unknown_path_is_404():
+        path = request.path
+        if path in PAGE_PATHS or path.startswith(DASH_PREFIXES):
+            return None
+        abort(404)
+
+
+def create_app(workspace: Workspace, *, batch_limit: int | None = None) -> Flask:
+    """The application over one loaded Workspace: a Flask app with the REST API and the Dash
+    dashboard mounted on it, both answering from one ServedBase through analytics.services."""
+    base = ServedBase(workspace)
+    schema = predict.input_schema(workspace.model.meta)
+    server = Flask(__name__)
+    server.config[BATCH_LIMIT_KEY] = batch_limit or setting_from_env(ServeSettings, "batch_limit")
+    server.extensions[SERVED_BASE] = base
+    api.register(server, base)
+    _only_known_paths(server)
     app = Dash(
         __name__,
+        server=server,
         title="Customer Retention",
         assets_folder=str(ASSETS),
         external_stylesheets=[],  # Bootstrap is served from assets/: no CDN
@@ -115,14 +118,50 @@ def create_app(
         update_title=None,
     )
     app.layout = layout.page(
-        dash_data,
+        base,
         schema,
-        grid_columns(dash_data),
-        grid_columns(dash_data, plan=True),
-        value_note(dash_data),
+        grid_columns(base),
+        grid_columns(base, plan=True),
+        value_note(base),
     )
-    callbacks.register(app, dash_data, schema)
-    app.server.config["DASHBOARD_DATA"] = dash_data
-    api.register(app.server, dash_data)
-    install(app)  # security headers, request ids + access log, RETENTION_BATCH_LIMIT
-    return app
+    callbacks.register(app, base, schema)
+    server.extensions[DASH_APP] = app
+    security.install(app)
+    logs.install_request_logging(server)
+    return server
+
+
+def dash_app(server: Flask) -> Dash:
+    """The Dash app mounted on `server` (for tests and the development server)."""
+    return server.extensions[DASH_APP]
+
+
+def served_base(server: Flask) -> ServedBase:
+    return server.extensions[SERVED_BASE]
+
+
+def start(
+    config: ServeSettings,
+    settings: Settings,
+    *,
+    mapping: dict[str, str] | None = None,
+    drop: tuple[str, ...] = (),
+) -> Flask:
+    """The one start-up path of `wsgi.py` and `python -m dashboard`: load the table and its model
+    (retraining only as RETENTION_RETRAIN allows), build the app, finish Dash's set-up with one
+    request, and freeze what start-up loaded out of the garbage collector's sight."""
+    workspace = load_workspace(config, settings, log, mapping=mapping, drop=drop)
+    log.info("%s: %s", workspace.source, workspace.how)
+    server = create_app(workspace, batch_limit=config.batch_limit)
+    if config.debug:
+        dash_app(server).enable_dev_tools(debug=True, dev_tools_hot_reload=False)
+        log.warning("RETENTION_DEBUG is on: Dash dev tools show tracebacks to every client")
+    # Dash finishes its set-up (registering the component files it may serve) on a process's
+    # first request, and marks it done before it is: under gthread, a second thread's request
+    # for a component file can arrive in between and get a 500 ("not a registered library").
+    # One request here completes the set-up once; under gunicorn's preload every worker forks
+    # with it done.
+    with server.test_client() as client:
+        client.get("/", headers={logs.REQUEST_ID_HEADER: "preload"})
+    settle()
+    return server

@@ -160,17 +160,20 @@ def kaplan_meier(
     return fig
 
 
-def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
-    """Share of each signup cohort still active k months after signup."""
-    cells = cohorts.drop(
-        columns=[c for c in cohorts.columns if not isinstance(c, int | np.integer)]
-    )
-    labels = [pd.Timestamp(m).strftime("%Y-%m") for m in cohorts.index]
+def cohort_heatmap(cohorts: list[dict]) -> go.Figure:
+    """Share of each signup cohort still active k months after signup; `cohorts` as
+    services.overview.cohorts gives them (cohort, customers, retention by k)."""
+    width = max((len(c["retention"]) for c in cohorts), default=0)
+    z = [
+        [np.nan if v is None else v for v in c["retention"]]
+        + [np.nan] * (width - len(c["retention"]))
+        for c in cohorts
+    ]
     fig = _base("Cohort retention")
     fig.add_heatmap(
-        z=cells.to_numpy(dtype=float),
-        x=[str(c) for c in cells.columns],
-        y=labels,
+        z=np.asarray(z, dtype=float),
+        x=[str(k) for k in range(width)],
+        y=[c["cohort"] for c in cohorts],
         colorscale="Blues",
         zmin=0,
         zmax=1,
@@ -178,7 +181,7 @@ def cohort_heatmap(cohorts: pd.DataFrame) -> go.Figure:
         hovertemplate="cohort %{y}, month %{x}: %{z:.1%} still active<extra></extra>",
     )
     fig.update_xaxes(title="months since signup")
-    fig.update_yaxes(title="signup month", autorange="reversed", automargin=True)
+    fig.update_yaxes(title="signup month", autorange="reversed", automargin=True, type="category")
     return fig
 
 
@@ -203,8 +206,16 @@ def segment_doughnut(sizes: pd.DataFrame, colours: dict[str, str] | None = None)
     return fig
 
 
-def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None) -> go.Figure:
-    """Churn rate per group with Wilson 95% intervals and counts; small groups greyed."""
+def rate_bars(
+    rates: pd.DataFrame,
+    title: str,
+    *,
+    base_rate: float | None = None,
+    selection_rate: float | None = None,
+) -> go.Figure:
+    """Churn rate per group with Wilson 95% intervals and counts; small groups greyed. A dashed
+    line marks all customers' rate (`base_rate`) and, when the filters narrow the base, a
+    dotted one the selection's (`selection_rate`)."""
     fig = _base(title)
     small = rates["small"].to_numpy(dtype=bool)
     colors = np.where(small, MUTED, CHURN)
@@ -241,13 +252,17 @@ def rate_bars(rates: pd.DataFrame, title: str, *, base_rate: float | None = None
         hoverinfo="skip",
         cliponaxis=False,
     )
-    if base_rate is not None and math.isfinite(base_rate):
-        fig.add_vline(
-            x=base_rate,
-            line={"dash": "dash", "color": "#475569"},
-            annotation_text=f"all customers {base_rate:.1%}",
-            annotation_position="top",
-        )
+    lines = [(base_rate, "all customers", "dash", "top")]
+    if selection_rate is not None and selection_rate != base_rate:
+        lines.append((selection_rate, "this selection", "dot", "bottom"))
+    for rate, name, dash, where in lines:
+        if rate is not None and math.isfinite(rate):
+            fig.add_vline(
+                x=rate,
+                line={"dash": dash, "color": "#475569"},
+                annotation_text=f"{name} {rate:.1%}",
+                annotation_position=where,
+            )
     upper = float(np.nanmax(rates["ci_high"])) if len(rates) else 1.0
     fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, upper * 1.45 + 0.05)], title="churn rate")
     fig.update_yaxes(autorange="reversed", automargin=True)

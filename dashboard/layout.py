@@ -415,6 +415,7 @@ def model_tab(threshold: float) -> list:
         card(
             "Candidates (5-fold stratified cross-validation)",
             html.Div(id=ids.MODEL_CANDIDATES),
+            html.Div(id=ids.MODEL_WARNING, className="small text-warning-emphasis mt-2"),
             help_text="The model with the best mean ROC-AUC is used. These scores are for the "
             "whole base; the curves, lift and threshold views follow the filters.",
         ),
@@ -468,9 +469,9 @@ def predict_field(feature: str, spec: dict):
             id=fid,
             type="number",
             value=spec["default"],
-            # No min/max: the browser would send an out-of-range number as None ("missing");
-            # the server's check names the range instead.
-            step=1 if spec.get("whole") else "any",
+            # No min/max and no step: the browser would send an out-of-range number or 2.5 in
+            # a whole-number field as None ("missing"); the server's check says what is wrong.
+            step="any",
             inputmode="numeric" if spec.get("whole") else "decimal",
         )
         hint = f"observed {lo:g} to {hi:g}" + (", whole numbers" if spec.get("whole") else "")
@@ -494,11 +495,25 @@ def predict_tab(schema: dict[str, dict]) -> list:
                 dbc.Col(
                     card(
                         "Customer",
+                        dbc.InputGroup(
+                            [
+                                dbc.Input(
+                                    id=ids.PREDICT_LOAD_ID,
+                                    placeholder="customer id, e.g. from the at-risk list",
+                                    type="text",
+                                ),
+                                dbc.Button("Load customer", id=ids.PREDICT_LOAD, color="secondary"),
+                            ],
+                            size="sm",
+                            className="mb-1",
+                        ),
+                        html.Div(id=ids.PREDICT_LOAD_NOTE, className="small text-muted mb-2"),
                         dbc.Row([predict_field(f, spec) for f, spec in schema.items()]),
                         dbc.Button(
                             "Predict", id=ids.PREDICT_SUBMIT, color="primary", className="mt-2"
                         ),
-                        help_text="Defaults are the base's typical values (median or most common).",
+                        help_text="Defaults are the base's typical values (median or most "
+                        "common); load a real customer to ask what-if questions about them.",
                     ),
                     lg=7,
                 ),

@@ -1,5 +1,5 @@
 """Serving start-up around the settings: the mapping file, warnings for unknown variables, the
-effective configuration, the app's serving concerns and the workspace.
+effective configuration, settling after start-up and the workspace.
 
 The settings themselves (ServeSettings, Settings) are declared and validated in
 analytics.config; `python -m dashboard --check-config` prints them (`describe`).
@@ -74,17 +74,6 @@ def describe(config: ServeSettings, settings: Settings, env: Mapping[str, str] |
     ]
     width = max(len(variable) for variable, _, _ in rows)
     return [f"{variable:<{width}} = {value}  ({source})" for variable, value, source in rows]
-
-
-def install(app, *, batch_limit: int | None = None) -> None:
-    """Serving concerns on a Dash app's Flask server: security headers, request ids and the
-    access log, and the API's batch limit (RETENTION_BATCH_LIMIT unless given)."""
-    from dashboard import logs, security
-
-    server = app.server
-    server.config[BATCH_LIMIT_KEY] = batch_limit or setting_from_env(ServeSettings, "batch_limit")
-    security.install(app)
-    logs.install_request_logging(server)
 
 
 def settle() -> None:

@@ -14,9 +14,10 @@ from analytics import filters
 from analytics.definitions import KPI_DEFINITIONS
 from analytics.metrics import kpis, value
 from analytics.model import predict
-from dashboard import api
-from dashboard.app import create_app
-from dashboard.data import DashboardData
+from analytics.services.base import ServedBase
+from dashboard.api import routes as api
+from dashboard.api.http import max_body_bytes
+from dashboard.app import create_app, served_base
 
 JSON = "application/json"
 
@@ -28,12 +29,12 @@ def app(demo_workspace):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return app.server.test_client()
+    return app.test_client()
 
 
 @pytest.fixture(scope="module")
-def data(app) -> DashboardData:
-    return app.server.config["DASHBOARD_DATA"]
+def data(app) -> ServedBase:
+    return served_base(app)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +44,7 @@ def schema(demo_workspace):
 
 @pytest.fixture(scope="module")
 def norev_client(no_revenue_workspace):
-    return create_app(no_revenue_workspace).server.test_client()
+    return create_app(no_revenue_workspace).test_client()
 
 
 def typical_record(schema) -> dict:
@@ -315,7 +316,7 @@ def test_predict_a_full_batch_and_refuse_one_more(client, schema):
 
 
 def test_batch_limit_is_the_app_setting(app, client, schema, monkeypatch):
-    monkeypatch.setitem(app.server.config, "RETENTION_BATCH_LIMIT", 2)
+    monkeypatch.setitem(app.config, "RETENTION_BATCH_LIMIT", 2)
     records = [typical_record(schema)] * 3
     r = client.post("/api/v1/predict", json={"customers": records})
     assert r.status_code == 413
@@ -324,8 +325,8 @@ def test_batch_limit_is_the_app_setting(app, client, schema, monkeypatch):
 
 
 def test_body_over_the_byte_limit_is_a_json_413(app, client, monkeypatch):
-    monkeypatch.setitem(app.server.config, "RETENTION_BATCH_LIMIT", 1)
-    limit = api.max_body_bytes(1)
+    monkeypatch.setitem(app.config, "RETENTION_BATCH_LIMIT", 1)
+    limit = max_body_bytes(1)
     payload = json.dumps({"customers": [{"x": "y" * limit}]})
     r = client.post("/api/v1/predict", data=payload, content_type=JSON)
     assert r.status_code == 413
@@ -421,7 +422,7 @@ def test_predict_without_revenue_has_no_value_fields(norev_client, no_revenue_wo
 
 
 def test_predict_on_telco(telco_workspace):
-    client = create_app(telco_workspace).server.test_client()
+    client = create_app(telco_workspace).test_client()
     model = body(client.get("/api/v1/model"))
     record = {name: spec["default"] for name, spec in model["features"].items()}
     got = body(client.post("/api/v1/predict", json={"customers": [record, record]}))
@@ -471,7 +472,7 @@ def test_openapi_documents_every_route_and_only_those(app, client):
     spec = body(client.get("/api/v1/openapi.json"))
     assert spec["openapi"].startswith("3.1")
     documented = {path: set(ops) for path, ops in spec["paths"].items()}
-    assert documented == _flask_api_routes(app.server)
+    assert documented == _flask_api_routes(app)
     for path, methods in documented.items():
         concrete = path.replace("{customer_id}", "C000003")
         for method in methods:
@@ -588,7 +589,7 @@ def test_an_unexpected_error_is_a_generic_json_500_and_is_logged(client, schema,
 
 
 def test_an_error_outside_the_blueprint_under_api_is_json_too(demo_workspace):
-    server = create_app(demo_workspace).server
+    server = create_app(demo_workspace)
 
     @server.route("/api/boom")
     def _boom():
@@ -647,7 +648,7 @@ def test_json_response_writes_numpy_dates_and_gaps_like_plain():
     import numpy as np
     import pandas as pd
 
-    from dashboard.api import json_response, plain
+    from dashboard.api.http import json_response, plain
 
     clean = {"n": np.int64(3), "x": np.float32(0.5), "ok": np.bool_(True)}
     clean["at"] = dt.date(2026, 1, 2)

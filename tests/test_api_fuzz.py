@@ -172,7 +172,7 @@ def workspace(request):
 
 @pytest.fixture(scope="module")
 def client(workspace):
-    return create_app(workspace).server.test_client()
+    return create_app(workspace).test_client()
 
 
 @pytest.fixture(scope="module")

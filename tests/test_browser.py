@@ -56,10 +56,10 @@ def shown(column: str) -> str:
 
 
 def start(dash_duo, workspace, *, debug: bool = True):
-    from dashboard.app import create_app
+    from dashboard.app import create_app, dash_app
 
     dash_duo.start_server(
-        create_app(workspace),
+        dash_app(create_app(workspace)),
         debug=debug,
         use_reloader=False,
         dev_tools_hot_reload=False,

@@ -15,24 +15,25 @@ from sklearn.metrics import roc_auc_score
 from analytics import columns as C
 from analytics import filters
 from analytics.metrics import kpis, trend, value
-from analytics.metrics import planner as metrics_planner
+from analytics.metrics import planner as planner_rules
 from analytics.model import evaluation
+from analytics.services import customers as customer_service
+from analytics.services.base import CURRENT_ONLY, ServedBase
 from dashboard import figures, ids
-from dashboard.app import create_app
+from dashboard.app import create_app, dash_app
 from dashboard.callbacks import customers, drivers, model, overview, planner, predict
 from dashboard.callbacks import filters as filter_cb
-from dashboard.data import CURRENT_ONLY, DashboardData
 from dashboard.layout import KPI_ORDER, components_by_id
 
 
 @pytest.fixture(scope="module")
 def demo(demo_workspace):
-    return DashboardData(demo_workspace)
+    return ServedBase(demo_workspace)
 
 
 @pytest.fixture(scope="module")
 def app(demo_workspace):
-    return create_app(demo_workspace)
+    return dash_app(create_app(demo_workspace))
 
 
 def _layout_ids(component) -> set[str]:
@@ -55,7 +56,7 @@ def _callback_ids(app) -> set[str]:
 
 @pytest.mark.parametrize("fixture", ["demo_workspace", "telco_workspace", "no_revenue_workspace"])
 def test_every_callback_id_exists_in_the_layout(request, fixture):
-    app = create_app(request.getfixturevalue(fixture))
+    app = dash_app(create_app(request.getfixturevalue(fixture)))
     in_layout = _layout_ids(app.layout)
     pattern_types = {json.loads(i)["type"] for i in in_layout if i.startswith("{")}
     for name in _callback_ids(app):
@@ -130,7 +131,7 @@ def test_a_filter_matching_nobody_says_so(demo):
     fig = drivers.factor_figure(demo, query, "contract")
     assert "No customers match" in fig.layout.annotations[0].text
     assert (
-        customers.grid_page(demo, query, {"startRow": 0, "endRow": 50}, demo.grid_fields)[
+        customers.grid_page(demo, query, {"startRow": 0, "endRow": 50})[
             "rowCount"
         ]
         == 0
@@ -149,7 +150,7 @@ def test_trend_with_dates_is_monthly_and_splits_by_segment(demo):
 
 
 def test_trend_without_dates_is_kaplan_meier(telco_workspace):
-    data = DashboardData(telco_workspace)
+    data = ServedBase(telco_workspace)
     fig, note = overview.trend_figure(data, "", split=False)
     assert "Kaplan-Meier" in fig.layout.title.text
     assert "no dates" in note
@@ -174,14 +175,14 @@ def test_factor_bars_have_intervals_and_counts(demo):
 
 def test_at_risk_grid_pages_on_the_server_sorted_by_expected_loss(demo):
     request = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": {}}
-    page = customers.grid_page(demo, "", request, demo.grid_fields)
+    page = customers.grid_page(demo, "", request)
     assert len(page["rowData"]) == 50
     assert page["rowCount"] > 50
     losses = [r[C.EXPECTED_LOSS] for r in page["rowData"]]
     assert losses == sorted(losses, reverse=True)
     assert all(r[C.RISK_BAND] == "High" for r in page["rowData"])
     second = customers.grid_page(
-        demo, "", {**request, "startRow": 50, "endRow": 100}, demo.grid_fields
+        demo, "", {**request, "startRow": 50, "endRow": 100}
     )
     assert {r[C.CUSTOMER_ID] for r in second["rowData"]}.isdisjoint(
         {r[C.CUSTOMER_ID] for r in page["rowData"]}
@@ -190,7 +191,7 @@ def test_at_risk_grid_pages_on_the_server_sorted_by_expected_loss(demo):
 
 def test_export_is_the_whole_selection_and_formula_safe(demo):
     download = customers.export_csv(
-        demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]), None, None, demo.grid_fields
+        demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]), None, None
     )
     frame = pd.read_csv(stdio.StringIO(download["content"]))
     assert list(frame.columns) == demo.grid_fields
@@ -238,8 +239,8 @@ def test_model_view_threshold_updates_the_confusion_matrix(demo):
 
 
 def test_model_curves_follow_the_filters(demo):
-    roc_all, _, _ = model.curve_figures(demo, "")
-    roc_high, _, _ = model.curve_figures(demo, "?risk=High")
+    roc_all, _, _, _ = model.curve_figures(demo, "")
+    roc_high, _, _, _ = model.curve_figures(demo, "?risk=High")
     assert roc_all.layout.title.text != roc_high.layout.title.text  # AUC of the selection
     empty = model.curve_figures(demo, "?tenure_min=100000")
     assert all("No customers match" in f.layout.annotations[0].text for f in empty)
@@ -263,7 +264,7 @@ def test_prediction_card_good_and_bad_input(demo):
 
 
 def test_value_views_explain_why_they_are_off_without_revenue(no_revenue_workspace):
-    app = create_app(no_revenue_workspace)
+    app = dash_app(create_app(no_revenue_workspace))
     text = json.dumps(app.layout.to_plotly_json(), default=str)
     assert "not available because the data has no monthly_revenue column" in text
 
@@ -276,13 +277,13 @@ def test_figures_say_why_they_are_empty():
 
 def test_html_in_customer_fields_is_text(demo_workspace):
     """Dash renders strings as text: a customer id holding markup stays inert."""
-    data = DashboardData(demo_workspace)
+    data = ServedBase(demo_workspace)
     body = customers.detail_body(data, "<script>alert(1)</script>")
     assert "<script>" in str(body)  # the string is a child, rendered as text by React
 
 
 def test_kpis_without_revenue_say_why(no_revenue_workspace):
-    values, deltas = overview.kpi_outputs(DashboardData(no_revenue_workspace), "")
+    values, deltas = overview.kpi_outputs(ServedBase(no_revenue_workspace), "")
     for name in ("mrr", "avg_clv", "mrr_at_risk"):
         assert values[KPI_ORDER.index(name)] == "–"
         assert deltas[KPI_ORDER.index(name)] == "not available: no monthly_revenue column"
@@ -296,7 +297,7 @@ def test_probability_filter_is_typed_in_percent(demo):
         "sortModel": [],
         "filterModel": {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}},
     }
-    page = customers.grid_page(demo, "", request, demo.grid_fields)
+    page = customers.grid_page(demo, "", request)
     hv = demo.scored[
         (demo.scored[C.RISK_BAND] == "High")
         & demo.scored[C.HIGH_VALUE]
@@ -330,10 +331,10 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
             overview.cohort_figure(demo, query).data[0].z, cohorts.drop(columns="customers")
         )
         pd.testing.assert_frame_equal(
-            customers.at_risk(demo, query), value.high_value_at_risk(frame)
+            demo.at_risk(query), value.high_value_at_risk(frame)
         )
         y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
-        roc, pr, calibration = model.curve_figures(demo, query)
+        roc, pr, calibration, _ = model.curve_figures(demo, query)
         want = evaluation.curves(y, p)
         assert list(roc.data[0].x) == want["roc"]["fpr"]
         assert list(pr.data[0].y) == want["pr"]["precision"]
@@ -342,7 +343,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         _, _, lift = model.threshold_outputs(demo, query, 0.3)
         np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
         plan = planner.compute_plan(demo, query, PLAN_VALUES)
-        want = metrics_planner.plan(
+        want = planner_rules.plan(
             frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
         )
         assert (plan.best_n, plan.net_benefit) == (want.best_n, want.net_benefit)
@@ -362,7 +363,7 @@ def test_scatter_is_a_stable_sample_that_says_so(demo):
     fig = customers.scatter_figure(demo, "")
     active = int((demo.scored[C.CHURNED] == 0).sum())
     shown = sum(len(t.x) for t in fig.data)
-    assert shown == customers.SCATTER_SAMPLE < active
+    assert shown == customer_service.SCATTER_SAMPLE < active
     assert f"a sample of {shown:,} of {active:,}" in fig.layout.title.text
     again = customers.scatter_figure(demo, "")
     assert [list(t.text) for t in fig.data] == [list(t.text) for t in again.data]
@@ -416,9 +417,9 @@ def test_the_count_line_follows_the_grids_column_filters(demo):
     # The grid shows percentages: "greater than 50" means p > 0.5, as in grid_page.
     model = {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}}
     request = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": model}
-    shown = customers.grid_page(demo, "", request, demo.grid_fields)["rowCount"]
+    shown = customers.grid_page(demo, "", request)["rowCount"]
     text = customers.count_text(demo, "", model)
     assert 0 < shown < total
     assert text.startswith(f"{shown:,} of {total:,} customers with the column filters")
-    export = customers.export_csv(demo, "", model, None, demo.grid_fields)
+    export = customers.export_csv(demo, "", model, None)
     assert len(pd.read_csv(stdio.StringIO(export["content"]))) == shown

@@ -39,8 +39,8 @@ from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
 from dashboard.server import BATCH_LIMIT_KEY, column_mapping, load_workspace
 
-HAS_API = (PROJ_ROOT / "dashboard" / "api.py").is_file()
-needs_api = pytest.mark.skipif(not HAS_API, reason="dashboard/api.py (the REST API) not built yet")
+HAS_API = (PROJ_ROOT / "dashboard" / "api" / "routes.py").is_file()
+needs_api = pytest.mark.skipif(not HAS_API, reason="dashboard/api (the REST API) not built yet")
 START_TIMEOUT = 60  # seconds for gunicorn to load the demo base and model and answer
 
 
@@ -199,7 +199,7 @@ def client(demo_workspace):
     from dashboard.app import create_app
 
     app = create_app(demo_workspace)
-    return app.server.test_client()
+    return app.test_client()
 
 
 @pytest.mark.parametrize(
@@ -257,7 +257,7 @@ def test_batch_limit_is_in_the_flask_config(monkeypatch, demo_workspace):
     from dashboard.app import create_app
 
     monkeypatch.setenv("RETENTION_BATCH_LIMIT", "1234")
-    assert create_app(demo_workspace).server.config[BATCH_LIMIT_KEY] == 1234
+    assert create_app(demo_workspace).config[BATCH_LIMIT_KEY] == 1234
 
 
 @pytest.mark.parametrize(

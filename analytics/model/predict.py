@@ -8,7 +8,7 @@ client learns all of them at once.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,9 +73,11 @@ def input_schema(meta: Mapping) -> dict[str, dict]:
 
 
 def check_record(
-    schema: Mapping[str, dict], record: object, *, where: str = ""
+    schema: Mapping[str, dict], record: object, *, where: str = "", ignored: Collection[str] = ()
 ) -> tuple[dict, list[Problem]]:
-    """Validate one record against the schema; returns (clean values, problems)."""
+    """Validate one record against the schema; returns (clean values, problems). Fields in
+    `ignored` (columns of the table the model does not use, so that a customer's profile is
+    accepted as it is) are dropped; any other field the schema lacks is a problem."""
     prefix = f"{where}." if where else ""
     if not isinstance(record, Mapping):
         return {}, [Problem(where or "body", "expected an object of feature: value pairs")]
@@ -83,7 +85,7 @@ def check_record(
     problems: list[Problem] = []
     record = _with_total_revenue(schema, record)
     for key in record:
-        if key not in schema and key != C.CUSTOMER_ID:
+        if key not in schema and key != C.CUSTOMER_ID and key not in ignored:
             problems.append(Problem(f"{prefix}{key}", "unknown field"))
     for feature, spec in schema.items():
         raw = record.get(feature)

@@ -6,50 +6,29 @@ import math
 from datetime import date
 
 import dash_bootstrap_components as dbc
-import numpy as np
 import pandas as pd
 from dash import Input, Output, State, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics import export, filters, paging
-from analytics.metrics.planner import recommend_action
-from analytics.result import Unavailable
+from analytics import paging
+from analytics.services import customers
+from analytics.services.errors import InvalidInput
 from dashboard import figures, ids
-from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label
-
-SCATTER_SAMPLE = 5000
-SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BAND)
-
-
-def at_risk(data, query) -> pd.DataFrame | Unavailable:
-    return data.cached("at_risk", query, lambda: data.at_risk(query), large=True)
 
 
 def scatter_figure(data, query):
-    active = data.mask(query) & data.active
-    total = int(np.count_nonzero(active))
-    if not total:
-        return figures.message(NO_MATCH)
-    # The selection's first customers in a fixed random order: a random sample that is the
-    # same every time, drawn without copying the selection.
-    rows = np.sort(filters.first_in(data.random_order, active, SCATTER_SAMPLE))
-    sample = data.scored[list(SCATTER_COLUMNS)].iloc[rows]
+    """The value x risk figure of services.customers.scatter."""
+    found = customers.scatter(data, query)
+    if not found["points"]:
+        return figures.message(found["note"])
     return figures.value_risk_scatter(
-        sample, threshold=data.threshold, value_cut=data.value_cut, total=total
+        pd.DataFrame(found["points"]),
+        threshold=found["threshold"],
+        value_cut=found["value_cut"],
+        total=found["total"],
     )
-
-
-def grid_rows(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """JSON-ready rows; NaN becomes null."""
-    part = frame[[c for c in columns if c in frame.columns]]
-    rows = part.astype(object).where(part.notna(), None).to_dict("records")
-    for row in rows:
-        for key, val in row.items():
-            if isinstance(val, np.generic):
-                row[key] = val.item()
-    return rows
 
 
 # The grid shows probabilities as percentages, so a user filters "greater than 50": the server
@@ -77,91 +56,78 @@ def grid_query(sort_model, filter_model):
     return sort, [unscale(c) for c in conditions]
 
 
-def grid_page(data, query, request, columns: list[str]):
-    """Answer an AG Grid infinite-model request: one page of the sorted, filtered list."""
-    hv = at_risk(data, query)
-    if isinstance(hv, Unavailable):
-        return {"rowData": [], "rowCount": 0}
+def grid_page(data, query, request):
+    """Answer an AG Grid infinite-model request: one page of services.customers.at_risk."""
     sort, conditions = grid_query(request.get("sortModel"), request.get("filterModel"))
-    key = (repr(sort), repr(conditions))
-    selected = data.cached(
-        "at_risk_sel",
+    start = max(0, int(request.get("startRow", 0)))
+    end = max(start + 1, int(request.get("endRow", 50)))
+    found = customers.at_risk(
+        data,
         query,
-        lambda: paging.select(hv, conditions=conditions, sort=sort),
-        key,
-        large=True,
+        sort=sort,
+        conditions=conditions,
+        offset=start,
+        limit=min(end - start, customers.MAX_PAGE),
     )
-    rows, total = paging.page(selected, request.get("startRow", 0), request.get("endRow", 50))
-    return {"rowData": grid_rows(rows, columns), "rowCount": total}
+    return {"rowData": found["items"], "rowCount": found["total"]}
 
 
 def count_text(data, query, filter_model=None) -> str:
     """How many customers the list holds and their expected loss; with the grid's own column
     filters on, how many of them the grid (and its export) shows."""
-    # From the list's positions: the whole list (every column) is built for the grid only.
-    rows = data.cached("at_risk_rows", query, lambda: data.at_risk_rows(query))
-    if isinstance(rows, Unavailable):
-        return rows.reason
-    if not len(rows):
+    try:
+        whole = customers.summary(data, query)
+    except InvalidInput as exc:
+        return exc.message
+    n, loss = whole["list_customers"], whole["list_expected_loss"]
+    if not n:
         return "No high-value customers at high risk in this selection."
-    loss = data.scored[C.EXPECTED_LOSS].iloc[rows].sum()
-    whole = f"{len(rows):,} customers, total expected loss {loss:,.0f}."
+    text = f"{n:,} customers, total expected loss {loss:,.0f}."
     try:
         _, conditions = grid_query(None, filter_model)
-    except paging.PagingError:
-        return whole
-    if not conditions:
-        return whole
-    hv = at_risk(data, query)
-    try:
-        shown = paging.select(hv, conditions=conditions)
-    except paging.PagingError:
-        return whole
+        if not conditions:
+            return text
+        shown = customers.at_risk(data, query, conditions=conditions, limit=1)
+    except (paging.PagingError, InvalidInput):
+        return text
     return (
-        f"{len(shown):,} of {len(rows):,} customers with the column filters, total expected "
-        f"loss {shown[C.EXPECTED_LOSS].sum():,.0f} (all {len(rows):,}: {loss:,.0f})."
+        f"{shown['total']:,} of {n:,} customers with the column filters, total expected "
+        f"loss {shown['total_expected_loss']:,.0f} (all {n:,}: {loss:,.0f})."
     )
 
 
-def export_csv(data, query, filter_model, sort_model, columns: list[str]):
-    hv = at_risk(data, query)
-    if isinstance(hv, Unavailable):
-        raise PreventUpdate
+def export_csv(data, query, filter_model, sort_model):
     sort, conditions = grid_query(sort_model, filter_model)
-    selected = paging.select(hv, conditions=conditions, sort=sort)
-    text = export.safe_csv(selected[[c for c in columns if c in selected.columns]])
+    try:
+        text = customers.at_risk_csv(data, query, sort=sort, conditions=conditions)
+    except InvalidInput:
+        raise PreventUpdate from None
     return dcc.send_string(text, f"high-value-at-risk-{date.today():%Y-%m-%d}.csv")
 
 
 def detail_body(data, customer_id: str):
-    """Profile, probability, band, CLV, drivers and a recommended action for one customer."""
-    frame = data.scored
-    match = frame[frame[C.CUSTOMER_ID].astype(str) == str(customer_id)]
-    if match.empty:
+    """Profile, probability, band, CLV, drivers and a recommended action for one customer, from
+    services.customers.customer (what GET /api/v1/customers/<id> returns)."""
+    found = customers.customer(data, customer_id)
+    if found is None:
         return dbc.Alert(f"Customer {customer_id} is not in the current base.", color="warning")
-    row = match.iloc[0]
-    settings = data.ws.settings
-    action = recommend_action(
-        row, save_rate=settings.save_rate, cost_per_contact=settings.cost_per_contact
-    )
     stats = [
-        ("Churn probability", f"{row[C.P_CHURN]:.1%}"),
-        ("Risk band", str(row[C.RISK_BAND])),
-        ("Segment", str(row.get(C.SEGMENT, "–"))),
+        ("Churn probability", f"{found['probability']:.1%}"),
+        ("Risk band", str(found["risk_band"])),
+        ("Segment", str(found["segment"] or "–")),
     ]
-    for col, text in (
-        (C.CLV, "CLV"),
-        (C.VALUE, "Value"),
-        (C.EXPECTED_LOSS, "Expected loss"),
-        (C.MONTHLY_REVENUE, "Monthly revenue"),
+    for key, text in (
+        ("clv", "CLV"),
+        ("value", "Value"),
+        ("expected_loss", "Expected loss"),
+        ("monthly_revenue", "Monthly revenue"),
     ):
-        if col in row and not _nan(row[col]):
-            stats.append((text, f"{row[col]:,.2f}"))
-    reasons = [str(row[r]) for r in C.REASONS if r in row and isinstance(row[r], str) and row[r]]
+        if found.get(key) is not None:
+            stats.append((text, f"{found[key]:,.2f}"))
+    reasons = found["drivers"]
     profile = [
-        html.Tr([html.Td(label(f), className="text-muted"), html.Td(_show(row[f]))])
-        for f in data.ws.table.features
-        if f in row
+        html.Tr([html.Td(label(f), className="text-muted"), html.Td(_show(v))])
+        for f, v in found["profile"].items()
     ]
     return html.Div(
         [
@@ -187,7 +153,9 @@ def detail_body(data, customer_id: str):
                 className="small",
             ),
             dbc.Alert(
-                [html.Strong("Recommended action: "), action], color="primary", className="mt-2"
+                [html.Strong("Recommended action: "), found["recommended_action"]],
+                color="primary",
+                className="mt-2",
             ),
             html.H6("Profile", className="mt-3"),
             dbc.Table(html.Tbody(profile), size="sm", className="small"),
@@ -208,7 +176,6 @@ def _show(x) -> str:
 
 
 def register(app, data) -> None:
-    columns = data.grid_fields
     if C.MONTHLY_REVENUE not in data.scored.columns:
         return  # the tab shows why value views are off; no components to update
 
@@ -242,8 +209,8 @@ def register(app, data) -> None:
         if not request:
             raise PreventUpdate
         try:
-            return grid_page(data, query, request, columns)
-        except paging.PagingError:
+            return grid_page(data, query, request)
+        except (paging.PagingError, InvalidInput, TypeError, ValueError):
             return {"rowData": [], "rowCount": 0}
 
     # A new selection must restart paging from the first row (pure UI glue, so clientside).
@@ -266,7 +233,7 @@ def register(app, data) -> None:
     def _export(_n, query, filter_model, request):
         sort_model = (request or {}).get("sortModel")
         try:
-            return export_csv(data, query, filter_model, sort_model, columns)
+            return export_csv(data, query, filter_model, sort_model)
         except paging.PagingError:
             raise PreventUpdate from None
 

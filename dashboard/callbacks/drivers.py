@@ -2,28 +2,29 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from dash import Input, Output
 from dash.exceptions import PreventUpdate
 
-from analytics import columns as C
-from analytics.metrics.rates import churn_by_factor
-from analytics.result import Unavailable
+from analytics.services import overview
 from dashboard import figures, ids
-from dashboard.callbacks.overview import NO_MATCH
 from dashboard.layout import label
 
 
 def factor_figure(data, query, factor):
-    if not factor or factor not in data.scored.columns:
+    """Churn by the factor's levels (services.overview.drivers): the dashed line is all
+    customers' rate, the dotted one the selection's."""
+    if not factor or factor not in overview.factors(data):
         return figures.message("Choose a factor.")
-    frame = data.view(query, (C.CHURNED, factor))
-    if not len(frame):
-        return figures.message(NO_MATCH)
-    rates = data.cached("factor", query, lambda: churn_by_factor(frame, factor), factor)
-    if isinstance(rates, Unavailable):
-        return figures.message(rates.reason)
-    base = data.kpis(query)["churn_rate"]
-    return figures.rate_bars(rates, f"Churn rate by {label(factor)}", base_rate=base)
+    found = overview.drivers(data, query, factor)
+    if not found["levels"]:
+        return figures.message(found["note"])
+    return figures.rate_bars(
+        pd.DataFrame(found["levels"]),
+        f"Churn rate by {label(factor)}",
+        base_rate=found["base_churn_rate"],
+        selection_rate=found["selection_churn_rate"],
+    )
 
 
 def register(app, data) -> None:

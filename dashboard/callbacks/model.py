@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import math
-
 import dash_bootstrap_components as dbc
-import numpy as np
+import pandas as pd
 from dash import Input, Output, html
 from dash.exceptions import PreventUpdate
 
-from analytics import columns as C
-from analytics.model import evaluation
+from analytics.services import model
+from analytics.services.overview import NO_MATCH
 from dashboard import figures, ids
-from dashboard.callbacks.overview import NO_MATCH
 
 
 def candidates_table(meta: dict):
@@ -73,44 +70,20 @@ def candidates_table(meta: dict):
     )
 
 
-def scores(data, query):
-    """Labels and out-of-fold scores of the selection, in table order."""
-
-    def make():
-        frame = data.view(query, (C.CHURNED, C.P_CHURN))
-        return frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
-
-    return data.cached("scores", query, make, large=True)
-
-
-def ranked_scores(data, query):
-    """Labels and scores of the selection by score, descending (ties in table order): the
-    base sorted once, restricted to the selection, so no sort per selection."""
-
-    def make():
-        rows = data.ranked(query, C.P_CHURN)
-        return data.scored[C.CHURNED].to_numpy()[rows], data.scored[C.P_CHURN].to_numpy()[rows]
-
-    return data.cached("ranked_scores", query, make, large=True)
-
-
 def curve_figures(data, query):
-    """ROC, precision-recall and calibration of the out-of-fold scores of the selection."""
-    y, p = scores(data, query)
-    if len(np.unique(y)) < 2:
-        why = NO_MATCH if not len(y) else "The selection holds only one class: no curve."
-        return (figures.message(why),) * 3
-
-    def make():
-        y_desc, p_desc = ranked_scores(data, query)
-        r = evaluation.ranking(y_desc, p_desc)
-        return evaluation.curves(y, p, r), r["roc_auc"], r["pr_auc"]
-
-    curves, auc, ap = data.cached("curves", query, make)
+    """ROC, precision-recall and calibration of services.model.curves, and its warning."""
+    found = model.curves(data, query)
+    if found["note"]:
+        return (figures.message(found["note"]),) * 3 + ("",)
+    low, high = found["roc_auc_ci"]
+    warning = found["warning"]
+    if warning:
+        warning = f"{warning} ROC-AUC {found['roc_auc']:.3f} (95% CI {low:.3f}-{high:.3f})."
     return (
-        figures.roc_curve(curves["roc"], auc),
-        figures.pr_curve(curves["pr"], ap, float(y.mean())),
-        figures.calibration(curves["calibration"]),
+        figures.roc_curve(found["roc"], found["roc_auc"]),
+        figures.pr_curve(found["pr"], found["pr_auc"], found["base_rate"]),
+        figures.calibration(found["calibration"]),
+        warning,
     )
 
 
@@ -118,21 +91,19 @@ def threshold_outputs(data, query, threshold):
     """Confusion matrix, precision/recall/F1 and lift on the selected customers."""
     if threshold is None:
         raise PreventUpdate
-    y, p = scores(data, query)
-    if not len(y):
+    m = model.at_threshold(data, query, float(threshold))
+    if not m["customers"]:
         empty = figures.message(NO_MATCH)
         return empty, dbc.Alert(NO_MATCH, color="light"), empty
-    t = float(threshold)
-    m = evaluation.at_threshold(y, p, t)
 
     def pct(x):
-        return "–" if math.isnan(x) else f"{x:.1%}"
+        return "–" if x is None else f"{x:.1%}"
 
     items = [
-        ("Flagged as churners", f"{m['flagged']:,} of {len(y):,}"),
+        ("Flagged as churners", f"{m['flagged']:,} of {m['customers']:,}"),
         ("Precision", pct(m["precision"])),
         ("Recall", pct(m["recall"])),
-        ("F1", "–" if math.isnan(m["f1"]) else f"{m['f1']:.3f}"),
+        ("F1", "–" if m["f1"] is None else f"{m['f1']:.3f}"),
     ]
     body = dbc.ListGroup(
         [
@@ -148,10 +119,15 @@ def threshold_outputs(data, query, threshold):
     )
     note = html.P(
         f"Saved threshold t = {data.threshold:.3f}. Out-of-fold predictions on the "
-        f"{len(y):,} selected customers.",
+        f"{m['customers']:,} selected customers.",
         className="small text-muted mt-2",
     )
-    lift = figures.lift_bars(evaluation.lift_of_ranked(ranked_scores(data, query)[0]))
+    curves = model.curves(data, query)
+    lift = (
+        figures.lift_bars(pd.DataFrame(curves["lift"]))
+        if curves.get("lift")
+        else figures.message(curves["note"] or NO_MATCH)
+    )
     return figures.confusion(m["tp"], m["fp"], m["fn"], m["tn"]), html.Div([body, note]), lift
 
 
@@ -163,6 +139,7 @@ def register(app, data) -> None:
         Output(ids.MODEL_ROC, "figure"),
         Output(ids.MODEL_PR, "figure"),
         Output(ids.MODEL_CALIBRATION, "figure"),
+        Output(ids.MODEL_WARNING, "children"),
         Input(ids.FILTER_QUERY, "data"),
         Input(ids.TABS, "active_tab"),
     )

@@ -11,13 +11,11 @@ from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
-from analytics.metrics import survival
-from analytics.metrics.rates import churn_by_segment
-from analytics.result import Unavailable
+from analytics.services import overview
+from analytics.services.overview import NO_MATCH
 from dashboard import figures, ids
 from dashboard.layout import KPI_ORDER
 
-NO_MATCH = "No customers match these filters."
 RATES = ("churn_rate", "retention_rate")
 MONEY = ("mrr", "avg_clv", "mrr_at_risk")
 
@@ -62,9 +60,9 @@ def fmt_delta(name: str, value, whole) -> str:
 
 
 def kpi_outputs(data, query):
-    """Values and deltas for every KPI card, in layout order."""
-    current = data.kpis(query)
-    whole = data.kpis("")
+    """Values and deltas for every KPI card, in layout order (services.overview.kpis)."""
+    current = overview.kpis(data, query)
+    whole = overview.kpis(data, "")
     values = [fmt_kpi(n, current.get(n)) for n in KPI_ORDER]
     if not current["customers"]:
         deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
@@ -87,24 +85,19 @@ def _short_reason(reason: str) -> str:
 
 
 def trend_figure(data, query, split: bool):
-    """Monthly churn and retention with dates; Kaplan-Meier over tenure without."""
+    """The figure of services.overview.trend: monthly churn and retention with dates,
+    Kaplan-Meier over tenure without."""
+    found = overview.trend(data, query, split=split)
+    if not found["points"]:
+        return figures.message(found["note"]), ""
     by = C.SEGMENT if split else None
-    if data.history is not None:
-        history = data.history_selection(query)
-        if not history.customers:
-            return figures.message(NO_MATCH), ""
-        trend = data.cached("trend", query, lambda: history.monthly_trend(by=by), by)
-        return figures.monthly_trend(trend, by=by, colours=_colours(data)), data.history_note(
+    points = pd.DataFrame(found["points"])
+    if found["kind"] == "monthly":
+        points = points.rename(columns={"customers": "active_start"})
+        return figures.monthly_trend(points, by=by, colours=_colours(data)), data.history_note(
             query
         )
-    frame = data.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
-    if not len(frame):
-        return figures.message(NO_MATCH), ""
-    km = data.cached("km", query, lambda: survival.kaplan_meier(frame, by=by), by)
-    if isinstance(km, Unavailable):
-        return figures.message(km.reason), ""
-    note = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
-    return figures.kaplan_meier(km, by=by, colours=_colours(data)), note
+    return figures.kaplan_meier(points, by=by, colours=_colours(data)), found["note"]
 
 
 def _colours(data) -> dict[str, str]:
@@ -112,51 +105,42 @@ def _colours(data) -> dict[str, str]:
 
 
 def cohort_figure(data, query):
-    if data.history is None:
-        return figures.message(
-            "Not available because the data has no signup_date and churn_date columns."
-        )
-    history = data.history_selection(query)
-    if not history.customers:
-        return figures.message(NO_MATCH)
-    cohorts = data.cached("cohorts", query, history.cohort_retention)
-    return figures.cohort_heatmap(cohorts)
+    """The heatmap of services.overview.cohorts."""
+    found = overview.cohorts(data, query)
+    if not found["cohorts"]:
+        return figures.message(found["note"])
+    return figures.cohort_heatmap(found["cohorts"])
 
 
 def segment_outputs(data, query):
-    """Doughnut of sizes, churn per segment with intervals, and the profile table."""
-    frame = data.view(query, (C.CHURNED, C.SEGMENT))
-    if not len(frame):
-        empty = figures.message(NO_MATCH)
-        return empty, empty, dbc.Alert(NO_MATCH, color="light")
-    rates = data.cached("segments", query, lambda: churn_by_segment(frame))
-    if isinstance(rates, Unavailable):
-        msg = figures.message(rates.reason)
-        return msg, msg, dbc.Alert(rates.reason, color="light")
-    whole = data.kpis("")["churn_rate"]
+    """Doughnut of sizes, churn per segment with intervals, and the profile table, from
+    services.overview.segments."""
+    found = overview.segments(data, query)
+    if not found["segments"]:
+        empty = figures.message(found["note"])
+        return empty, empty, dbc.Alert(found["note"], color="light")
+    rates = pd.DataFrame(found["segments"]).rename(columns={"name": "level"})
     doughnut = figures.segment_doughnut(rates, _colours(data))
-    bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=whole)
-    return doughnut, bars, profile_table(data.ws.model.segments.profile, rates)
+    bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=found["base_churn_rate"])
+    return doughnut, bars, profile_table(found["segments"])
 
 
-def profile_table(profile: pd.DataFrame, rates: pd.DataFrame):
+def profile_table(segments: list[dict]):
     """Each segment's name, size in the selection, churn and what defines it."""
-    rate_of = dict(zip(rates["level"].astype(str), rates["churn_rate"], strict=True))
-    n_of = dict(zip(rates["level"].astype(str), rates["customers"], strict=True))
-    rows = []
-    for row in profile.itertuples(index=False):
-        name = str(row.segment)
-        rate = rate_of.get(name)
-        rows.append(
-            html.Tr(
-                [
-                    html.Td(name, className="fw-semibold"),
-                    html.Td(f"{n_of.get(name, 0):,}", className="text-end"),
-                    html.Td("–" if rate is None else f"{rate:.1%}", className="text-end"),
-                    html.Td(str(row.defined_by), className="small segment-defined-by"),
-                ]
-            )
+    rows = [
+        html.Tr(
+            [
+                html.Td(seg["name"], className="fw-semibold"),
+                html.Td(f"{seg['customers']:,}", className="text-end"),
+                html.Td(
+                    "–" if seg["churn_rate"] is None else f"{seg['churn_rate']:.1%}",
+                    className="text-end",
+                ),
+                html.Td(str(seg["defined_by"]), className="small segment-defined-by"),
+            ]
         )
+        for seg in segments
+    ]
     head = html.Thead(
         html.Tr(
             [

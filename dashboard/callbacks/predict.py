@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, html
+from dash import ALL, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from analytics.metrics.planner import recommend_action
 from analytics.model import predict
+from analytics.services import customers, model
 from dashboard import ids
 from dashboard.layout import label
 
@@ -29,9 +30,7 @@ def result_card(data, schema, features: list[str], values: list):
             color="danger",
         )
     settings = data.ws.settings
-    row = predict.predict(
-        data.ws.model, [clean], margin=settings.margin, discount=settings.discount, top=5
-    )[0]
+    row = model.predict_records(data, [clean], top=5)[0]
     band = row["risk_band"]
     stats = [("Churn probability", f"{row['probability']:.1%}"), ("Risk band", band)]
     if "clv" in row:
@@ -117,3 +116,34 @@ def register(app, data, schema) -> None:
         if not n_clicks:
             raise PreventUpdate
         return result_card(data, schema, [i["feature"] for i in id_list], values)
+
+    register_load(app, data, schema)
+
+
+def loaded_values(data, schema, customer_id, features: list[str]):
+    """The form's values from a real customer's profile (services.customers.customer), and a
+    note; unknown ids leave the form as it is."""
+    cid = (customer_id or "").strip()
+    if not cid:
+        return [no_update] * len(features), "Enter a customer id."
+    found = customers.customer(data, cid)
+    if found is None:
+        return [no_update] * len(features), f"Customer {cid} is not in the current base."
+    profile = found["profile"]
+    values = [profile.get(f, no_update) for f in features]
+    return values, f"Loaded {cid} (p = {found['probability']:.1%} in the scored base)."
+
+
+def register_load(app, data, schema) -> None:
+    @app.callback(
+        Output({"type": ids.PREDICT_FIELD, "feature": ALL}, "value"),
+        Output(ids.PREDICT_LOAD_NOTE, "children"),
+        Input(ids.PREDICT_LOAD, "n_clicks"),
+        State(ids.PREDICT_LOAD_ID, "value"),
+        State({"type": ids.PREDICT_FIELD, "feature": ALL}, "id"),
+        prevent_initial_call=True,
+    )
+    def _load(n_clicks, customer_id, id_list):
+        if not n_clicks:
+            raise PreventUpdate
+        return loaded_values(data, schema, customer_id, [i["feature"] for i in id_list])

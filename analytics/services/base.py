@@ -1,6 +1,7 @@
-"""The read-only data a dashboard process serves, and the filtered views of it.
+"""The read-only base a serving process answers from, and the filtered views of it.
 
-Built once per process from a Workspace; callbacks only read it. What does not depend on the
+Built once per process from a Workspace; the services (and so the dashboard and the API) only
+read it. What does not depend on the
 filters (category codes, the history's month codes, orders of the base) is computed here once.
 A selection is a boolean mask, cached by filter state with what is computed from it (per
 worker: under gunicorn each worker has its own cache), so the several callbacks that one filter
@@ -9,6 +10,7 @@ change fires share one pass.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -60,7 +62,7 @@ class _LRU:
         return value
 
 
-class DashboardData:
+class ServedBase:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self.meta = ws.model.meta
@@ -107,6 +109,13 @@ class DashboardData:
         self._history_selections = _LRU(32)
         self._derived = _LRU(256)
         self._large = _LRU(8)
+
+    @functools.cached_property
+    def id_positions(self) -> pd.Series:
+        """Row position of each customer id (as text; the first row of a repeated id)."""
+        ids = self.scored[C.CUSTOMER_ID].astype(str)
+        first = ~ids.duplicated().to_numpy()
+        return pd.Series(np.flatnonzero(first), index=pd.Index(ids[first].to_numpy()))
 
     def _history_with_segments(self) -> pd.DataFrame | None:
         if self.ws.history is None:

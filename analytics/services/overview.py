@@ -1,0 +1,122 @@
+"""What a user asks of a selection's overview: KPIs, trend or survival, cohorts, segments,
+drivers. Each is a plain function of (served base, filter query, options) -> plain data; the
+API returns it as it is and the dashboard draws its figures from exactly it."""
+
+from __future__ import annotations
+
+from analytics import columns as C
+from analytics.metrics import survival
+from analytics.result import Unavailable
+from analytics.services.base import ServedBase
+from analytics.services.errors import InvalidInput
+from analytics.services.plain import month_text, plain, records
+
+NO_MATCH = "No customers match these filters."
+NO_DATES = "Not available because the data has no signup_date and churn_date columns."
+KM_NOTE = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
+
+
+def kpis(base: ServedBase, query: str) -> dict:
+    """The KPI cards of the selection (METRICS.md), with why a KPI the data cannot give is off."""
+    return plain(base.kpis(query))
+
+
+def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
+    """Monthly churn and retention with dates ("kind": "monthly", one point per month and, when
+    split, per segment); the Kaplan-Meier retention curve over tenure without ("kind":
+    "survival"). An empty selection has no points and says why in "note"."""
+    by = C.SEGMENT if split else None
+    if base.history is not None:
+        selection = base.history_selection(query)
+        if not selection.customers:
+            return {"kind": "monthly", "split": split, "points": [], "note": NO_MATCH}
+        table = base.cached("trend", query, lambda: selection.monthly_trend(by=by), by)
+        points = records(table.rename(columns={"active_start": "customers"}))
+        for point, month in zip(points, month_text(table["month"]), strict=True):
+            point["month"] = month
+        return {"kind": "monthly", "split": split, "points": points, "note": ""}
+    frame = base.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
+    if not len(frame):
+        return {"kind": "survival", "split": split, "points": [], "note": NO_MATCH}
+    km = base.cached("km", query, lambda: survival.kaplan_meier(frame, by=by), by)
+    if isinstance(km, Unavailable):
+        return {"kind": "survival", "split": split, "points": [], "note": km.reason}
+    return {"kind": "survival", "split": split, "points": records(km), "note": KM_NOTE}
+
+
+def cohorts(base: ServedBase, query: str) -> dict:
+    """Cohort retention: per signup month, its size and the share still active k months after
+    signup (only fully observed cells)."""
+    if base.history is None:
+        return {"cohorts": [], "note": NO_DATES}
+    selection = base.history_selection(query)
+    if not selection.customers:
+        return {"cohorts": [], "note": NO_MATCH}
+    table = base.cached("cohorts", query, selection.cohort_retention)
+    cells = [c for c in table.columns if c != "customers"]
+    rows = []
+    for month, (_, row) in zip(month_text(table.index), table.iterrows(), strict=True):
+        shares = [plain(float(row[k])) for k in cells]
+        while shares and shares[-1] is None:  # unobserved cells end each row
+            shares.pop()
+        rows.append({"cohort": month, "customers": int(row["customers"]), "retention": shares})
+    return {"cohorts": rows, "note": ""}
+
+
+def _rates(table) -> list[dict]:
+    return records(table)
+
+
+def segments(base: ServedBase, query: str) -> dict:
+    """Each segment's customers, churned, churn rate with its Wilson interval, and what defines
+    it; the counts add up to the selection's KPI count."""
+    frame = base.view(query, (C.CHURNED, C.SEGMENT))
+    whole = base.kpis("")["churn_rate"]
+    if not len(frame):
+        return {"segments": [], "base_churn_rate": plain(whole), "note": NO_MATCH}
+    rates = base.cached("segments", query, lambda: rates.churn_by_segment(frame))
+    if isinstance(rates, Unavailable):
+        return {"segments": [], "base_churn_rate": plain(whole), "note": rates.reason}
+    profile = base.ws.model.segments.profile
+    defined = dict(zip(profile["segment"].astype(str), profile["defined_by"], strict=True))
+    items = []
+    for row in _rates(rates):
+        name = str(row.pop("level"))
+        items.append({"name": name, **row, "defined_by": defined.get(name, "")})
+    return {"segments": items, "base_churn_rate": plain(whole), "note": ""}
+
+
+def drivers(base: ServedBase, query: str, factor: str | None) -> dict:
+    """Churn rate by one factor's levels (numbers in quantile bins) with intervals, the base's
+    rate ("all customers") and the selection's beside it, and the model's global importance."""
+    importance = base.ws.model.importance
+    out = {
+        "factor": factor,
+        "base_churn_rate": plain(base.kpis("")["churn_rate"]),
+        "selection_churn_rate": plain(base.kpis(query)["churn_rate"]),
+        "levels": [],
+        "importance": records(importance) if importance is not None else [],
+        "note": "",
+    }
+    if not factor:
+        out["note"] = "Choose a factor."
+        return out
+    if factor not in factors(base):
+        known = ", ".join(factors(base))
+        raise InvalidInput("factor", f"unknown factor {factor!r}; known: {known}")
+    frame = base.view(query, (C.CHURNED, factor))
+    if not len(frame):
+        out["note"] = NO_MATCH
+        return out
+    rates = base.cached("factor", query, lambda: rates.churn_by_factor(frame, factor), factor)
+    if isinstance(rates, Unavailable):
+        out["note"] = rates.reason
+        return out
+    out["levels"] = _rates(rates)
+    return out
+
+
+def factors(base: ServedBase) -> list[str]:
+    """The factors the drivers view offers: the table's features, then the segment."""
+    offered = [*base.ws.table.features, C.SEGMENT]
+    return [f for f in dict.fromkeys(offered) if f in base.scored.columns]

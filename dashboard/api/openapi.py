@@ -1,0 +1,315 @@
+"""The OpenAPI 3.1 document of /api/v1, generated from the loaded data and model.
+
+The customer schema comes from the model's input schema (analytics.predict.input_schema): an
+enum of the known levels for each categorical feature, the accepted range for each number.
+The filter parameters list the levels the data has. So the document always describes what this
+server accepts, and the fuzz tests derive their requests from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from analytics import columns as C
+from analytics import filters
+from analytics.model import predict
+from dashboard.api import models
+
+PREFIX = "/api/v1"
+# Error answers, by status: their component names and what each means.
+ERROR_NAMES = {
+    "400": "BadRequest",
+    "404": "NotFound",
+    "409": "Conflict",
+    "413": "TooLarge",
+    "422": "Unprocessable",
+}
+RESPONSES = {
+    "BadRequest": "A query parameter is wrong (unknown filter or level, bad sort/limit/offset, a "
+    "value out of range), the body is not JSON, or the content type is wrong. Every problem is "
+    "listed.",
+    "NotFound": "No such customer in the current base, or no such route.",
+    "Conflict": "The data set cannot answer this (the at-risk list needs monthly_revenue).",
+    "TooLarge": "The body or the batch exceeds the limit.",
+    "Unprocessable": "The body is JSON but invalid; every problem is listed with its field path.",
+    "ServerError": "Unexpected error; logged on the server, no details returned.",
+}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict:
+    return {"$ref": f"#/components/responses/{description}"}
+
+
+def customer_schema(schema: Mapping[str, dict]) -> dict:
+    """One customer for POST /predict: every model feature, nothing else (customer_id optional)."""
+    props: dict = {
+        C.CUSTOMER_ID: {
+            "type": ["string", "integer"],
+            "description": "Optional; echoed back with the prediction.",
+        }
+    }
+    for name, spec in schema.items():
+        if spec["kind"] == "categorical":
+            props[name] = {
+                "type": "string",
+                "enum": list(spec["levels"]),
+                "description": "Categorical: one of the levels the model was trained on "
+                "(matched case-insensitively).",
+            }
+        else:
+            props[name] = {
+                "type": "number",
+                "minimum": spec["allowed_min"],
+                "maximum": spec["allowed_max"],
+                "description": f"Numeric: observed {spec['min']:g} to {spec['max']:g} in training;"
+                f" accepted {spec['allowed_min']:g} to {spec['allowed_max']:g}"
+                + ("; whole numbers only." if spec.get("whole") else "."),
+            }
+            if spec.get("whole"):
+                props[name]["multipleOf"] = 1
+    required = [name for name in schema if name not in predict.optional_fields(schema)]
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+    }
+
+
+def filter_parameters(allowed: Mapping[str, list[str]]) -> list[dict]:
+    """The dashboard's filters as query parameters, with analytics.filters' URL names."""
+    url_names = {column: name for name, column in filters.NAMED.items()}
+    params = []
+    for column, levels in allowed.items():
+        name = url_names.get(column, column)
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": f"Keep customers whose {column} is one of these levels "
+                "(repeat the parameter for several).",
+                "style": "form",
+                "explode": True,
+                "schema": {"type": "array", "items": {"type": "string", "enum": list(levels)}},
+            }
+        )
+    for name, text in ((filters.TENURE_MIN, "at least"), (filters.TENURE_MAX, "at most")):
+        params.append(
+            {
+                "name": name,
+                "in": "query",
+                "required": False,
+                "description": f"Keep customers with tenure_months {text} this.",
+                "schema": {"type": "number", "minimum": 0},
+            }
+        )
+    return params
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route as the document lists it: its query model and response model come from
+    dashboard/api/models.py, the declarations the route validates with."""
+
+    path: str
+    method: str
+    operation_id: str
+    summary: str
+    response: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    filters: bool = False
+    errors: tuple[str, ...] = ()
+    path_params: tuple[str, ...] = ()
+
+
+OPERATIONS = (
+    Operation("/health", "get", "health", "Readiness: data and model loaded.", models.Health),
+    Operation(
+        "/kpis", "get", "kpis", "The KPI cards over the customers the filters select.",
+        models.Kpis, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/trend", "get", "trend",
+        "Monthly churn and retention (dated tables), else Kaplan-Meier retention over tenure.",
+        models.Trend, models.TrendQuery, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/cohorts", "get", "cohorts", "Cohort retention by signup month (dated tables).",
+        models.Cohorts, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/segments", "get", "segments",
+        "Each segment's customers and churn rate with its Wilson 95% interval.",
+        models.Segments, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/drivers", "get", "drivers",
+        "Churn rate by one factor's levels, the base's and the selection's rate, importance.",
+        models.Drivers, models.DriversQuery, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/customers/value-risk", "get", "value_risk",
+        "A fixed random sample of the selection's active customers: probability and value.",
+        models.Scatter, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/customers/at-risk", "get", "at_risk",
+        "The high-value at-risk list (active, high value, risk band High), paged.",
+        models.AtRiskPage, models.AtRiskQuery, filters=True, errors=("400", "409"),
+    ),
+    Operation(
+        "/customers/{customer_id}", "get", "customer",
+        "One customer of the current base: profile, probability, drivers and an action.",
+        models.CustomerDetail, errors=("404",), path_params=("customer_id",),
+    ),
+    Operation(
+        "/planner", "get", "planner",
+        "The retention plan: net benefit over N, the best N, saved value, cost and ROI.",
+        models.Plan, models.PlannerQuery, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/model/curves", "get", "model_curves",
+        "ROC, precision-recall, calibration and lift of the selection's out-of-fold scores.",
+        models.ModelCurves, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/model/threshold", "get", "model_threshold",
+        "Confusion matrix, precision, recall and F1 of the selection at a threshold.",
+        models.ThresholdMetrics, models.ThresholdQuery, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/predict", "post", "predict",
+        "Score new customers with the final model (one object, or a batch).",
+        errors=("400", "413", "422"),
+    ),
+    Operation(
+        "/model", "get", "model",
+        "The model: candidates, metrics, threshold, features and their input schema.",
+        models.Model,
+    ),
+    Operation("/openapi.json", "get", "openapi", "This document."),
+)
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict]:
+    """The model's fields as query parameters, with the schema pydantic validates them by."""
+    schema = model.model_json_schema()
+    params = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = dict(prop)
+        description = prop.pop("description", None)
+        prop.pop("title", None)
+        param = {"name": name, "in": "query", "required": False, "schema": prop}
+        if prop.get("type") == "array":
+            param.update(style="form", explode=True)
+        if description:
+            param["description"] = description
+        params.append(param)
+    return params
+
+
+def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> dict:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in op.path_params
+    ]
+    if op.query is not None:
+        params += query_parameters(op.query)
+    if op.filters:
+        params += filter_params
+    if op.response is not None:
+        ok = _json(_ref(op.response.__name__), "OK.")
+    elif op.operation_id == "predict":
+        ok = _json(
+            {"oneOf": [_ref("SinglePrediction"), _ref("BatchPrediction")]},
+            "A prediction per customer, in input order.",
+        )
+    else:
+        ok = _json({"type": "object"}, "OpenAPI 3.1.")
+    out = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "responses": {
+            "200": ok,
+            **{code: _error(ERROR_NAMES[code]) for code in op.errors},
+            "500": _error("ServerError"),
+            "503": _json(_ref("NotReady"), "No data or model is loaded."),
+        },
+    }
+    if params:
+        out["parameters"] = params
+    if op.operation_id == "predict":
+        out["summary"] += f" Batches hold up to {batch_limit:,} customers."
+        out["requestBody"] = {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {"oneOf": [_ref("Customer"), _ref("CustomerBatch")]}
+                }
+            },
+        }
+    return out
+
+
+def component_schemas(schema: Mapping[str, dict], batch_limit: int) -> dict:
+    """Every response model's JSON schema (pydantic), and the customer body from the model's
+    input schema (what predict.check_record validates)."""
+    _, top = models_json_schema(
+        [(m, "serialization") for m in models.RESPONSES],
+        ref_template="#/components/schemas/{model}",
+    )
+    out = dict(top.get("$defs", {}))
+    out["Customer"] = customer_schema(schema)
+    out["CustomerBatch"] = {
+        "type": "object",
+        "properties": {
+            "customers": {
+                "type": "array",
+                "items": _ref("Customer"),
+                "minItems": 1,
+                "maxItems": batch_limit,
+            }
+        },
+        "required": ["customers"],
+        "additionalProperties": False,
+    }
+    return out
+
+
+def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
+    """The OpenAPI document for this server's data and model."""
+    filter_params = filter_parameters(data.allowed)
+    paths: dict = {}
+    for op in OPERATIONS:
+        paths.setdefault(PREFIX + op.path, {})[op.method] = _operation(
+            op, filter_params, batch_limit
+        )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Customer retention API",
+            "version": "1",
+            "description": "JSON over the dashboard's scored customer base and model: every view "
+            "of the dashboard, for the same filters. Errors are JSON: "
+            '{"error": ..., "errors": [{"field", "message"}]}. Unknown routes give 404, a wrong '
+            "method 405; no request fits a model.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": component_schemas(schema, batch_limit),
+            "responses": {name: _json(_ref("Error"), text) for name, text in RESPONSES.items()},
+        },
+    }

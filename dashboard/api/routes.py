@@ -1,0 +1,387 @@
+"""The REST API under /api/v1: JSON in and out, over the same services the dashboard calls.
+
+Nothing is fitted in a request: the routes read the scored base, filter it with
+analytics.filters (strict: an unknown filter is an error, not silently dropped), and score new
+customers with analytics.predict, the functions the prediction card uses.
+
+Status codes (documented in dashboard/api/openapi.py, generated from dashboard/api/models.py):
+- 400: a query parameter is wrong (unknown filter or level, bad sort/limit/offset), the body is
+  not JSON, or the content type is not application/json. Every problem is listed.
+- 404: unknown customer id, or no such route under /api/.
+- 405: a route exists for this path but not for this method.
+- 409: the at-risk list needs monthly_revenue and the data has none: the request is fine, the
+  data set cannot answer it (the same request succeeds on data with revenue).
+- 413: the body is larger than the byte limit (64 KiB + 2 KiB per customer of the batch limit,
+  about 20 MB by default), or a batch holds more customers than the batch limit (the app's
+  RETENTION_BATCH_LIMIT setting, default 10,000): too large, not invalid, so the client splits it.
+- 422: the body is JSON but its customers are invalid (unknown or missing fields, wrong types,
+  out-of-range numbers, unknown category levels); every problem is listed with its field path.
+- 503: no data or model is loaded.
+A client never sees a stack trace: unexpected errors are logged here and answered with a
+generic JSON 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask import Blueprint, Flask, current_app, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import RoutingException
+
+from analytics import columns as C
+from analytics import filters
+from analytics.definitions import KPI_DEFINITIONS, TERMS
+from analytics.model import predict
+from analytics.services import customers as customer_service
+from analytics.services import model as model_service
+from analytics.services import overview, planner
+from analytics.services.base import ServedBase
+from analytics.services.errors import InvalidInput
+from dashboard.api import models, openapi
+from dashboard.api.http import (
+    ApiError,
+    batch_limit,
+    error_response,
+    filters_echo,
+    json_response,
+    max_body_bytes,
+    parse_request,
+    parse_sort,
+    read_json,
+)
+
+log = logging.getLogger("dashboard.api")
+
+PREFIX = "/api/v1"
+BLUEPRINT = "api_v1"
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+NOT_FOUND = "not found: see /api/v1/openapi.json for the routes"
+INTERNAL = "internal error: the server could not answer this request; it has been logged"
+
+
+def not_ready_reason(data: ServedBase | None) -> str | None:
+    if data is None or getattr(data, "ws", None) is None:
+        return "no data loaded"
+    if getattr(data.ws, "model", None) is None or data.ws.model.pipeline is None:
+        return "no model loaded"
+    if data.scored is None or not len(data.scored):
+        return "the loaded data has no customers in the current base"
+    return None
+
+
+def not_ready(reason: str):
+    return json_response({"status": "not ready", "reason": reason, "error": "not ready"}, 503)
+
+
+def created_at(meta, version: str) -> str | None:
+    """The sidecar's created_at; a model trained in this process has only its version name."""
+    if meta.get("created_at"):
+        return str(meta["created_at"])
+    try:
+        stamp = datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%S%fZ")
+    except ValueError:
+        return None
+    return stamp.replace(tzinfo=UTC, microsecond=0).isoformat()
+
+
+def create_blueprint(data: ServedBase | None) -> Blueprint:
+    bp = Blueprint(BLUEPRINT, __name__, url_prefix=PREFIX)
+    ready_problem = not_ready_reason(data)
+    schema = predict.input_schema(data.meta) if ready_problem is None else {}
+    # Table columns the model leaves out: a customer's profile carries them, /predict ignores them.
+    unused = set(data.ws.table.features) - set(schema) if ready_problem is None else set()
+
+    @bp.before_request
+    def _limits_and_readiness():
+        request.max_content_length = max_body_bytes(batch_limit())
+        endpoint = request.endpoint or ""
+        if ready_problem is not None and not endpoint.endswith(".health"):
+            return not_ready(ready_problem)
+        return None
+
+    @bp.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return json_response(exc.body, exc.status)
+
+    @bp.errorhandler(InvalidInput)
+    def _invalid(exc: InvalidInput):
+        return json_response(
+            {
+                "error": "invalid query parameters",
+                "errors": [{"field": exc.field, "message": exc.message}],
+            },
+            400,
+        )
+
+    @bp.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return http_error_json(exc)
+
+    @bp.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        log.exception("API error on %s %s", request.method, request.path)
+        return error_response(500, INTERNAL)
+
+    def view(model=None, check=None):
+        """(options, canonical filter query, filters echo) of this request."""
+        options, state = parse_request(data, model, check)
+        return options, filters.to_query(state), filters_echo(state)
+
+    @bp.get("/health")
+    def health():
+        if ready_problem is not None:
+            return not_ready(ready_problem)
+        return json_response(
+            {
+                "status": "ready",
+                "rows": len(data.scored),
+                "model_version": data.ws.model.version,
+                "data_hash": data.meta.get("data_hash"),
+                "data": Path(data.ws.source).name,
+            }
+        )
+
+    @bp.get("/kpis")
+    def kpi_view():
+        _, query, echo = view()
+        values = overview.kpis(data, query)
+        return json_response({**values, "filters": echo, "definitions": KPI_DEFINITIONS})
+
+    @bp.get("/trend")
+    def trend_view():
+        options, query, echo = view(models.TrendQuery)
+        return json_response({**overview.trend(data, query, split=options.split), "filters": echo})
+
+    @bp.get("/cohorts")
+    def cohorts_view():
+        _, query, echo = view()
+        return json_response({**overview.cohorts(data, query), "filters": echo})
+
+    @bp.get("/segments")
+    def segments_view():
+        _, query, echo = view()
+        return json_response({**overview.segments(data, query), "filters": echo})
+
+    @bp.get("/drivers")
+    def drivers_view():
+        options, query, echo = view(models.DriversQuery)
+        return json_response({**overview.drivers(data, query, options.factor), "filters": echo})
+
+    @bp.get("/customers/value-risk")
+    def scatter_view():
+        _, query, echo = view()
+        return json_response({**customer_service.scatter(data, query), "filters": echo})
+
+    @bp.get("/customers/at-risk")
+    def at_risk_list():
+        sorts = []
+
+        def check_sort(pairs, problems):
+            sorts.extend(parse_sort(pairs.get("sort", []), data.grid_fields, problems))
+
+        options, query, echo = view(models.AtRiskQuery, check_sort)
+        sort = sorts
+        try:
+            page = customer_service.at_risk(
+                data, query, sort=sort, offset=options.offset, limit=options.limit
+            )
+        except InvalidInput as exc:
+            if exc.field == "list":  # the data cannot answer it (no revenue column)
+                raise ApiError(409, exc.message) from None
+            raise
+        return json_response(
+            {
+                **page,
+                "sort": [("" if asc else "-") + col for col, asc in sort],
+                "filters": echo,
+            }
+        )
+
+    @bp.get("/customers/<customer_id>")
+    def customer(customer_id: str):
+        found = customer_service.customer(data, customer_id)
+        if found is None:
+            raise ApiError(404, f"customer {customer_id!r} is not in the current base")
+        return json_response(found)
+
+    @bp.get("/planner")
+    def planner_view():
+        options, query, echo = view(models.PlannerQuery)
+        defaults = planner.Assumptions.defaults(data.ws.settings)
+        given = {k: getattr(options, k) for k in planner.Assumptions.LIMITS}
+        assumptions = planner.Assumptions.checked(
+            **{k: getattr(defaults, k) if v is None else v for k, v in given.items()}
+        )
+        result = planner.plan(data, query, assumptions, contacts=options.contacts)
+        return json_response({**result, "filters": echo})
+
+    @bp.get("/model/curves")
+    def curves_view():
+        _, query, echo = view()
+        return json_response({**model_service.curves(data, query), "filters": echo})
+
+    @bp.get("/model/threshold")
+    def threshold_view():
+        options, query, echo = view(models.ThresholdQuery)
+        t = data.threshold if options.threshold is None else options.threshold
+        return json_response({**model_service.at_threshold(data, query, t), "filters": echo})
+
+    @bp.post("/predict")
+    def predict_view():
+        body = read_json()
+        limit = batch_limit()
+        batch = isinstance(body, dict) and "customers" in body
+        problems: list[predict.Problem] = []
+        if batch:
+            records = body["customers"]
+            problems += [
+                predict.Problem(str(k), 'unknown field: a batch is {"customers": [...]}')
+                for k in body
+                if k != "customers"
+            ]
+            if not isinstance(records, list):
+                raise ApiError(
+                    422,
+                    "invalid request body",
+                    [{"field": "customers", "message": "expected an array of customer objects"}],
+                )
+            if len(records) > limit:
+                raise ApiError(
+                    413,
+                    f"batch of {len(records):,} customers exceeds the limit of {limit:,}: "
+                    "split it into smaller batches",
+                    limit=limit,
+                )
+            if not records:
+                problems.append(predict.Problem("customers", f"expected 1 to {limit:,} customers"))
+            where = [f"customers[{i}]" for i in range(len(records))]
+        elif isinstance(body, dict):
+            records, where = [body], [""]
+        else:
+            raise ApiError(
+                422,
+                "invalid request body",
+                [
+                    {
+                        "field": "body",
+                        "message": 'expected a customer object or {"customers": [...]}',
+                    }
+                ],
+            )
+        clean = []
+        for record, path in zip(records, where, strict=True):
+            values, found = predict.check_record(schema, record, where=path, ignored=unused)
+            if isinstance(record, dict) and C.CUSTOMER_ID in record:
+                cid = record[C.CUSTOMER_ID]
+                if not isinstance(cid, str | int) or isinstance(cid, bool):
+                    prefix = f"{path}." if path else ""
+                    found.append(
+                        predict.Problem(f"{prefix}{C.CUSTOMER_ID}", "expected a string or integer")
+                    )
+            problems += found
+            clean.append(values)
+        if problems:
+            raise ApiError(422, "invalid request body", [p.as_dict() for p in problems])
+        rows = model_service.predict_records(data, clean)
+        version = data.ws.model.version
+        if batch:
+            return json_response(
+                {"model_version": version, "count": len(rows), "predictions": rows}
+            )
+        return json_response({"model_version": version, **rows[0]})
+
+    @bp.get("/model")
+    def model_view():
+        summary = model_service.summary(data)
+        return json_response(
+            {
+                **summary,
+                "created_at": created_at(data.meta, summary["version"]),
+                "features": {name: {"type": spec["kind"], **spec} for name, spec in schema.items()},
+                "definitions": {
+                    k: TERMS[k] for k in ("p", "threshold", "risk_band", "clv", "value", "drivers")
+                },
+            }
+        )
+
+    @bp.get("/openapi.json")
+    def openapi_document():
+        return json_response(openapi.document(data, schema, batch_limit=batch_limit()))
+
+    return bp
+
+
+def allowed_methods(path: str) -> list[str]:
+    """Methods an API route accepts for `path` (not counting the /api/ catch-all)."""
+    adapter = current_app.url_map.bind("localhost")
+    allowed = []
+    for method in METHODS:
+        try:
+            endpoint, _ = adapter.match(path, method=method)
+        except (HTTPException, RoutingException):
+            continue
+        if endpoint.startswith(BLUEPRINT + "."):
+            allowed.append(method)
+    return allowed
+
+
+def not_found_or_wrong_method():
+    """No API route answers this method here: 405 if one answers another method, else 404."""
+    allowed = allowed_methods(request.path)
+    if allowed:
+        return json_response(
+            {"error": f"method {request.method} not allowed; allowed: {', '.join(allowed)}"},
+            405,
+            {"Allow": ", ".join(allowed)},
+        )
+    return error_response(404, NOT_FOUND)
+
+
+def http_error_json(exc: HTTPException):
+    code = exc.code or 500
+    if code in (404, 405):
+        return not_found_or_wrong_method()
+    if code == 413:
+        limit = request.max_content_length
+        shown = f" of {limit:,} bytes" if limit else ""
+        return error_response(413, f"request body is larger than the limit{shown}")
+    if code >= 500:
+        log.error("API %s on %s %s: %s", code, request.method, request.path, exc)
+        return error_response(code, INTERNAL)
+    headers = {k: v for k, v in exc.get_headers() if k == "Allow"}
+    return json_response({"error": exc.name.lower()}, code, headers)
+
+
+def _app_error(exc: HTTPException):
+    """App-level: JSON for /api/ paths, the default page elsewhere (the dashboard's own)."""
+    if not request.path.startswith("/api/"):
+        return exc
+    original = getattr(exc, "original_exception", None)
+    if original is not None:
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=original)
+        return error_response(500, INTERNAL)
+    return http_error_json(exc)
+
+
+def register(server: Flask, data: ServedBase | None) -> None:
+    """Add the API to the dashboard's Flask server."""
+    server.register_blueprint(create_blueprint(data))
+
+    # Dash answers every other GET path with its page; under /api/ an unknown path is a JSON
+    # 404 (or 405 when another method has a route there). Other methods fall to the handlers.
+    def api_unknown(rest: str = ""):
+        return not_found_or_wrong_method()
+
+    for rule in ("/api/", "/api/<path:rest>"):
+        server.add_url_rule(
+            rule,
+            "api_unknown",
+            api_unknown,
+            methods=["GET", "HEAD", "OPTIONS"],
+            provide_automatic_options=False,
+        )
+    for code in (400, 404, 405, 413, 500):
+        server.register_error_handler(code, _app_error)
