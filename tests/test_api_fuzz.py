@@ -21,7 +21,10 @@ from dashboard.app import create_app
 
 EXAMPLES = 50
 # The operations fuzzed below; a test checks this is every operation of the document.
-OPERATIONS = ("health", "kpis", "at_risk", "customer", "predict", "model", "openapi")
+OPERATIONS = (
+    "health", "kpis", "trend", "cohorts", "segments", "drivers", "value_risk", "at_risk",
+    "customer", "planner", "model_curves", "model_threshold", "predict", "model", "openapi",
+)
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
 SCALARS = (

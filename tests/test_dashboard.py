@@ -18,6 +18,7 @@ from analytics.metrics import kpis, trend, value
 from analytics.metrics import planner as planner_rules
 from analytics.model import evaluation
 from analytics.services import customers as customer_service
+from analytics.services import planner as planner_service
 from analytics.services.base import CURRENT_ONLY, ServedBase
 from dashboard import figures, ids
 from dashboard.app import create_app, dash_app
@@ -242,8 +243,9 @@ def test_model_curves_follow_the_filters(demo):
     roc_all, _, _, _ = model.curve_figures(demo, "")
     roc_high, _, _, _ = model.curve_figures(demo, "?risk=High")
     assert roc_all.layout.title.text != roc_high.layout.title.text  # AUC of the selection
-    empty = model.curve_figures(demo, "?tenure_min=100000")
+    *empty, warning = model.curve_figures(demo, "?tenure_min=100000")
     assert all("No customers match" in f.layout.annotations[0].text for f in empty)
+    assert warning == ""
 
 
 def test_prediction_card_good_and_bad_input(demo):
@@ -342,20 +344,14 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         assert f"{roc_auc_score(y, p):.3f}" in roc.layout.title.text
         _, _, lift = model.threshold_outputs(demo, query, 0.3)
         np.testing.assert_array_equal(lift.data[0].y, evaluation.lift_by_decile(y, p)["lift"])
-        plan = planner.compute_plan(demo, query, PLAN_VALUES)
+        plan = planner_service.plan(demo, query, planner_service.Assumptions(**PLAN_ARGS))
         want = planner_rules.plan(
             frame, threshold=demo.threshold, **PLAN_ARGS, base_churn_rate=demo.base_churn_rate
         )
-        assert (plan.best_n, plan.net_benefit) == (want.best_n, want.net_benefit)
-        pd.testing.assert_frame_equal(plan.curve, want.curve)
+        assert (plan["best_n"], plan["net_benefit"]) == (want.best_n, want.net_benefit)
+        pd.testing.assert_frame_equal(pd.DataFrame(plan["curve"]), want.curve, check_dtype=False)
 
 
-PLAN_VALUES = {
-    "save rate": 0.3,
-    "cost per contact": 5.0,
-    "gross margin": 0.8,
-    "discount rate": 0.02,
-}
 PLAN_ARGS = {"save_rate": 0.3, "cost_per_contact": 5.0, "margin": 0.8, "discount": 0.02}
 
 

@@ -5,7 +5,7 @@ API returns it as it is and the dashboard draws its figures from exactly it."""
 from __future__ import annotations
 
 from analytics import columns as C
-from analytics.metrics import survival
+from analytics.metrics import rates, survival
 from analytics.result import Unavailable
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
@@ -63,10 +63,6 @@ def cohorts(base: ServedBase, query: str) -> dict:
     return {"cohorts": rows, "note": ""}
 
 
-def _rates(table) -> list[dict]:
-    return records(table)
-
-
 def segments(base: ServedBase, query: str) -> dict:
     """Each segment's customers, churned, churn rate with its Wilson interval, and what defines
     it; the counts add up to the selection's KPI count."""
@@ -74,13 +70,13 @@ def segments(base: ServedBase, query: str) -> dict:
     whole = base.kpis("")["churn_rate"]
     if not len(frame):
         return {"segments": [], "base_churn_rate": plain(whole), "note": NO_MATCH}
-    rates = base.cached("segments", query, lambda: rates.churn_by_segment(frame))
-    if isinstance(rates, Unavailable):
-        return {"segments": [], "base_churn_rate": plain(whole), "note": rates.reason}
+    table = base.cached("segments", query, lambda: rates.churn_by_segment(frame))
+    if isinstance(table, Unavailable):
+        return {"segments": [], "base_churn_rate": plain(whole), "note": table.reason}
     profile = base.ws.model.segments.profile
     defined = dict(zip(profile["segment"].astype(str), profile["defined_by"], strict=True))
     items = []
-    for row in _rates(rates):
+    for row in records(table):
         name = str(row.pop("level"))
         items.append({"name": name, **row, "defined_by": defined.get(name, "")})
     return {"segments": items, "base_churn_rate": plain(whole), "note": ""}
@@ -108,11 +104,11 @@ def drivers(base: ServedBase, query: str, factor: str | None) -> dict:
     if not len(frame):
         out["note"] = NO_MATCH
         return out
-    rates = base.cached("factor", query, lambda: rates.churn_by_factor(frame, factor), factor)
-    if isinstance(rates, Unavailable):
-        out["note"] = rates.reason
+    table = base.cached("factor", query, lambda: rates.churn_by_factor(frame, factor), factor)
+    if isinstance(table, Unavailable):
+        out["note"] = table.reason
         return out
-    out["levels"] = _rates(rates)
+    out["levels"] = records(table)
     return out
 
 

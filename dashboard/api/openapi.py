@@ -204,12 +204,25 @@ OPERATIONS = (
 )
 
 
+def _not_null(prop: dict) -> dict:
+    """A query parameter is never null: it is left out to take its default. Pydantic declares an
+    optional field as anyOf [X, null] with default null; the document says X."""
+    prop = dict(prop)
+    options = [o for o in prop.get("anyOf", ()) if o.get("type") != "null"]
+    if "anyOf" in prop and len(options) == 1:
+        del prop["anyOf"]
+        prop.update(options[0])
+    if prop.get("default", 0) is None:
+        del prop["default"]
+    return prop
+
+
 def query_parameters(model: type[BaseModel]) -> list[dict]:
     """The model's fields as query parameters, with the schema pydantic validates them by."""
     schema = model.model_json_schema()
     params = []
     for name, prop in schema.get("properties", {}).items():
-        prop = dict(prop)
+        prop = _not_null(prop)
         description = prop.pop("description", None)
         prop.pop("title", None)
         param = {"name": name, "in": "query", "required": False, "schema": prop}
