@@ -17,7 +17,7 @@ DATE_COLUMNS = (SIGNUP_DATE, CHURN_DATE)
 # Canonical columns that are never model features.
 NON_FEATURES = (CUSTOMER_ID, CHURNED, SIGNUP_DATE, CHURN_DATE)
 
-# Columns added by scoring (analytics.metrics.value / analytics.model).
+# Columns added by scoring (analytics.metrics.value / analytics.model), and their lists below.
 P_CHURN = "p_churn"  # probability of churn within the data's observation window
 P_MONTHLY = "p_monthly"  # monthly equivalent: 1 - (1 - p)^(1 / window months)
 RISK_BAND = "risk_band"  # Low / Medium / High against the decision threshold t
@@ -30,6 +30,13 @@ VALUE_TIER = (
 )
 SEGMENT = "segment"
 REASONS = ("reason_1", "reason_2", "reason_3")
+
+# The columns that need monthly_revenue: re-valuing replaces them, a table without revenue lacks
+# them.
+VALUE_COLUMNS = (CLV, VALUE, EXPECTED_LOSS, HIGH_VALUE, VALUE_TIER)
+# Every column scoring adds. They are outputs, never inputs: a table that already holds one of
+# them (a scored export loaded back) keeps it out of the model and of the segments.
+SCORED_COLUMNS = (P_CHURN, P_MONTHLY, RISK_BAND, *VALUE_COLUMNS, SEGMENT, *REASONS)
 
 RISK_BANDS = ("Low", "Medium", "High")
 VALUE_TIERS = ("Low", "Mid", "High")

@@ -397,6 +397,11 @@ def _pct(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
+def _num(x) -> str:
+    """Three decimals; "n/a" for an undefined figure (NaN, or null once saved as JSON)."""
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
 def report(model: TrainedModel) -> str:
     """The readable evaluation report printed after `train` and by `evaluate`."""
     m = model.meta
@@ -421,8 +426,8 @@ def report(model: TrainedModel) -> str:
     lines.append("")
     lines.append(f"Threshold t = {m['threshold']:.3f} ({m['threshold_rule']})")
     lines.append(
-        f"At the threshold (chosen on the other folds): precision {met['precision']:.3f}  "
-        f"recall {met['recall']:.3f}  F1 {met['f1']:.3f}"
+        f"At the threshold (chosen on the other folds): precision {_num(met['precision'])}  "
+        f"recall {_num(met['recall'])}  F1 {_num(met['f1'])}"
     )
     lines.append(
         f"ROC-AUC {met['roc_auc']:.4f}   PR-AUC {met['pr_auc']:.4f}   "

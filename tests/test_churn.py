@@ -129,14 +129,6 @@ def test_evaluation_figures(data, result):
     assert len(result.curves["calibration"]["prob_pred"]) == 10
 
 
-def test_risk_band_boundaries_are_exact():
-    bands = training.risk_band([0.4, 0.3999, 0.2, 0.1999, 0.0, 1.0, np.nan], 0.4)
-    assert list(bands.categories) == ["Low", "Medium", "High"]
-    assert bands.ordered
-    assert list(bands.astype(object)[:6]) == ["High", "Medium", "Medium", "Low", "Low", "High"]
-    assert pd.isna(bands[6])
-
-
 def test_typical_values_are_median_and_mode():
     X = pd.DataFrame({
         "a": [1.0, 2.0, 10.0, np.nan],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io as stdio
+import math
 
 import numpy as np
 import pandas as pd
@@ -104,6 +105,29 @@ def test_threshold_metrics_and_lift_by_hand():
     lift = evaluation.lift_by_decile(y, p)
     assert len(lift) == 10
     assert lift.loc[lift["decile"] == 1, "lift"].item() == pytest.approx(1 / 0.3)
+
+
+def test_precision_is_undefined_when_nobody_is_flagged():
+    y = np.array([1, 0, 1, 0])
+    m = evaluation.at_threshold(y, np.array([0.3, 0.1, 0.2, 0.05]), 0.5)
+    assert (m["flagged"], m["flagged_share"]) == (0, 0.0)
+    assert math.isnan(m["precision"])
+    assert (m["recall"], m["f1"]) == (0.0, 0.0)
+    assert math.isnan(evaluation.at_threshold(np.zeros(3), np.zeros(3), 0.5)["recall"])
+
+
+def test_a_fold_that_flags_nobody_has_no_precision_and_is_left_out_of_the_mean():
+    y = np.array([1, 0, 1, 0, 1, 0, 1, 0])
+    # Fold B scores everyone below the threshold chosen on fold A (0.8).
+    oof = np.array([0.9, 0.1, 0.8, 0.2, 0.3, 0.1, 0.25, 0.05])
+    folds = [np.arange(4), np.arange(4, 8)]
+    per_fold = evaluation.honest_fold_metrics(y, oof, folds)
+    assert per_fold[0]["precision"] == 1.0
+    assert math.isnan(per_fold[1]["precision"])
+    assert per_fold[1]["f1"] == 0.0
+    metrics = evaluation.evaluate(y, oof, folds, 0.8, per_fold)
+    assert metrics["precision"] == 1.0
+    assert metrics["f1"] == pytest.approx(np.mean([f["f1"] for f in per_fold]))
 
 
 def test_level_index_masks_like_mask(frame):

@@ -45,9 +45,14 @@ def test_kpis_by_hand():
     assert k["reasons"] == {}
 
 
-def test_mrr_at_risk_uses_the_monthly_probability_when_present():
+def test_mrr_at_risk_uses_the_window_probability_even_beside_the_monthly_one():
     frame = scored().assign(**{C.P_MONTHLY: [0.0, 0.5, 0.5, 0.0, 0.5]})
-    assert kpis.kpis(frame)["mrr_at_risk"] == pytest.approx(0.5 * 100)
+    assert kpis.kpis(frame)["mrr_at_risk"] == pytest.approx(0.1 * 20 + 0.2 * 30 + 0.4 * 50)
+
+
+def test_a_missing_value_tier_says_the_customers_are_not_scored():
+    assert "have not been scored" in kpis.missing_reason(C.VALUE_TIER)
+    assert "not been segmented" in kpis.missing_reason(C.SEGMENT)
 
 
 def test_kpis_without_revenue_say_why():

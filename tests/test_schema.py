@@ -524,3 +524,17 @@ def test_a_short_tenure_without_a_unit_is_noted(name, top, noted):
     assert bool(said) == noted
     if noted:
         assert said[0].startswith(f"tenure_months: read from '{name}' as months")
+
+
+def test_scored_columns_in_the_input_are_outputs_never_features():
+    # A scored export loaded back: value_tier is refused exactly like risk_band.
+    data = base()
+    data["risk_band"] = ["Low", "Medium", "High"] * 4
+    data["value_tier"] = ["Low", "Mid", "High"] * 4
+    data["expected_loss"] = [str(i) for i in range(12)]
+    table = validate(text_frame(data))
+    for column in ("risk_band", "value_tier", "expected_loss"):
+        assert column not in table.features
+        assert table.dropped[column] == table.dropped["risk_band"]
+    assert "output of this dashboard's scoring" in table.dropped["value_tier"]
+    assert "Contract" in table.features

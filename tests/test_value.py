@@ -88,7 +88,10 @@ def test_add_value_columns_with_a_longer_window_and_given_base_rate():
     p0 = 1 - (1 - 0.271) ** (1 / 3)  # ~0.1 a month
     v = base()[C.MONTHLY_REVENUE] * (1 - p0) / (0.01 + p0)
     np.testing.assert_allclose(out[C.VALUE], v)
-    np.testing.assert_allclose(out[C.EXPECTED_LOSS], p_m * v)
+    # Expected loss = p_i x Value_i with p_i the window probability; only CLV and value are
+    # monthly.
+    np.testing.assert_allclose(out[C.EXPECTED_LOSS], base()[C.P_CHURN] * v)
+    np.testing.assert_allclose(out[C.CLV], base()[C.MONTHLY_REVENUE] * (1 - p_m) / (0.01 + p_m))
     # Risk bands compare p_churn itself with the threshold chosen on it.
     assert out[C.RISK_BAND].astype(object).tolist()[1] == "High"
 
@@ -274,3 +277,36 @@ def test_ranked_order_is_checked_exactly():
     assert not planner.is_ranked(rows[::-1], np.array([3.0, 2.0, 2.0]))  # tie out of table order
     assert not planner.is_ranked(rows, np.array([2.0, 3.0, 1.0]))
     assert not planner.is_ranked(rows, np.array([3.0, np.nan, 1.0]))
+
+
+def test_planner_and_recommended_action_use_the_window_probability():
+    # One customer, p = 0.5 over a 3-month window, value ~818 at a 0.271 base rate: the expected
+    # saving is 0.25 x 0.5 x 818 = 102 a contact (the monthly p, 0.21, would make it 42).
+    frame = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: ["a", "b"],
+            C.CHURNED: np.array([0, 0], dtype=np.int8),
+            C.MONTHLY_REVENUE: [100.0, 10.0],
+            C.P_CHURN: [0.5, 0.01],
+        }
+    )
+    scored = value.add_value_columns(
+        frame, threshold=0.4, window_months=3, base_churn_rate=0.271
+    )
+    a = scored.iloc[0]
+    want = 0.25 * 0.5 * a[C.VALUE]
+    assert want == pytest.approx(102.3, abs=0.1)
+    plan = planner.plan_retention(scored, save_rate=0.25, cost_per_contact=60.0)
+    assert plan.best_n == 1
+    assert plan.contacts[planner.EXPECTED_SAVING].iloc[0] == pytest.approx(want)
+    assert plan.net_benefit == pytest.approx(want - 60.0)
+    by_mask = planner.Planner(scored, threshold=0.4, window_months=3, base_churn_rate=0.271)
+    same = by_mask.plan(
+        np.ones(2, dtype=bool), save_rate=0.25, cost_per_contact=60.0, margin=1.0, discount=0.01
+    )
+    assert same.net_benefit == plan.net_benefit
+    # The recommended action weighs the same saving against the same cost.
+    action = planner.recommend_action(a.to_dict(), save_rate=0.25, cost_per_contact=60.0)
+    assert not action.startswith("Low expected return")
+    action = planner.recommend_action(a.to_dict(), save_rate=0.25, cost_per_contact=110.0)
+    assert action.startswith("Low expected return (saving 102 ")

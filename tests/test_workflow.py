@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ import pytest
 from analytics import columns as C
 from analytics import synthetic, workflow
 from analytics.config import DEMO_DATA, settings_from_env
+from analytics.metrics import value
 from analytics.model import predict
 from analytics.store import artifacts
 
@@ -202,3 +204,26 @@ def test_blank_cells_are_reported_with_what_the_model_does_with_them():
         "and flags them; trees send them down a branch learned for gaps",
         "plan: 1 blank cells (25.0% of the base); scored as their own level, 'missing'",
     ]
+
+
+def test_expected_loss_is_window_p_times_value_in_the_table_and_the_api(demo_workspace):
+    """With a 3-month window the scored table and POST /predict both give p x value, p the
+    window probability, and the same value for the same customer."""
+    model = demo_workspace.model
+    meta = {**model.meta, "window_months": 3}
+    three_months = SimpleNamespace(meta=meta, pipeline=model.pipeline, scorer=model.scorer)
+    table = value.add_value_columns(
+        demo_workspace.scored,
+        threshold=meta["threshold"],
+        window_months=3,
+        base_churn_rate=meta["churned"] / meta["base_rows"],
+    )
+    np.testing.assert_allclose(table[C.EXPECTED_LOSS], table[C.P_CHURN] * table[C.VALUE])
+    row = table.iloc[0]
+    schema = predict.input_schema(meta)
+    record = {f: _plain(row[f]) for f in meta["features"]}
+    clean, problems = predict.check_record(schema, record)
+    assert problems == []
+    out = predict.predict(three_months, [clean], margin=1.0, discount=0.01)[0]
+    assert out["value"] == pytest.approx(row[C.VALUE], abs=0.01)
+    assert out["expected_loss"] == pytest.approx(out["probability"] * out["value"], rel=1e-3)

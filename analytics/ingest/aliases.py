@@ -151,19 +151,6 @@ BINARY_ONLY_ALIASES = frozenset({"target", "label", "class", "outcome", "status"
 
 # Canonical columns whose look-alikes would leak the outcome or identify rows if kept.
 EXCLUSIVE_CANONICAL = (C.CUSTOMER_ID, C.CHURNED, C.SIGNUP_DATE, C.CHURN_DATE)
-SCORED_COLUMNS = frozenset(
-    (
-        C.P_CHURN,
-        C.P_MONTHLY,
-        C.RISK_BAND,
-        C.CLV,
-        C.VALUE,
-        C.EXPECTED_LOSS,
-        C.HIGH_VALUE,
-        C.SEGMENT,
-        *C.REASONS,
-    )
-)
 LEAK_STEMS = ("churn", "attrit")
 PERSONAL = frozenset(
     {

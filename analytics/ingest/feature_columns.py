@@ -13,7 +13,6 @@ from analytics.ingest.aliases import (
     EXCLUSIVE_CANONICAL,
     LEAK_STEMS,
     PERSONAL,
-    SCORED_COLUMNS,
     alias_rank,
     norm,
 )
@@ -30,7 +29,7 @@ ROW_NUMBER_MIN_ROWS = 10  # below this a 1..n column may be a genuine feature
 def shadow_reason(column: str, mapping: Mapping[str, str]) -> str | None:
     """Why a column that looks like a canonical/scored column must not be a feature."""
     key = norm(column)
-    if column in SCORED_COLUMNS:
+    if column in C.SCORED_COLUMNS:
         return "an output of this dashboard's scoring, not an input"
     for canonical in C.CANONICAL:
         if key == norm(canonical):

@@ -25,7 +25,6 @@ from analytics.result import Unavailable
 
 SMALL_GROUP = 30  # groups under 30 customers are marked as too small to read
 DAYS_PER_MONTH = 365 / 12
-SCORED = (C.P_CHURN, C.P_MONTHLY, C.RISK_BAND, C.CLV, C.VALUE, C.EXPECTED_LOSS, C.HIGH_VALUE)
 
 
 # --- shared helpers ----------------------------------------------------------------------
@@ -33,14 +32,14 @@ SCORED = (C.P_CHURN, C.P_MONTHLY, C.RISK_BAND, C.CLV, C.VALUE, C.EXPECTED_LOSS, 
 
 def missing_reason(column: str) -> str:
     """One readable sentence saying why a view needing `column` is switched off."""
-    if column in SCORED:
-        return (
-            f"Not available because the customers have not been scored (no {column} column): "
-            "train a model with `python -m analytics train`."
-        )
     if column == C.SEGMENT:
         return (
             "Not available because the customers have not been segmented (no segment column): "
+            "train a model with `python -m analytics train`."
+        )
+    if column in C.SCORED_COLUMNS:
+        return (
+            f"Not available because the customers have not been scored (no {column} column): "
             "train a model with `python -m analytics train`."
         )
     return (
@@ -116,7 +115,7 @@ def group_codes(frame: pd.DataFrame, by: str | None):
 # --- KPIs --------------------------------------------------------------------------------
 
 # Every column kpis() reads: a selection of these alone gives the same cards.
-KPI_COLUMNS = (C.CHURNED, C.MONTHLY_REVENUE, C.P_MONTHLY, C.P_CHURN, C.CLV)
+KPI_COLUMNS = (C.CHURNED, C.MONTHLY_REVENUE, C.P_CHURN, C.CLV)
 
 
 def kpis(frame: pd.DataFrame) -> dict:
@@ -125,8 +124,7 @@ def kpis(frame: pd.DataFrame) -> dict:
     Keys: customers, active_customers, churned, churn_rate, retention_rate, mrr, avg_clv,
     mrr_at_risk (plain Python numbers), and `reasons`: {kpi name: why it is None} for each
     entry a missing column switches off. Without a churned column every customer counts as
-    active (nobody is known to have left). p_i in MRR at risk is p_monthly when present (the
-    monthly equivalent, the same unit as monthly_revenue), else p_churn.
+    active (nobody is known to have left). p_i in MRR at risk is the window probability p_churn.
     An empty selection gives customers 0, NaN rates, MRR 0 and NaN averages.
     """
     n = len(frame)
@@ -147,9 +145,8 @@ def kpis(frame: pd.DataFrame) -> dict:
     if C.MONTHLY_REVENUE in frame.columns:
         rev = frame[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)[active]
         out["mrr"] = float(np.nansum(rev))
-        p_col = C.P_MONTHLY if C.P_MONTHLY in frame.columns else C.P_CHURN
-        if p_col in frame.columns:
-            p = frame[p_col].to_numpy(dtype=float, na_value=np.nan)[active]
+        if C.P_CHURN in frame.columns:
+            p = frame[C.P_CHURN].to_numpy(dtype=float, na_value=np.nan)[active]
             out["mrr_at_risk"] = float(np.nansum(p * rev))
         else:
             out["mrr_at_risk"] = None

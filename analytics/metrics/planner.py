@@ -1,4 +1,11 @@
-"""What to do about a customer, and the planner under the user's own assumptions."""
+"""What to do about a customer, and the retention planner under the user's own assumptions.
+
+Definition (../shared/METRICS.md): contacting the top N active customers by expected loss, with
+save rate s (share of would-be churners an offer keeps; default 0.25) and cost per contact c
+(default 10): net benefit(N) = sum over those N of (s x p_i x Value_i) - N x c, p_i the window
+probability. The expected saving s x p_i x Value_i is analytics.metrics.value.expected_saving,
+for the planner and the recommended action alike.
+"""
 
 from __future__ import annotations
 
@@ -87,10 +94,10 @@ def recommend_action(row: pd.Series | dict, *, save_rate: float, cost_per_contac
     if band == "Low":
         return "No action needed: low churn risk. Keep in regular lifecycle communication."
     if val is not None and not (isinstance(val, float) and math.isnan(val)):
-        expected_saving = save_rate * p * float(val)
-        if expected_saving < cost_per_contact:
+        saving = value.expected_saving(value.expected_loss(p, float(val)), save_rate)
+        if saving < cost_per_contact:
             return (
-                f"Low expected return (saving {expected_saving:,.0f} < contact cost "
+                f"Low expected return (saving {saving:,.0f} < contact cost "
                 f"{cost_per_contact:,.0f}): include in an automated email campaign only."
             )
     reason = str(get(C.REASONS[0], "") or "")
@@ -209,7 +216,7 @@ def plan_retention(
         return gap
     loss = frame[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan)
     eligible = np.flatnonzero(active_mask(frame) & ~np.isnan(loss))
-    ranked, saving = rank_savings(eligible, save_rate * loss[eligible])
+    ranked, saving = rank_savings(eligible, value.expected_saving(loss[eligible], save_rate))
     return ranked_plan(
         ranked,
         saving,
@@ -305,8 +312,7 @@ class Planner:
         self._last = None
         if not self.available:
             return
-        p = base[C.P_CHURN].to_numpy(dtype=float, na_value=np.nan)
-        self._p_month = value.monthly_probability(p, window_months)
+        self._p = base[C.P_CHURN].to_numpy(dtype=float, na_value=np.nan)
         self._revenue = base[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
         self._active = active_mask(base)
         self._order = value.descending(base[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan))
@@ -319,9 +325,8 @@ class Planner:
         last = self._last
         if last is not None and last[0] == key:
             return last[1]
-        p0 = value.monthly_probability(rate, self.window_months)
-        val = value.clv(self._revenue, np.full(len(self._revenue), p0), margin, discount)
-        loss = self._p_month * val
+        val = value.customer_value(self._revenue, rate, self.window_months, margin, discount)
+        loss = value.expected_loss(self._p, val)
         arrays = (val, loss, self._active & ~np.isnan(loss))
         self._last = (key, arrays)  # one assignment: safe to share between threads
         return arrays
@@ -345,10 +350,10 @@ class Planner:
         val, loss, candidates = self._values(rate, margin, discount)
         eligible = mask & candidates
         ranked = self._order[eligible[self._order]]
-        saving = save_rate * loss[ranked]
+        saving = value.expected_saving(loss[ranked], save_rate)
         if not is_ranked(ranked, saving):
             rows = np.flatnonzero(eligible)
-            ranked, saving = rank_savings(rows, save_rate * loss[rows])
+            ranked, saving = rank_savings(rows, value.expected_saving(loss[rows], save_rate))
 
         @functools.cache
         def cuts():

@@ -1,4 +1,5 @@
-"""Customer value: CLV, value at the average risk, expected loss, and the retention planner.
+"""The value rules, each defined once: probability per window, CLV, value at the average risk,
+expected loss, risk bands, value tiers, and the high-value at-risk list.
 
 Definitions (../shared/METRICS.md, verbatim):
 - p_i = the model's probability that customer i churns in the next observation window.
@@ -13,12 +14,10 @@ Definitions (../shared/METRICS.md, verbatim):
   of active customers.
 - Expected loss_i = p_i x Value_i. The high-value at-risk list = active, high value, risk
   band High, sorted by expected loss, descending.
-- Contacting the top N active customers by expected loss, with save rate s (share of
-  would-be churners an offer keeps; default 0.25) and cost per contact c (default 10):
-  net benefit(N) = sum over those N of (s x p_i x Value_i) - N x c.
 
-Choice made here: p_i in expected loss (and so in the planner) is the monthly probability
-p_monthly, the same scale CLV and value use; with a one-month window it is p_churn itself.
+p_i in the risk band and the expected loss is the window probability p_churn (the scale t was
+chosen on); only CLV and value use the monthly equivalent p_monthly, as discount and revenue
+are monthly. The planner (analytics.metrics.planner) and every caller use these functions.
 """
 
 from __future__ import annotations
@@ -32,7 +31,6 @@ from analytics.result import Unavailable
 
 HIGH_VALUE_QUANTILE = 0.75
 LOW_VALUE_QUANTILE = 0.25
-VALUE_COLUMNS = (C.CLV, C.VALUE, C.EXPECTED_LOSS, C.HIGH_VALUE, C.VALUE_TIER)
 
 
 def monthly_probability(p, window_months: float):
@@ -54,6 +52,30 @@ def clv(monthly_revenue, p_monthly, margin: float = 1.0, discount: float = 0.01)
     p = np.asarray(p_monthly, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = margin * rev * (1.0 - p) / (discount + p)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def customer_value(
+    monthly_revenue, base_churn_rate: float, window_months: float, margin: float, discount: float
+):
+    """Value_i = m x monthly_revenue_i x (1 - p0) / (d + p0): the customer's size at the average
+    risk, p0 = the base's churn rate over the window converted to monthly."""
+    p0 = monthly_probability(float(base_churn_rate), window_months)
+    rev = np.asarray(monthly_revenue, dtype=float)
+    return clv(rev, np.full(rev.shape, p0), margin, discount)
+
+
+def expected_loss(p_window, value):
+    """Expected loss_i = p_i x Value_i, p_i the window probability p_churn (not the monthly one)."""
+    with np.errstate(invalid="ignore"):
+        out = np.asarray(p_window, dtype=float) * np.asarray(value, dtype=float)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def expected_saving(loss, save_rate: float):
+    """What contacting a customer is expected to save: s x p_i x Value_i = s x expected loss.
+    Contacting pays when this is at least the cost per contact."""
+    out = float(save_rate) * np.asarray(loss, dtype=float)
     return float(out) if np.ndim(out) == 0 else out
 
 
@@ -91,7 +113,7 @@ def add_value_columns(
     - p_monthly = 1 - (1 - p_churn)^(1/window_months); risk_band from p_churn against t;
     - clv from p_monthly; value from p0 = base_churn_rate if given, else the frame's churn rate
       (mean churned), else its mean p_churn, converted to monthly the same way;
-    - expected_loss = p_monthly x value;
+    - expected_loss = p_churn x value (the window probability);
     - high_value = value at or above the 75th percentile of value over active customers
       (churned = 0; every row without a label); value_tier Low / Mid / High = below the 25th
       percentile / between / at or above the 75th, same reference customers.
@@ -104,15 +126,15 @@ def add_value_columns(
         raise ValueError("add_value_columns needs a p_churn column: score the customers first")
     p = frame[C.P_CHURN].to_numpy(dtype=float, na_value=np.nan)
     p_month = monthly_probability(p, window_months)
-    out = frame.drop(columns=[c for c in VALUE_COLUMNS if c in frame.columns])
+    out = frame.drop(columns=[c for c in C.VALUE_COLUMNS if c in frame.columns])
     new: dict[str, object] = {
         C.P_MONTHLY: p_month,
         C.RISK_BAND: risk_band(p, threshold),
     }
     if C.MONTHLY_REVENUE in frame.columns:
         rev = frame[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
-        p0 = monthly_probability(base_rate(frame, base_churn_rate), window_months)
-        val = clv(rev, np.full(len(rev), p0), margin, discount)
+        p0 = base_rate(frame, base_churn_rate)
+        val = customer_value(rev, p0, window_months, margin, discount)
         low, high = (
             value_cuts
             if value_cuts is not None
@@ -125,7 +147,7 @@ def add_value_columns(
             {
                 C.CLV: clv(rev, p_month, margin, discount),
                 C.VALUE: val,
-                C.EXPECTED_LOSS: p_month * val,
+                C.EXPECTED_LOSS: expected_loss(p, val),
                 C.HIGH_VALUE: val >= high,
                 C.VALUE_TIER: pd.Categorical.from_codes(
                     tier, categories=list(C.VALUE_TIERS), ordered=True

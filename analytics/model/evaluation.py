@@ -45,14 +45,50 @@ def choose_threshold(y: np.ndarray, p: np.ndarray, target_recall: float | None =
     return float(thresholds[reached[-1]])
 
 
-def at_threshold_summary(y: np.ndarray, p: np.ndarray, t: float) -> dict:
-    flagged = p >= t
-    tp = int(np.sum(flagged & (y == 1)))
-    n_flagged, positives = int(flagged.sum()), int(y.sum())
-    precision = tp / n_flagged if n_flagged else 0.0
-    recall = tp / positives if positives else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "flagged_share": n_flagged / len(y)}
+def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """Confusion matrix, precision, recall and F1 of the churn class at `threshold` (predict
+    churn when p >= t), and how many are flagged.
+
+    A figure whose denominator is 0 is undefined and NaN, never 0: precision when nobody is
+    flagged, recall when nobody churned, F1 when neither happens. With churners but nobody
+    flagged, F1 = 2tp / (2tp + fp + fn) is 0.
+    """
+    y = np.asarray(y, dtype=bool)
+    pred = np.asarray(p) >= threshold
+    tp = int(np.sum(pred & y))
+    fp = int(np.sum(pred & ~y))
+    fn = int(np.sum(~pred & y))
+    tn = int(np.sum(~pred & ~y))
+    n = len(y)
+    return {
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+        "tn": tn,
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+        "recall": tp / (tp + fn) if tp + fn else float("nan"),
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan"),
+        "flagged": tp + fp,
+        "flagged_share": (tp + fp) / n if n else float("nan"),
+    }
+
+
+# What the per-fold and holdout reports keep of at_threshold.
+THRESHOLD_METRICS = ("precision", "recall", "f1", "flagged_share")
+
+
+def threshold_metrics(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
+    """THRESHOLD_METRICS of at_threshold(y, p, threshold)."""
+    m = at_threshold(y, p, threshold)
+    return {k: m[k] for k in THRESHOLD_METRICS}
+
+
+def _mean_defined(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sd over the folds where a figure is defined (NaN when it is nowhere)."""
+    defined = [v for v in values if not math.isnan(v)]
+    if not defined:
+        return float("nan"), float("nan")
+    return float(np.mean(defined)), float(np.std(defined))
 
 
 def top_decile_lift(y: np.ndarray, p: np.ndarray, share: float = TOP_SHARE) -> float:
@@ -176,7 +212,7 @@ def honest_fold_metrics(
                 "rows": len(test),
                 "churned": int(yk.sum()),
                 "threshold": t,
-                **at_threshold_summary(yk, pk, t),
+                **threshold_metrics(yk, pk, t),
                 "roc_auc": float(roc_auc_score(yk, pk)),
                 "pr_auc": float(average_precision_score(yk, pk)),
             }
@@ -194,7 +230,10 @@ def evaluate(
     pooled = summary_scores(y, oof)
     fold_auc = [f["roc_auc"] for f in fold_metrics]
     fold_ap = [f["pr_auc"] for f in fold_metrics]
-    optimistic = at_threshold_summary(y, oof, threshold)
+    optimistic = at_threshold(y, oof, threshold)
+    per_fold = {
+        k: _mean_defined([f[k] for f in fold_metrics]) for k in ("precision", "recall", "f1")
+    }
     return {
         # Headline ROC-AUC / PR-AUC: mean over folds (the protocol's figure, as for candidates).
         "roc_auc": float(np.mean(fold_auc)),
@@ -203,12 +242,10 @@ def evaluate(
         "pr_auc_std": float(np.std(fold_ap)),
         "roc_auc_pooled": pooled["roc_auc"],
         "pr_auc_pooled": pooled["pr_auc"],
-        # Precision / recall / F1: mean over folds, each fold at a threshold chosen without it.
-        **{k: float(np.mean([f[k] for f in fold_metrics])) for k in ("precision", "recall", "f1")},
-        **{
-            f"{k}_std": float(np.std([f[k] for f in fold_metrics]))
-            for k in ("precision", "recall", "f1")
-        },
+        # Precision / recall / F1: mean over folds, each fold at a threshold chosen without it
+        # (over the folds where the figure is defined: a fold flagging nobody has no precision).
+        **{k: mean for k, (mean, _) in per_fold.items()},
+        **{f"{k}_std": sd for k, (_, sd) in per_fold.items()},
         "threshold": threshold,
         # Share of the base at or above the production threshold (how many get flagged).
         "flagged_share": optimistic["flagged_share"],
@@ -220,29 +257,6 @@ def evaluate(
         "rows": len(y),
         "churned": int(y.sum()),
         "n_splits": len(folds),
-    }
-
-
-def at_threshold(y: np.ndarray, p: np.ndarray, threshold: float) -> dict:
-    """Confusion matrix, precision, recall and F1 of the churn class at `threshold`."""
-    y = np.asarray(y, dtype=bool)
-    pred = np.asarray(p) >= threshold
-    tp = int(np.sum(pred & y))
-    fp = int(np.sum(pred & ~y))
-    fn = int(np.sum(~pred & y))
-    tn = int(np.sum(~pred & ~y))
-    precision = tp / (tp + fp) if tp + fp else float("nan")
-    recall = tp / (tp + fn) if tp + fn else float("nan")
-    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else float("nan")
-    return {
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-        "tn": tn,
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "flagged": tp + fp,
     }
 
 

@@ -17,12 +17,10 @@ import pandas as pd
 from analytics import columns as C
 from analytics.metrics import value
 from analytics.model import explain
-from analytics.model import train as training
 
 # Numbers may go a little past what training saw (a tenure one month longer than the oldest
 # customer); far outside, the model extrapolates blindly, so they are refused.
 RANGE_SLACK = 0.5
-MIN_DRIVER = 0.0005  # a driver must move p by at least 0.05 points to be listed
 
 
 @dataclass(frozen=True)
@@ -229,18 +227,17 @@ def predict(
         features, d = list(deltas.columns), deltas.to_numpy()
         raw = {f: X[f].to_numpy(dtype=object) for f in features}
     window = meta.get("window_months", 1)
-    p_monthly = value.monthly_probability(p, window)
-    bands = np.asarray(training.risk_band(p, meta["threshold"]), dtype=object)
+    bands = np.asarray(value.risk_band(p, meta["threshold"]), dtype=object)
     base_rate = meta["churned"] / meta["base_rows"]
-    base_monthly = float(value.monthly_probability(np.array([base_rate]), window)[0])
     # Whole-array work first; the per-row loop only assembles plain Python values.
     revenue = (
         np.array([np.nan if v is None else v for v in raw[C.MONTHLY_REVENUE]], dtype=float)
         if C.MONTHLY_REVENUE in raw
         else np.full(len(records), np.nan)
     )
-    clv = value.clv(revenue, p_monthly, margin, discount)
-    size = value.clv(revenue, base_monthly, margin, discount)
+    clv = value.clv(revenue, value.monthly_probability(p, window), margin, discount)
+    size = value.customer_value(revenue, base_rate, window, margin, discount)
+    loss = value.expected_loss(p, size)
     order = np.argsort(-d, axis=1, kind="stable")[:, :top]
     threshold = round(float(meta["threshold"]), 4)
     out = []
@@ -255,7 +252,7 @@ def predict(
         if math.isfinite(revenue[i]):
             row["clv"] = round(float(clv[i]), 2)
             row["value"] = round(float(size[i]), 2)
-            row["expected_loss"] = round(float(p[i]) * row["value"], 2)
+            row["expected_loss"] = round(float(loss[i]), 2)
         row["drivers"] = [
             {
                 "feature": features[j],
@@ -263,7 +260,7 @@ def predict(
                 "change_in_probability": round(float(d[i, j]), 4),
             }
             for j in order[i]
-            if d[i, j] >= MIN_DRIVER  # "+0.0 pts" explains nothing
+            if d[i, j] >= explain.MIN_REASON_DELTA  # "+0.0 pts" explains nothing
         ]
         out.append(row)
     return out

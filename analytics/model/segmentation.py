@@ -64,16 +64,7 @@ NOT_FEATURES = frozenset(
         C.SIGNUP_DATE,
         C.CHURN_DATE,
         C.TOTAL_REVENUE,
-        C.P_CHURN,
-        C.P_MONTHLY,
-        C.RISK_BAND,
-        C.CLV,
-        C.VALUE,
-        C.EXPECTED_LOSS,
-        C.HIGH_VALUE,
-        C.VALUE_TIER,
-        C.SEGMENT,
-        *C.REASONS,
+        *C.SCORED_COLUMNS,
     }
 )
 ID_LIKE = re.compile(r"(^|[_\s-])(id|Id|ID)$|[a-z0-9](ID|Id)$")  # id, user_id, customerID

@@ -26,14 +26,13 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
-from analytics import columns as C
 from analytics.model.evaluation import (
-    at_threshold_summary,
     choose_threshold,
     curves,
     evaluate,
     honest_fold_metrics,
     summary_scores,
+    threshold_metrics,
 )
 from analytics.model.explain import fold_importance, out_of_fold_reasons, typical_values
 from analytics.model.features import build_preprocessor, tree_categorical_features
@@ -145,14 +144,6 @@ def candidate_pipelines(
     return candidates
 
 
-def risk_band(p, threshold: float) -> pd.Categorical:
-    """High if p >= t; Medium if t/2 <= p < t; Low otherwise (METRICS.md)."""
-    p = np.asarray(p, dtype=float)
-    bands = np.select([p >= threshold, p >= threshold / 2], ["High", "Medium"], "Low")
-    bands = np.where(np.isnan(p), None, bands)
-    return pd.Categorical(bands, categories=list(C.RISK_BANDS), ordered=True)
-
-
 # ---------------------------------------------------------------- training
 
 
@@ -256,7 +247,7 @@ def _holdout(
     p = predict_proba(model, X_test)
     return {
         **summary_scores(y_test, p),
-        **at_threshold_summary(y_test, p, t),
+        **threshold_metrics(y_test, p, t),
         "threshold": t,
         "threshold_source": source,
         "train_rows": len(X_train),

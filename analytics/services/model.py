@@ -118,7 +118,7 @@ def curves(base: ServedBase, query: str) -> dict:
     )
 
 
-def at_threshold(base: ServedBase, query: str, threshold: float) -> dict:
+def threshold_view(base: ServedBase, query: str, threshold: float) -> dict:
     """Confusion matrix, precision, recall and F1 of the selection at threshold t (0..1)."""
     if threshold is None or not 0.0 <= float(threshold) <= 1.0:
         raise InvalidInput("threshold", f"must be between 0 and 1, got {threshold}")

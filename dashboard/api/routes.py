@@ -227,7 +227,7 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
     def threshold_view():
         options, query, echo = view(models.ThresholdQuery)
         t = data.threshold if options.threshold is None else options.threshold
-        return json_response({**model_service.at_threshold(data, query, t), "filters": echo})
+        return json_response({**model_service.threshold_view(data, query, t), "filters": echo})
 
     @bp.post("/predict")
     def predict_view():

@@ -91,7 +91,7 @@ def threshold_outputs(data, query, threshold):
     """Confusion matrix, precision/recall/F1 and lift on the selected customers."""
     if threshold is None:
         raise PreventUpdate
-    m = model.at_threshold(data, query, float(threshold))
+    m = model.threshold_view(data, query, float(threshold))
     if not m["customers"]:
         empty = figures.message(NO_MATCH)
         return empty, dbc.Alert(NO_MATCH, color="light"), empty
