@@ -28,48 +28,79 @@ SERVED_BASE = "retention_served_base"
 DASH_APP = "retention_dash_app"
 
 
+# Number filters open on "greater than or equal", the question a user asks of a list sorted by
+# risk ("at least 50%"); AG Grid's default, "equals", finds nothing among real-valued columns.
+NUMBER_FILTER = {
+    "type": "numericColumn",
+    "filter": "agNumberColumnFilter",
+    "filterParams": {"defaultOption": "greaterThanOrEqual"},
+}
+MONEY = {
+    **NUMBER_FILTER,
+    "valueFormatter": {"function": "d3.format(',.0f')(params.value)"},
+    "minWidth": 88,
+}
+# The probability is stored as a fraction and shown as a percentage, so it is filtered in
+# percent too: the client-side planner grid through filterValueGetter, the server-side at-risk
+# grid by dividing the typed value by 100 (callbacks.customers.PERCENT_COLUMNS).
+PROBABILITY = {
+    **NUMBER_FILTER,
+    "headerName": "Churn probability (%)",
+    "headerTooltip": "The model's churn probability for the next window, in percent.",
+    "valueFormatter": {"function": "d3.format('.1%')(params.value)"},
+    "filterValueGetter": {"function": f"100 * params.data.{C.P_CHURN}"},
+    "minWidth": 100,
+}
+
+
 def grid_columns(data: ServedBase, *, plan: bool = False) -> list[dict]:
     """At-risk list columns (METRICS.md) with the top three reasons; the planner's contact list
-    adds each customer's expected saving."""
-    money = {
-        "type": "numericColumn",
-        "filter": "agNumberColumnFilter",
-        "valueFormatter": {"function": "d3.format(',.0f')(params.value)"},
-    }
+    adds each customer's expected saving.
+
+    The minimum widths add up to what a 1440 px screen gives the grid, so it does not scroll
+    sideways there; flex hands the rest to the reasons, which carry a tooltip with their whole
+    text when a narrower screen cuts them."""
     reasons = [
-        {"field": r, "headerName": f"Reason {i}", "minWidth": 220, "filter": "agTextColumnFilter"}
+        {
+            "field": r,
+            "headerName": f"Reason {i}",
+            "tooltipField": r,
+            "filter": "agTextColumnFilter",
+            "minWidth": 114 if i == 1 else 90,
+            "flex": 2 if i == 1 else 1.5,
+        }
         for i, r in enumerate(C.REASONS, start=1)
     ]
-    # Who, how likely, what is at stake and why come first: on a laptop screen the rest
+    # Who, how likely, what is at stake and why come first: on a narrow screen the rest
     # scrolls sideways.
     cols = [
-        {"field": C.CUSTOMER_ID, "headerName": "Customer", "pinned": "left", "minWidth": 130},
         {
-            "field": C.P_CHURN,
-            "headerName": "Churn probability",
-            "minWidth": 130,
-            "type": "numericColumn",
-            "filter": "agNumberColumnFilter",
-            "valueFormatter": {"function": "d3.format('.1%')(params.value)"},
+            "field": C.CUSTOMER_ID,
+            "headerName": "Customer",
+            "pinned": "left",
+            "width": 104,
+            "flex": None,  # pinned: a fixed width, the other columns share the rest
         },
-        {"field": C.EXPECTED_LOSS, "headerName": "Expected loss", "sort": "desc", **money},
+        {"field": C.P_CHURN, **PROBABILITY},
+        {
+            "field": C.EXPECTED_LOSS,
+            "headerName": "Expected loss",
+            "sort": "desc",
+            **MONEY,
+            "minWidth": 112,  # "Expected" and the sort arrow side by side
+        },
         reasons[0],
-        {"field": C.RISK_BAND, "headerName": "Risk band"},
-        {"field": C.SEGMENT, "headerName": "Segment", "minWidth": 160},
-        {
-            "field": C.TENURE,
-            "headerName": "Tenure (months)",
-            "type": "numericColumn",
-            "filter": "agNumberColumnFilter",
-        },
-        {"field": C.MONTHLY_REVENUE, "headerName": "Monthly revenue", **money},
-        {"field": C.CLV, "headerName": "CLV", **money},
-        {"field": C.VALUE, "headerName": "Value", **money},
+        {"field": C.RISK_BAND, "headerName": "Risk band", "minWidth": 72},
+        {"field": C.SEGMENT, "headerName": "Segment", "minWidth": 104, "tooltipField": C.SEGMENT},
+        {"field": C.TENURE, "headerName": "Tenure (months)", **NUMBER_FILTER, "minWidth": 80},
+        {"field": C.MONTHLY_REVENUE, "headerName": "Monthly revenue", **MONEY},
+        {"field": C.CLV, "headerName": "CLV", **MONEY, "minWidth": 72},
+        {"field": C.VALUE, "headerName": "Value", **MONEY, "minWidth": 72},
         *reasons[1:],
     ]
     cols = [c for c in cols if c["field"] in data.grid_fields]
     if plan:
-        cols.insert(1, {"field": "expected_saving", "headerName": "Expected saving", **money})
+        cols.insert(1, {"field": "expected_saving", "headerName": "Expected saving", **MONEY})
     return cols
 
 

@@ -25,9 +25,16 @@ def colour_map(names) -> dict[str, str]:
 
 def _colour(colours: dict[str, str] | None, name, i: int) -> str:
     return (colours or {}).get(str(name), PALETTE[i % len(PALETTE)])
+
+
 CHURN = "#ef4444"
 RETAIN = "#2563eb"
 MUTED = "#94a3b8"
+
+# Plotly draws its toolbar (the modebar, about 30 px tall) over the top right of a figure: the
+# title sits in a band below it, and that band pushes the plot down (automargin) whatever
+# margin a figure asks for, so no title is ever under the toolbar, at any width.
+MODEBAR_BAND = 30
 
 TEMPLATE = go.layout.Template(
     layout=go.Layout(
@@ -37,10 +44,30 @@ TEMPLATE = go.layout.Template(
         paper_bgcolor="white",
         plot_bgcolor="white",
         hoverlabel={"font_size": 12},
-        xaxis={"gridcolor": "#eef2f7", "zeroline": False},
-        yaxis={"gridcolor": "#eef2f7", "zeroline": False},
+        # automargin: long tick labels and axis titles widen the margin instead of being cut
+        xaxis={
+            "gridcolor": "#eef2f7",
+            "zeroline": False,
+            "automargin": True,
+            "title": {"font": {"size": 11}},  # a phone's plot is ~300 px wide
+        },
+        yaxis={
+            "gridcolor": "#eef2f7",
+            "zeroline": False,
+            "automargin": True,
+            "title": {"font": {"size": 11}},
+        },
         legend={"orientation": "h", "y": -0.2},
-        title={"x": 0.01, "font": {"size": 14}},
+        title={
+            "x": 0.01,
+            "xanchor": "left",
+            "y": 1,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": MODEBAR_BAND, "b": 8},
+            "automargin": True,
+            "font": {"size": 14},
+        },
     )
 )
 

@@ -12,6 +12,8 @@ TENURE = "filter-tenure"
 RESET = "filter-reset"
 FILTERS_DETAILS = "filters-details"  # folds the filter panel on phones
 SELECTION_SUMMARY = "selection-summary"
+ACTIVE_FILTERS = "active-filters"  # the chips naming every active filter, above the KPIs
+FILTER_CHIP = "filter-chip"  # pattern-matching type: {"type": FILTER_CHIP, "column", "value"}
 COPY_LINK = "copy-link"
 
 # Overview

@@ -31,6 +31,11 @@ def label(column: str) -> str:
     return FILTER_LABELS.get(column, column.replace("_", " "))
 
 
+def factor_options(data) -> list[str]:
+    """The drivers tab's factors, the first one shown by default."""
+    return list(data.ws.table.features) + [c for c in (C.SEGMENT,) if c in data.scored]
+
+
 def graph(graph_id: str, height: int = 340) -> dcc.Graph:
     return dcc.Graph(
         id=graph_id,
@@ -270,6 +275,7 @@ def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.Ag
         "rowSelection": {"mode": "singleRow", "checkboxes": False, "enableClickSelection": True},
         "enableCellTextSelection": True,
         "ensureDomOrder": True,
+        "tooltipShowDelay": 300,  # a cut reason shows in full on hover
     }
     if infinite:
         options.update(
@@ -284,15 +290,21 @@ def at_risk_grid(grid_id: str, columns: list[dict], *, infinite: bool) -> dag.Ag
     return dag.AgGrid(
         id=grid_id,
         columnDefs=columns,
+        # Filters are typed in a row under the headers, so a header's width goes to its words
+        # (wrapped, never "Exp... loss") rather than to menu and filter buttons.
         defaultColDef={
             "sortable": True,
             "resizable": True,
             "wrapHeaderText": True,
             "autoHeaderHeight": True,
             "filter": "agTextColumnFilter",
-            "minWidth": 120,
+            "floatingFilter": True,
+            "suppressHeaderMenuButton": True,
+            "suppressHeaderFilterButton": True,
+            "minWidth": 72,
             "flex": 1,
         },
+        className="retention-grid",
         rowModelType="infinite" if infinite else "clientSide",
         getRowId=f"params.data.{C.CUSTOMER_ID}",
         dashGridOptions=options,
@@ -540,10 +552,9 @@ def page(
     value_note: str | None,
 ):
     ws = data.ws
-    factors = list(ws.table.features) + [c for c in (C.SEGMENT,) if c in data.scored]
     tabs = {
         "overview": overview_tab(ws.table.has_dates),
-        "drivers": drivers_tab(factors),
+        "drivers": drivers_tab(factor_options(data)),
         "customers": customers_tab(grid_columns, value_note),
         "planner": planner_tab(ws.settings, plan_columns, value_note),
         "model": model_tab(data.threshold),
@@ -575,6 +586,11 @@ def page(
                             ),
                             dbc.Col(
                                 [
+                                    html.Div(
+                                        id=ids.ACTIVE_FILTERS,
+                                        className="active-filters",
+                                        **{"aria-label": "Active filters"},
+                                    ),
                                     dbc.Row(
                                         [
                                             kpi_card(name, _period(ws) if name in RATES else None)

@@ -372,3 +372,142 @@ def test_table_without_revenue_explains_missing_value_views(dash_duo, no_revenue
     )
     assert not dash_duo.find_elements(f"#{ids.AT_RISK_GRID}")
     assert_clean_console(dash_duo)
+
+
+# -- shared links, layout at 1440 and 375 px (issue 9) -------------------------------------------
+
+
+def chip_texts(dash_duo) -> list[str]:
+    return [e.text.replace("×", "").strip() for e in dash_duo.find_elements(".filter-chip")]
+
+
+def test_shared_link_shows_active_filters_as_chips_and_restores_the_view(dash_duo, demo_workspace):
+    start(dash_duo, demo_workspace)
+    dash_duo.wait_for_text_to_equal(KPI_CUSTOMERS, ALL_CUSTOMERS, timeout=WAIT)
+    link = (
+        "/?payment_method=Invoice&risk=High&tenure_max=24"
+        f"&split=segment&factor=contract&save_rate=0.4&sort=-{C.P_CHURN}#customers"
+    )
+    dash_duo.driver.get(dash_duo.server_url + link)
+
+    # "payment method" sits folded under "More filters": a chip says it is on
+    until(lambda: len(chip_texts(dash_duo)) == 3, WAIT, msg="no chips for the link's filters")
+    assert chip_texts(dash_duo) == [
+        "payment method: Invoice",
+        "Risk band: High",
+        "Tenure ≤ 24 months",
+    ]
+    # the at-risk list opens sorted as the link says
+    dash_duo.wait_for_element(f"#{ids.AT_RISK_GRID} .ag-center-cols-container .ag-row", WAIT)
+    sorted_by = (
+        f"return dash_ag_grid.getApi('{ids.AT_RISK_GRID}').getColumnState()"
+        ".filter(c => c.sort).map(c => c.colId + ' ' + c.sort)"
+    )
+    until(
+        lambda: dash_duo.driver.execute_script(sorted_by) == [f"{C.P_CHURN} desc"],
+        WAIT,
+        msg="the grid's sort was not restored",
+    )
+    shown_p = [
+        float(e.text.rstrip("%"))
+        for e in dash_duo.find_elements(
+            f"#{ids.AT_RISK_GRID} .ag-center-cols-container .ag-cell[col-id='{C.P_CHURN}']"
+        )
+    ]
+    assert shown_p == sorted(shown_p, reverse=True)
+    assert dash_duo.find_element(f"#{ids.PLAN_SAVE_RATE}").get_attribute("value") == "0.4"
+    assert dash_duo.find_element(f"#{ids.TREND_SPLIT}").is_selected()
+    # (on a hidden tab: textContent, not the visible text)
+    assert "contract" in dash_duo.find_element(f"#{ids.FACTOR}").get_attribute("textContent")
+
+    # the x on a chip removes that filter only; the view options stay in the URL
+    click(dash_duo, ".filter-chip-remove[aria-label='Remove the filter payment method: Invoice']")
+    until(lambda: "payment_method" not in query(dash_duo), WAIT, msg="chip did not remove it")
+    assert query(dash_duo)["risk"] == ["High"]
+    assert query(dash_duo)["save_rate"] == ["0.4"]
+    assert query(dash_duo)["sort"] == [f"-{C.P_CHURN}"]
+    until(lambda: len(chip_texts(dash_duo)) == 2, WAIT, msg="the removed chip is still shown")
+    assert_clean_console(dash_duo)
+
+
+TITLE_UNDER_TOOLBAR = """
+    return Array.from(document.querySelectorAll('.tab-pane.active .js-plotly-plot'))
+      .filter(g => g.offsetParent && g.querySelector('.gtitle') && g.querySelector('.modebar'))
+      .map(g => {
+        const t = g.querySelector('.gtitle').getBoundingClientRect();
+        const m = g.querySelector('.modebar').getBoundingClientRect();
+        const apart = t.right <= m.left || m.right <= t.left || t.bottom <= m.top
+          || m.bottom <= t.top;
+        return [g.id, apart];
+      });
+"""
+
+
+@pytest.mark.parametrize("width", [1440, 375])
+def test_chart_titles_are_clear_of_the_plot_toolbar(dash_duo, demo_workspace, width):
+    start(dash_duo, demo_workspace, debug=False)
+    dash_duo.driver.set_window_size(width, 900)
+    for tab in ("drivers", "model", "planner", "overview"):
+        dash_duo.driver.get(f"{dash_duo.server_url}/#{tab}")
+        dash_duo.wait_for_element(".tab-pane.active .js-plotly-plot .gtitle", timeout=WAIT)
+        time.sleep(0.5)  # let Plotly finish resizing to the column before measuring
+        checked = dash_duo.driver.execute_script(TITLE_UNDER_TOOLBAR)
+        assert checked, f"no titled chart on {tab}"
+        covered = [graph for graph, apart in checked if not apart]
+        assert not covered, f"{tab} at {width}px: the toolbar covers the title of {covered}"
+
+
+def test_phone_shows_every_tab_and_the_planners_whole_count(dash_duo, demo_workspace):
+    width, _ = open_on_phone(dash_duo, demo_workspace)
+    for tab in dash_duo.find_elements(f"#{ids.TABS} .nav-link"):
+        box = tab.rect
+        assert box["x"] >= 0, (tab.text, box)
+        assert box["x"] + box["width"] <= width + 1, (tab.text, box)
+
+    open_tab(dash_duo, "Retention planner")
+    dash_duo.wait_for_contains_text(f"#{ids.PLAN_SUMMARY}", "customers", timeout=WAIT)
+    clipped = dash_duo.driver.execute_script(
+        f"return Array.from(document.querySelectorAll('#{ids.PLAN_SUMMARY} .kpi-value'))"
+        ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent)"
+    )
+    assert not clipped, f"cut at {width}px: {clipped}"
+    assert_clean_console(dash_duo)
+
+
+HEADER_CUT = f"""
+    return Array.from(document.querySelectorAll('#{ids.AT_RISK_GRID} .ag-header-cell-text'))
+      .filter(e => e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)
+      .map(e => e.textContent);
+"""
+
+
+def test_at_risk_grid_fits_1440_with_whole_headers_tooltips_and_a_percent_filter(
+    dash_duo, demo_workspace
+):
+    start(dash_duo, demo_workspace, debug=False)
+    dash_duo.driver.set_window_size(1440, 1000)
+    dash_duo.driver.get(f"{dash_duo.server_url}/#customers")
+    cells = f"#{ids.AT_RISK_GRID} .ag-center-cols-container .ag-row .ag-cell"
+    dash_duo.wait_for_element(cells, timeout=WAIT)
+
+    viewport = dash_duo.find_element(f"#{ids.AT_RISK_GRID} .ag-center-cols-viewport")
+    scroll, visible = dash_duo.driver.execute_script(
+        "return [arguments[0].scrollWidth, arguments[0].clientWidth]", viewport
+    )
+    assert scroll <= visible, f"the grid scrolls sideways at 1440px ({scroll} > {visible})"
+    assert not dash_duo.driver.execute_script(HEADER_CUT)
+
+    # a reason cut by its column shows in full on hover
+    reason = dash_duo.find_element(f"{cells}[col-id='{C.REASONS[0]}']")
+    ActionChains(dash_duo.driver).move_to_element(reason).perform()
+    tooltip = dash_duo.wait_for_element(".ag-tooltip", timeout=WAIT)
+    assert tooltip.text == reason.get_attribute("textContent").strip()
+
+    # typing 50 in the probability filter means "at least 50%"
+    probability_filter = f".ag-floating-filter[col-id='{C.P_CHURN}'] input"
+    box = dash_duo.find_element(f"#{ids.AT_RISK_GRID} {probability_filter}")
+    box.send_keys("50")
+    dash_duo.wait_for_contains_text(f"#{ids.AT_RISK_COUNT}", "with the column filters", WAIT)
+    shown = dash_duo.find_elements(f"{cells}[col-id='{C.P_CHURN}']")
+    assert shown
+    assert all(float(e.text.rstrip("%")) >= 50 for e in shown)

@@ -60,6 +60,7 @@ def test_every_callback_id_exists_in_the_layout(request, fixture):
     app = dash_app(create_app(request.getfixturevalue(fixture)))
     in_layout = _layout_ids(app.layout)
     pattern_types = {json.loads(i)["type"] for i in in_layout if i.startswith("{")}
+    pattern_types.add(ids.FILTER_CHIP)  # chips are drawn by the URL callback, one per filter
     for name in _callback_ids(app):
         if name.startswith("{"):
             assert json.loads(name)["type"] in pattern_types, name
@@ -67,41 +68,43 @@ def test_every_callback_id_exists_in_the_layout(request, fixture):
             assert name in in_layout, name
 
 
-def test_filter_change_writes_the_url_and_the_store(demo):
+def _page(demo, search, values, tenure=None, click=None, stored=None):
     id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
+    return filter_cb.PageState(search, values, id_list, tenure, click, stored_query=stored)
+
+
+def test_filter_change_writes_the_url_and_the_store(demo):
     values = [["High"] if c == C.RISK_BAND else [] for c in demo.filter_columns]
     trigger = {"type": ids.FILTER, "column": C.RISK_BAND}
-    search, query, controls, _tenure, summary = filter_cb.sync(
-        demo, trigger, "", values, list(demo.tenure_range), None, id_list
-    )
-    assert search == query == "?risk=High"
+    options = filter_cb.view_options(demo, [])
+    out = filter_cb.sync(demo, options, trigger, _page(demo, "", values, list(demo.tenure_range)))
+    assert out["search"] == out["query"] == "?risk=High"
     expected = int((demo.scored[C.RISK_BAND] == "High").sum())
-    assert summary == f"{expected:,} of {len(demo.scored):,} customers selected"
+    assert out["summary"] == f"{expected:,} of {len(demo.scored):,} customers selected"
     # reopening the link restores the controls
-    _, query2, controls2, _, _ = filter_cb.sync(demo, None, search, values, None, None, id_list)
-    assert query2 == query
-    assert controls2 == controls
+    again = filter_cb.sync(demo, options, None, _page(demo, out["search"], values))
+    assert again["query"] == out["query"]
+    assert again["levels"] == out["levels"]
 
 
 def test_doughnut_click_filters_to_the_segment(demo):
-    id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
     segment = str(demo.scored[C.SEGMENT].iloc[0])
     click = {"points": [{"label": segment}]}
-    _, query, controls, _, _ = filter_cb.sync(
-        demo, ids.DOUGHNUT, "", [[] for _ in id_list], None, click, id_list
-    )
-    assert filters.from_query(query, demo.allowed).levels[C.SEGMENT] == (segment,)
-    assert controls[demo.filter_columns.index(C.SEGMENT)] == [segment]
+    empty = [[] for _ in demo.filter_columns]
+    options = filter_cb.view_options(demo, [])
+    out = filter_cb.sync(demo, options, ids.DOUGHNUT, _page(demo, "", empty, click=click))
+    assert filters.from_query(out["query"], demo.allowed).levels[C.SEGMENT] == (segment,)
+    assert out["levels"][demo.filter_columns.index(C.SEGMENT)] == [segment]
 
 
 def test_reset_clears_everything(demo):
-    id_list = [{"type": ids.FILTER, "column": c} for c in demo.filter_columns]
-    search, query, controls, tenure, _ = filter_cb.sync(
-        demo, ids.RESET, "?risk=High", [[] for _ in id_list], [3, 10], None, id_list
-    )
-    assert search == query == ""
-    assert all(v == [] for v in controls)
-    assert tenure == list(demo.tenure_range)
+    empty = [[] for _ in demo.filter_columns]
+    options = filter_cb.view_options(demo, [])
+    page = _page(demo, "?risk=High", empty, [3, 10], stored="?risk=High")
+    out = filter_cb.sync(demo, options, ids.RESET, page)
+    assert out["search"] == out["query"] == ""
+    assert all(v == [] for v in out["levels"])
+    assert out["tenure"] == list(demo.tenure_range)
 
 
 def test_tab_lives_in_the_url_hash():
