@@ -187,10 +187,10 @@ def kaplan_meier(
     return fig
 
 
-def cohort_heatmap(cohorts: list[dict]) -> go.Figure:
-    """Share of each signup cohort still active k months after signup; `cohorts` as
-    services.overview.cohorts gives them (cohort, customers, retention by k)."""
-    width = max((len(c["retention"]) for c in cohorts), default=0)
+def cohort_heatmap(cohorts: list[dict], months: list[int]) -> go.Figure:
+    """Share of each signup cohort still active k months after signup; `cohorts` and `months`
+    (the k of each cell) as services.overview.cohorts gives them."""
+    width = len(months)
     z = [
         [np.nan if v is None else v for v in c["retention"]]
         + [np.nan] * (width - len(c["retention"]))
@@ -199,7 +199,7 @@ def cohort_heatmap(cohorts: list[dict]) -> go.Figure:
     fig = _base("Cohort retention")
     fig.add_heatmap(
         z=np.asarray(z, dtype=float),
-        x=[str(k) for k in range(width)],
+        x=[str(k) for k in months],
         y=[c["cohort"] for c in cohorts],
         colorscale="Blues",
         zmin=0,

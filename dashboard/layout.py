@@ -224,7 +224,6 @@ def overview_tab(has_dates: bool) -> list:
         ),
         card(
             "Cohort retention",
-            html.Div(id=ids.COHORT_NOTE, className="small text-muted"),
             graph(ids.COHORT, 460),
             help_text=TERMS["cohort"],
             card_id=ids.COHORT_CARD,

@@ -667,3 +667,76 @@ def test_predict_an_integer_too_large_for_a_float_is_422(client, schema):
     message = body(r)["errors"][0]["message"]
     assert message.startswith("expected a number, got 1000")
     assert len(message) < 80
+
+
+# -- the views, served with the dashboard's query parameters ------------------------------------
+
+VIEW_FILTERS = (
+    "",
+    "tenure_max=6",
+    "tenure_min=12&tenure_max=36",
+    "contract=Monthly&tenure_max=6",
+    "risk=High",
+    "value_tier=High&region=East",
+)
+
+
+@pytest.mark.parametrize("query", VIEW_FILTERS)
+def test_the_trends_last_month_is_the_kpi_month(client, query):
+    """Every filter applies to the trend, tenure as of each month: its last month is the base
+    the KPIs describe (the demo's window is its last calendar month)."""
+    k = body(client.get(f"/api/v1/kpis?{query}"))
+    points = body(client.get(f"/api/v1/trend?{query}"))["points"]
+    assert points[-1]["customers"] == k["customers"]
+    assert points[-1]["churned"] == k["churned"]
+    assert points[-1]["churn_rate"] == pytest.approx(k["churn_rate"])
+
+
+def test_trend_and_cohorts_of_a_selection_matching_nobody_are_empty(client):
+    for query in ("tenure_min=100000", "tenure_min=5.2&tenure_max=5.8"):
+        assert body(client.get(f"/api/v1/kpis?{query}"))["customers"] == 0
+        for path in ("trend", "cohorts"):
+            found = body(client.get(f"/api/v1/{path}?{query}"))
+            assert found.get("points", found.get("cohorts")) == [], (path, query)
+            assert "No customers match" in found["note"]
+
+
+def test_cohorts_keep_the_tenure_range_and_say_what_a_score_filter_means(client):
+    whole = body(client.get("/api/v1/cohorts"))
+    ranged = body(client.get("/api/v1/cohorts?tenure_min=3&tenure_max=5"))
+    assert whole["months"][:3] == [0, 1, 2]
+    assert ranged["months"] == [3, 4, 5]
+    assert whole["note"] == ranged["note"] == ""
+    by_risk = body(client.get("/api/v1/trend?risk=High"))
+    assert "today's score" in by_risk["note"]
+    assert "Clear it" in body(client.get("/api/v1/cohorts?risk=High"))["note"]
+
+
+@pytest.mark.parametrize("query", ["", "contract=Monthly", "tenure_max=6&risk=High"])
+def test_segment_counts_add_up_to_the_kpi_count(client, query):
+    k = body(client.get(f"/api/v1/kpis?{query}"))
+    found = body(client.get(f"/api/v1/segments?{query}"))
+    assert sum(s["customers"] for s in found["segments"]) == k["customers"]
+    assert sum(s["churned"] for s in found["segments"]) == k["churned"]
+    for s in found["segments"]:
+        assert s["ci_low"] <= s["churn_rate"] <= s["ci_high"]
+
+
+def test_drivers_give_the_base_and_the_selection_rates(client, data):
+    query = "contract=Monthly&tenure_max=12"
+    found = body(client.get(f"/api/v1/drivers?factor=plan&{query}"))
+    base = body(client.get("/api/v1/kpis"))["churn_rate"]
+    selection = body(client.get(f"/api/v1/kpis?{query}"))["churn_rate"]
+    assert found["base_churn_rate"] == pytest.approx(base)
+    assert found["selection_churn_rate"] == pytest.approx(selection)
+    assert found["selection_churn_rate"] != pytest.approx(found["base_churn_rate"])
+    assert sum(level["customers"] for level in found["levels"]) == data.count(f"?{query}")
+    r = client.get("/api/v1/drivers?factor=nope")
+    assert r.status_code == 400
+    assert "unknown factor" in json.dumps(body(r))
+
+
+def test_unknown_paths_are_404_not_the_dashboard_page(client):
+    for path in ("/healthz", "/metrics", "/admin", "/favicon.png", "/x/y"):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/").status_code == 200

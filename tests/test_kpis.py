@@ -401,3 +401,44 @@ def test_trend_and_cohorts_by_hand_from_the_precomputed_history():
     assert selection.monthly_trend(by="team")["churned"].tolist() == [0, 1, 0, 0]
     # Departures are recorded from February (the first churn_date): January's cohort is out.
     assert selection.cohort_retention()["customers"].tolist() == [2, 1]
+
+
+# --- tenure as of each month --------------------------------------------------------------
+
+
+def test_monthly_trend_applies_tenure_as_of_each_month():
+    """Tenure as of month t = whole months from signup_date to t's first day (as the current
+    base's tenure_months is measured). A (Jan 10) is 0 on Feb 1, 1 on Mar 1, 2 on Apr 1;
+    B (Jan 20, leaves in March) is 1 on Mar 1; D (Feb 15, leaves in April) is 1 on Apr 1;
+    E (Mar 1) is 1 on Apr 1."""
+    frame = history()
+    at_least_one = monthly_trend(frame, as_of="2026-04-30", tenure=(1, None))
+    assert at_least_one["active_start"].tolist() == [0, 2, 3]  # Mar: A, B; Apr: A, D, E
+    assert at_least_one["churned"].tolist() == [0, 1, 1]  # B in March, D in April
+    first_month = monthly_trend(frame, as_of="2026-04-30", tenure=(0, 0.5))
+    assert first_month["active_start"].tolist() == [2, 1, 0]  # Feb: A, B; Mar: D
+    assert first_month["churned"].tolist() == [0, 0, 0]  # D leaves in April, at tenure 1
+    # No range, or the whole range, changes nothing.
+    whole = monthly_trend(frame, as_of="2026-04-30")
+    pd.testing.assert_frame_equal(monthly_trend(frame, as_of="2026-04-30", tenure=(0, 99)), whole)
+
+
+def test_cohorts_keep_the_cells_in_the_tenure_range():
+    frame = history()
+    whole = cohort_retention(frame, as_of="2026-04-30")
+    ranged = cohort_retention(frame, as_of="2026-04-30", tenure=(0.5, 1))
+    assert list(ranged.columns) == ["customers", 1]
+    pd.testing.assert_series_equal(ranged[1], whole[1])
+
+
+def test_precomputed_views_with_a_tenure_range_equal_the_filtered_history(dated):
+    history = DatedHistory(dated, by="region")
+    for tenure in ((3, None), (None, 6), (2.5, 11.5), (500, None)):
+        for mask in _masks(dated, seed=2):
+            selection = history.select(mask)
+            for by in (None, "region"):
+                want = monthly_trend(dated[mask], by=by, tenure=tenure)
+                got = selection.monthly_trend(by=by, tenure=tenure)
+                pd.testing.assert_frame_equal(got, want, check_dtype=len(want) > 0)
+            want = cohort_retention(dated[mask], tenure=tenure)
+            pd.testing.assert_frame_equal(selection.cohort_retention(tenure=tenure), want)

@@ -6,6 +6,12 @@
 - Cohort retention: cohort = signup month; cell k = share of the cohort still active k months
   after signup; only fully observed cells are shown.
 
+A tenure filter applies as of each month, the way the current base's tenure_months is measured
+(timeline.snapshot: whole months from signup_date to the window's start): a customer counts in
+month t when the whole months from signup_date to the first day of t are in the range, and in
+cohort cell k when k is. So the last month of the trend is the current base's month for the
+same filters.
+
 Without both date columns each view returns analytics.result.Unavailable. Everything is
 vectorised (bincount / cumsum on integer month codes); DatedHistory reduces a history once so
 any selection's views are one bincount.
@@ -79,7 +85,7 @@ def _count(index: np.ndarray, weights: np.ndarray | None, size: int) -> np.ndarr
 
 
 def monthly_trend(
-    history: pd.DataFrame, as_of=None, by: str | None = None, observed_from=None
+    history: pd.DataFrame, as_of=None, by: str | None = None, observed_from=None, tenure=None
 ) -> pd.DataFrame | Unavailable:
     """Monthly churn and retention per calendar month t, optionally split by a column.
 
@@ -91,21 +97,40 @@ def monthly_trend(
     not in the table) to the last month fully
     observed by as_of (the month of as_of when it is a month end, so the one-month window is
     included). Columns: month (first day), [by], active_start, churned, churn_rate,
-    retention_rate; sorted by [by,] month.
+    retention_rate; sorted by [by,] month. `tenure` = (min, max) months, either None: a customer
+    counts in month t only while their tenure as of t is in the range (see the module's doc).
     """
     gap = _dates_gap(history, *([by] if by else []))
     if gap is not None:
         return gap
-    signup, s_known = _month_index(history[C.SIGNUP_DATE].to_numpy())
+    signup_dates = history[C.SIGNUP_DATE].to_numpy()
+    signup, s_known = _month_index(signup_dates)
     churn, c_known = _month_index(history[C.CHURN_DATE].to_numpy())
     group, labels = group_codes(history, by)
     return _trend_table(
-        _Months(signup, s_known, churn, c_known, group),
+        _Months(signup, s_known, churn, c_known, group, late=_late(signup_dates)),
         labels,
         by,
         history[by].dtype if by else None,
         timeline.resolve_as_of(history, as_of),
         _observed_from(history, observed_from),
+        tenure,
+    )
+
+
+def _late(signup: np.ndarray) -> np.ndarray:
+    """1 where signup_date falls after the first day of its month (see _Months.late)."""
+    days = signup.astype("datetime64[D]")
+    late = days != days.astype("datetime64[M]").astype("datetime64[D]")
+    return (late & ~np.isnat(signup)).astype(np.int64)
+
+
+def _tenure_bounds(tenure) -> tuple[float, float]:
+    """(min, max) whole months a tenure filter keeps; -inf / inf where a side is open."""
+    low, high = tenure if tenure is not None else (None, None)
+    return (
+        -np.inf if low is None else float(np.ceil(low)),
+        np.inf if high is None else float(np.floor(high)),
     )
 
 
@@ -121,12 +146,15 @@ class _Months:
     group: np.ndarray
     survived: np.ndarray | None = None
     weights: np.ndarray | None = None
+    # 1 when signup_date is after the month's first day: whole months from signup to the first
+    # day of month t are then t - signup - 1, else t - signup (the tenure as of t).
+    late: np.ndarray | None = None
 
     def weight(self, sel: np.ndarray) -> np.ndarray | None:
         return None if self.weights is None else self.weights[sel]
 
 
-def _trend_table(m: _Months, labels, by, by_dtype, as_of, start_month) -> pd.DataFrame:
+def _trend_table(m: _Months, labels, by, by_dtype, as_of, start_month, tenure=None):
     """monthly_trend's counting, on rows or on weighted groups of rows alike."""
     cols = ["month", *([by] if by else []), *TREND_COLUMNS[1:]]
     keep = m.s_known & (m.group >= 0)
@@ -142,7 +170,19 @@ def _trend_table(m: _Months, labels, by, by_dtype, as_of, start_month) -> pd.Dat
     # Active at the start of months signup+1 .. churn month (or the end): one +1/-1 pair each.
     start = m.signup + 1
     stop = np.where(m.c_known, m.churn, last) + 1  # exclusive
+    low, high = _tenure_bounds(tenure)
+    if tenure is not None:
+        # Only the months whose tenure as of their first day is in the range; a churner counts
+        # as churned only when their churn month is one of them.
+        zero = m.signup + m.late  # the month at whose start tenure is 0
+        if low > -np.inf:
+            start = np.maximum(start, zero + int(low))
+        if high < np.inf:
+            stop = np.minimum(stop, zero + int(high) + 1)
     live = keep & (stop > start)
+    # Churned in month t among those active at its start (live churners have churn > signup),
+    # when t is one of the months they count in.
+    left = live & m.c_known & (m.churn <= last) & (m.churn < stop)
     weights = m.weight(live)
     start = np.clip(start[live] - first, 0, n_months - 1)
     stop = np.clip(stop[live] - first, 0, n_months - 1)
@@ -150,8 +190,6 @@ def _trend_table(m: _Months, labels, by, by_dtype, as_of, start_month) -> pd.Dat
     size = len(labels) * n_months
     delta = _count(g * n_months + start, weights, size) - _count(g * n_months + stop, weights, size)
     active = np.cumsum(delta.reshape(len(labels), n_months), axis=1)[:, :-1]
-    # Churned in month t among those active at its start (live churners have churn > signup).
-    left = live & m.c_known & (m.churn <= last)
     churned = _count(
         m.group[left] * n_months + (m.churn[left] - first), m.weight(left), size
     ).reshape(len(labels), n_months)[:, :-1]
@@ -180,7 +218,7 @@ def _empty_cohorts() -> pd.DataFrame:
 
 
 def cohort_retention(
-    history: pd.DataFrame, as_of=None, max_months: int = 24, observed_from=None
+    history: pd.DataFrame, as_of=None, max_months: int = 24, observed_from=None, tenure=None
 ) -> pd.DataFrame | Unavailable:
     """Cohort retention: cohort = signup month; cell k = share of the cohort still active k
     months after signup; only fully observed cells are shown (NaN otherwise).
@@ -191,7 +229,8 @@ def cohort_retention(
     month (first day, index name "cohort") with column "customers" (cohort size) then integer
     columns 0..K, K = min(max_months, the longest observed k); cohorts after the last fully
     observed month, and cohorts before `observed_from` (default: the month of the first
-    recorded churn_date), are left out.
+    recorded churn_date), are left out. `tenure` = (min, max) months: only the cells k in the
+    range (tenure k months after signup) are kept.
     """
     gap = _dates_gap(history)
     if gap is not None:
@@ -208,7 +247,17 @@ def cohort_retention(
         before = churn[known].astype("datetime64[D]") - np.timedelta64(1, "D")
         survived[known] = timeline.months_between(signup[known], before)
     months = _Months(s_month, s_known, s_month, known, np.zeros(len(history), np.int64), survived)
-    return _cohort_table(months, as_of, _observed_from(history, observed_from), max_months)
+    table = _cohort_table(months, as_of, _observed_from(history, observed_from), max_months)
+    return _cells_in_tenure(table, tenure)
+
+
+def _cells_in_tenure(table: pd.DataFrame, tenure) -> pd.DataFrame:
+    """The cohort table's cells k within a tenure filter's range (all of them without one)."""
+    if tenure is None:
+        return table
+    low, high = _tenure_bounds(tenure)
+    drop = [k for k in table.columns if k != "customers" and not low <= k <= high]
+    return table.drop(columns=drop)
 
 
 # Months survived by a customer with no (known) churn date: more than any table shows.
@@ -251,12 +300,13 @@ class DatedHistory:
     trend and the cohort table of any selection of it are one bincount, not date arithmetic on
     a filtered copy of millions of rows.
 
-    A customer's code holds what both views read: the `by` group, the signup and churn months
-    and how the months survived differ from churn month - signup month (0, 1 or 2 less: the
-    day of the month decides). Customers with the same code count identically, so the views
-    run on the groups with their sizes as weights and give exactly what monthly_trend(
-    history[mask], by=by) and cohort_retention(history[mask]) give (as_of and observed_from
-    resolved from the selection, as those functions do by default).
+    A customer's code holds what both views read: the `by` group, the signup and churn months,
+    how the months survived differ from churn month - signup month (0, 1 or 2 less: the
+    day of the month decides) and whether signup was after the month's first day (tenure).
+    Customers with the same code count identically, so the views run on the groups with their
+    sizes as weights and give exactly what monthly_trend(history[mask], by=by) and
+    cohort_retention(history[mask]) give (as_of and observed_from resolved from the selection,
+    as those functions do by default).
     """
 
     def __init__(self, history: pd.DataFrame, by: str | None = None) -> None:
@@ -280,13 +330,14 @@ class DatedHistory:
             extra[both] = survived - (c_month[both] - s_month[both]) + 2
         if len(extra) and (extra.min() < 0 or extra.max() > 2):
             raise AssertionError("months survived must be churn - signup months minus 0..2")
-        self.shape = (len(self.labels) + 1, span, span, 3)  # group slot 0 = no group
+        self.shape = (len(self.labels) + 1, span, span, 3, 2)  # group slot 0 = no group
         code = np.ravel_multi_index(
             (
                 group + 1,
                 np.where(s_known, s_month - self.first + 1, 0),
                 np.where(c_known, c_month - self.first + 1, 0),
                 extra,
+                _late(signup),
             ),
             self.shape,
         )
@@ -329,17 +380,20 @@ class DatedSelection:
         self.customers = int(counts.sum())
         self.as_of = as_of
         cells = np.flatnonzero(counts)
-        g, s, c, extra = np.unravel_index(cells, history.shape)
+        g, s, c, extra, late = np.unravel_index(cells, history.shape)
         first = history.first
         s_known, c_known = s > 0, c > 0
         signup = np.where(s_known, s - 1 + first, 0)
         churn = np.where(c_known, c - 1 + first, 0)
         survived = np.where(s_known & c_known, churn - signup + extra - 2, _NEVER)
-        self._months = _Months(signup, s_known, churn, c_known, g - 1, survived, counts[cells])
+        self._months = _Months(
+            signup, s_known, churn, c_known, g - 1, survived, counts[cells], late.astype(np.int64)
+        )
         self._start = int(churn[c_known].min()) if c_known.any() else None
 
-    def monthly_trend(self, by: str | None = None) -> pd.DataFrame:
-        """monthly_trend(history[mask], by=by); `by` is None or the history's own `by`."""
+    def monthly_trend(self, by: str | None = None, tenure=None) -> pd.DataFrame:
+        """monthly_trend(history[mask], by=by, tenure=tenure); `by` is None or the history's
+        own `by`."""
         h = self.history
         if by is not None and by != h.by:
             raise ValueError(f"this history is grouped by {h.by!r}, not {by!r}")
@@ -349,11 +403,12 @@ class DatedSelection:
             labels = ["All"]
         else:
             labels = h.labels
-        return _trend_table(m, labels, by, h.by_dtype if by else None, self.as_of, self._start)
+        by_dtype = h.by_dtype if by else None
+        return _trend_table(m, labels, by, by_dtype, self.as_of, self._start, tenure)
 
-    def cohort_retention(self, max_months: int = 24) -> pd.DataFrame:
-        """cohort_retention(history[mask], max_months=max_months)."""
+    def cohort_retention(self, max_months: int = 24, tenure=None) -> pd.DataFrame:
+        """cohort_retention(history[mask], max_months=max_months, tenure=tenure)."""
         if self.as_of is None:
             return _empty_cohorts()
         m = self._months
-        return _cohort_table(m, self.as_of, self._start, max_months)
+        return _cells_in_tenure(_cohort_table(m, self.as_of, self._start, max_months), tenure)

@@ -24,7 +24,8 @@ from analytics.metrics import kpis, planner, trend, value
 from analytics.result import Unavailable
 from analytics.workflow import Workspace
 
-# Columns that describe today's scored customers only: past months cannot be filtered by them.
+# Columns that describe today's scored customers only: in the history, a customer who left
+# before the current window has none, so these filters keep today's customers of that level.
 CURRENT_ONLY = (C.RISK_BAND, C.VALUE_TIER)
 # The at-risk list and the contact list: METRICS.md's columns plus the top three reasons.
 GRID_FIELDS = (
@@ -83,8 +84,7 @@ class ServedBase:
         self._index = filters.LevelIndex(self.scored, self.filter_columns)
         self._history_index = self.dated = None
         if self.history is not None:
-            past = [c for c in self.filter_columns if c not in CURRENT_ONLY]
-            self._history_index = filters.LevelIndex(self.history, past)
+            self._history_index = filters.LevelIndex(self.history, self.filter_columns)
             self.dated = trend.DatedHistory(self.history, by=C.SEGMENT)
         self.active = kpis.active_mask(self.scored)
         # A fixed random order of the base: a selection's first rows in it are its sample.
@@ -122,8 +122,21 @@ class ServedBase:
             return None
         history = self.ws.history
         segments = pd.Series(self.ws.model.segments.assign(history).to_numpy(), index=history.index)
+        added = {C.SEGMENT: segments.astype(self.scored[C.SEGMENT].dtype)}
+        # Today's scores, by customer id; blank for customers who left before the window.
+        current = [c for c in CURRENT_ONLY if c in self.scored.columns]
+        if current:
+            ids = history[C.CUSTOMER_ID].astype(str).to_numpy()
+            rows = self.id_positions.reindex(ids).to_numpy(dtype=float, na_value=np.nan)
+            known = ~np.isnan(rows)
+            take = np.where(known, rows, 0).astype(np.int64)
+            for column in current:
+                scores = self.scored[column].to_numpy()[take]
+                added[column] = pd.Categorical(
+                    np.where(known, scores, None), dtype=self.scored[column].dtype
+                )
         # assign, not copy(): copy-on-write shares the other columns (380 MB on 3.2M rows).
-        return history.assign(**{C.SEGMENT: segments.astype(self.scored[C.SEGMENT].dtype)})
+        return history.assign(**added)
 
     # -- filter state --------------------------------------------------------------------------
     def state(self, query: str | None) -> filters.FilterState:
@@ -181,36 +194,38 @@ class ServedBase:
             ),
         )
 
-    def _past(self, query: str | None) -> filters.FilterState:
-        state = self.state(query)
-        return filters.FilterState(
-            levels={c: v for c, v in state.levels.items() if c not in CURRENT_ONLY}
-        )
-
     def history_selection(self, query: str | None) -> trend.DatedSelection | None:
-        """Counts of the past and present customers under the filters that apply to the past
-        (see history_note), for the monthly trend and the cohorts."""
+        """Counts of the past and present customers the filters' levels select, for the monthly
+        trend and the cohorts (which apply the tenure range month by month: `tenure`)."""
         if self.dated is None:
             return None
-        past = self._past(query)
+        levels = filters.FilterState(levels=self.state(query).levels)
 
         def make():
-            mask = self._history_index.mask(past)
-            return self.dated.select(mask)
+            return self.dated.select(self._history_index.mask(levels))
 
-        return self._history_selections.get(past.key(), make)
+        return self._history_selections.get(levels.key(), make)
+
+    def tenure(self, query: str | None) -> tuple[float | None, float | None] | None:
+        """The tenure filter's (min, max), None without one."""
+        state = self.state(query)
+        if state.tenure_min is None and state.tenure_max is None:
+            return None
+        return state.tenure_min, state.tenure_max
+
+    def score_filters(self, query: str | None) -> list[str]:
+        """The active filters on today's scores (risk band, value tier): only today's customers
+        have them, so a dated view of such a selection has no past departures."""
+        state = self.state(query)
+        return [c.replace("_", " ") for c in CURRENT_ONLY if state.levels.get(c)]
 
     def history_note(self, query: str | None) -> str:
-        state = self.state(query)
-        ignored = [c for c in CURRENT_ONLY if state.levels.get(c)]
-        if state.tenure_min is not None or state.tenure_max is not None:
-            ignored.append("tenure")
-        if not ignored:
+        names = " and ".join(self.score_filters(query))
+        if not names:
             return ""
-        names = ", ".join(c.replace("_", " ") for c in ignored)
         return (
-            f"The {names} filter describes today's customers, so past months are shown for the "
-            "other filters only."
+            f"The {names} is today's score: only today's customers have one, and none of them "
+            "had left before the current window, so the trend starts at that window."
         )
 
     def cached(

@@ -28,13 +28,18 @@ def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
     by = C.SEGMENT if split else None
     if base.history is not None:
         selection = base.history_selection(query)
-        if not selection.customers:
+        tenure = base.tenure(query)
+        table = base.cached(
+            "trend", query, lambda: selection.monthly_trend(by=by, tenure=tenure), by
+        )
+        if not selection.customers or not table["active_start"].sum():
             return {"kind": "monthly", "split": split, "points": [], "note": NO_MATCH}
-        table = base.cached("trend", query, lambda: selection.monthly_trend(by=by), by)
         points = records(table.rename(columns={"active_start": "customers"}))
         for point, month in zip(points, month_text(table["month"]), strict=True):
             point["month"] = month
-        return {"kind": "monthly", "split": split, "points": points, "note": ""}
+        return {
+            "kind": "monthly", "split": split, "points": points, "note": base.history_note(query)
+        }
     frame = base.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
     if not len(frame):
         return {"kind": "survival", "split": split, "points": [], "note": NO_MATCH}
@@ -46,13 +51,23 @@ def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
 
 def cohorts(base: ServedBase, query: str) -> dict:
     """Cohort retention: per signup month, its size and the share still active k months after
-    signup (only fully observed cells)."""
+    signup (only fully observed cells), k running over `months` (the tenure filter's range)."""
     if base.history is None:
-        return {"cohorts": [], "note": NO_DATES}
+        return {"months": [], "cohorts": [], "note": NO_DATES}
     selection = base.history_selection(query)
-    if not selection.customers:
-        return {"cohorts": [], "note": NO_MATCH}
-    table = base.cached("cohorts", query, selection.cohort_retention)
+    tenure = base.tenure(query)
+    table = base.cached("cohorts", query, lambda: selection.cohort_retention(tenure=tenure))
+    if not selection.customers or not base.count(query):
+        return {"months": [], "cohorts": [], "note": NO_MATCH}
+    names = " and ".join(base.score_filters(query))
+    if names and not len(table):
+        return {
+            "months": [],
+            "cohorts": [],
+            "note": f"Cohort retention needs customers who left in past months; the {names} "
+            "filter keeps today's customers only (the score is today's). Clear it to see "
+            "cohorts.",
+        }
     cells = [c for c in table.columns if c != "customers"]
     rows = []
     for month, (_, row) in zip(month_text(table.index), table.iterrows(), strict=True):
@@ -60,7 +75,8 @@ def cohorts(base: ServedBase, query: str) -> dict:
         while shares and shares[-1] is None:  # unobserved cells end each row
             shares.pop()
         rows.append({"cohort": month, "customers": int(row["customers"]), "retention": shares})
-    return {"cohorts": rows, "note": ""}
+    months = [int(k) for k in cells]
+    return {"months": months, "cohorts": rows, "note": ""}
 
 
 def segments(base: ServedBase, query: str) -> dict:

@@ -149,11 +149,15 @@ class Cohort(Out):
     cohort: str = Field(description="Signup month, YYYY-MM.")
     customers: int
     retention: list[Number] = Field(
-        description="Share still active k months after signup, k = 0, 1, ..."
+        description="Share still active k months after signup, k running over `months`."
     )
 
 
 class Cohorts(Out):
+    months: list[int] = Field(
+        description="Months since signup of the retention cells: 0, 1, ... or the tenure "
+        "filter's range."
+    )
     cohorts: list[Cohort]
     note: str
     filters: Filters

@@ -94,9 +94,7 @@ def trend_figure(data, query, split: bool):
     points = pd.DataFrame(found["points"])
     if found["kind"] == "monthly":
         points = points.rename(columns={"customers": "active_start"})
-        return figures.monthly_trend(points, by=by, colours=_colours(data)), data.history_note(
-            query
-        )
+        return figures.monthly_trend(points, by=by, colours=_colours(data)), found["note"]
     return figures.kaplan_meier(points, by=by, colours=_colours(data)), found["note"]
 
 
@@ -109,7 +107,7 @@ def cohort_figure(data, query):
     found = overview.cohorts(data, query)
     if not found["cohorts"]:
         return figures.message(found["note"])
-    return figures.cohort_heatmap(found["cohorts"])
+    return figures.cohort_heatmap(found["cohorts"], found["months"])
 
 
 def segment_outputs(data, query):
@@ -186,14 +184,13 @@ def register(app, data) -> None:
 
         @app.callback(
             Output(ids.COHORT, "figure"),
-            Output(ids.COHORT_NOTE, "children"),
             Input(ids.FILTER_QUERY, "data"),
             Input(ids.TABS, "active_tab"),
         )
         def _cohort(query, tab):
             if query is None or tab != "overview":
                 raise PreventUpdate
-            return cohort_figure(data, query), data.history_note(query)
+            return cohort_figure(data, query)
 
     @app.callback(
         Output(ids.DOUGHNUT, "figure"),
