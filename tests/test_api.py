@@ -709,6 +709,7 @@ def test_cohorts_keep_the_tenure_range_and_say_what_a_score_filter_means(client)
     assert whole["note"] == ranged["note"] == ""
     by_risk = body(client.get("/api/v1/trend?risk=High"))
     assert "today's score" in by_risk["note"]
+    assert len(by_risk["points"]) == 1
     assert "Clear it" in body(client.get("/api/v1/cohorts?risk=High"))["note"]
 
 

@@ -225,7 +225,7 @@ class ServedBase:
             return ""
         return (
             f"The {names} is today's score: only today's customers have one, and none of them "
-            "had left before the current window, so the trend starts at that window."
+            "had left before the current window, so the trend shows that window only."
         )
 
     def cached(

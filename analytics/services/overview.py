@@ -34,6 +34,8 @@ def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
         )
         if not selection.customers or not table["active_start"].sum():
             return {"kind": "monthly", "split": split, "points": [], "note": NO_MATCH}
+        if base.score_filters(query):  # today's scores: no month before the window has them
+            table = table[table["month"] == table["month"].max()]
         points = records(table.rename(columns={"active_start": "customers"}))
         for point, month in zip(points, month_text(table["month"]), strict=True):
             point["month"] = month
