@@ -27,6 +27,7 @@ from analytics.metrics import value
 from analytics.metrics.rates import churn_by_segment
 from analytics.model import explain, fastscore, segmentation
 from analytics.model import train as training
+from analytics.plain import plain
 from analytics.result import Unavailable
 from analytics.store import artifacts
 
@@ -180,7 +181,7 @@ def train(
         "feature_ranges": {c: [_finite(base[c].min()), _finite(base[c].max())] for c in numeric},
         # Counts, months and 0/1 flags: a prediction request with 0.5 of one is a mistake.
         "whole_numbers": [c for c in numeric if _all_whole(base[c])],
-        "typical": {k: _jsonable(v) for k, v in result.typical.items()},
+        "typical": {k: plain(v) for k, v in result.typical.items()},
         "has_dates": table.has_dates,
         "has_revenue": table.has_revenue,
         "as_of": str(snap.as_of.date()) if snap is not None else None,
@@ -247,13 +248,6 @@ def _finite(x) -> float | None:
     x = float(x)
     return x if math.isfinite(x) else None
 
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def new_version(data_hash: str, now: datetime | None = None) -> str:

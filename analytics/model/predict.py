@@ -17,6 +17,7 @@ import pandas as pd
 from analytics import columns as C
 from analytics.metrics import value
 from analytics.model import explain
+from analytics.plain import plain
 
 # Numbers may go a little past what training saw (a tenure one month longer than the oldest
 # customer); far outside, the model extrapolates blindly, so they are refused.
@@ -256,7 +257,7 @@ def predict(
         row["drivers"] = [
             {
                 "feature": features[j],
-                "value": _jsonable(raw[features[j]][i]),
+                "value": plain(raw[features[j]][i]),
                 "change_in_probability": round(float(d[i, j]), 4),
             }
             for j in order[i]
@@ -265,10 +266,3 @@ def predict(
         out.append(row)
     return out
 
-
-def _jsonable(v):
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v

@@ -10,11 +10,11 @@ import pandas as pd
 from analytics import columns as C
 from analytics import export, filters, paging
 from analytics.metrics.planner import recommend_action
+from analytics.plain import plain, records
 from analytics.result import Unavailable
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
-from analytics.services.plain import plain, records
 
 SCATTER_SAMPLE = 5000
 SCATTER_COLUMNS = (C.CUSTOMER_ID, C.P_CHURN, C.VALUE, C.EXPECTED_LOSS, C.RISK_BAND)

@@ -10,10 +10,10 @@ import numpy as np
 
 from analytics import columns as C
 from analytics.model import evaluation, predict
+from analytics.plain import plain, records
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
-from analytics.services.plain import plain, records
 
 # Below these a selection's curves are noise: the view says so and shows the AUC's interval.
 SMALL_SAMPLE = 200

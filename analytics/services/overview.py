@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from analytics import columns as C
 from analytics.metrics import rates, survival
+from analytics.plain import month_text, plain, records
 from analytics.result import Unavailable
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
-from analytics.services.plain import month_text, plain, records
 
 NO_MATCH = "No customers match these filters."
 NO_DATES = "Not available because the data has no signup_date and churn_date columns."

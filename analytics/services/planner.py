@@ -7,11 +7,11 @@ import math
 from dataclasses import asdict, dataclass
 
 from analytics.metrics.planner import EXPECTED_SAVING
+from analytics.plain import plain, records
 from analytics.result import Unavailable
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
-from analytics.services.plain import plain, records
 
 CONTACT_ROWS = 500  # contacts shown with the plan; the export has every one
 

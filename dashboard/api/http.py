@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from analytics import filters
+from analytics.plain import plain
 from analytics.services.base import ServedBase
-from analytics.services.plain import plain
 
 log = logging.getLogger("dashboard.api")
 
