@@ -191,12 +191,14 @@ def cmd_train(args) -> int:
     progress(f"saving to {args.models_dir}")
     workflow.save(trained, args.models_dir)
     progress("done")
-    print(workflow.report(trained))
+    print(workflow.report(trained, currency=settings.currency))
     return 0
 
 
 def cmd_evaluate(args) -> int:
-    print(workflow.report(workflow.load(args.models_dir, args.version)))
+    settings = settings_from_env()
+    model = workflow.load(args.models_dir, args.version)
+    print(workflow.report(model, currency=settings.currency))
     return 0
 
 

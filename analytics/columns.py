@@ -29,6 +29,7 @@ VALUE_TIER = (
     "value_tier"  # Low / Mid / High: below P25, P25-P75, at or above P75 of active customers
 )
 SEGMENT = "segment"
+EXPECTED_SAVING = "expected_saving"  # the planner's contact list: s x p_i x Value_i
 REASONS = ("reason_1", "reason_2", "reason_3")
 
 # The columns that need monthly_revenue: re-valuing replaces them, a table without revenue lacks

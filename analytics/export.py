@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from analytics import columns as C
+from analytics.formatting import export_header
+
 # A cell starting with one of these is a formula in Excel, LibreOffice and Google Sheets
 # (OWASP "CSV injection"); tab and carriage return can smuggle one in too.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -40,3 +43,14 @@ def safe_csv(frame: pd.DataFrame) -> str:
         risky = text.str.startswith(FORMULA_STARTS).fillna(False)
         out[column] = text.mask(risky, "'" + text)
     return out.to_csv(index=False)
+
+
+def list_csv(frame: pd.DataFrame, currency: str) -> str:
+    """The at-risk list or the planner's contact list as a manager reads it, the way the grid
+    shows it: the grid's headers, the churn probability in percent under "Churn probability (%)"
+    (to 0.01 of a point), money as plain numbers under a header naming the currency."""
+    out = frame.copy()
+    if C.P_CHURN in out.columns:
+        out[C.P_CHURN] = (100 * out[C.P_CHURN].astype("float64")).round(2)
+    out.columns = [export_header(c, currency) for c in out.columns]
+    return safe_csv(out)

@@ -20,6 +20,7 @@ import pandas as pd
 from analytics import columns as C
 from analytics import timeline
 from analytics.config import Settings
+from analytics.formatting import DEFAULT_CURRENCY, money
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.validate import Table
@@ -146,6 +147,7 @@ def train(
         random_state=settings.random_state,
         holdout=holdout,
         target_recall=target_recall,
+        currency=settings.currency,
         progress=progress,
     )
 
@@ -329,7 +331,7 @@ def score(
             model.pipeline, X, meta["typical"], scorer=model.scorer
         )
         scored.loc[new, C.P_CHURN] = p
-        reasons = explain.reasons_from_deltas(X, deltas, top=3)
+        reasons = explain.reasons_from_deltas(X, deltas, top=3, currency=settings.currency)
         for col in C.REASONS:
             scored.loc[new, col] = reasons[col].to_numpy()
     scored[C.SEGMENT] = model.segments.assign(scored).to_numpy()
@@ -396,8 +398,9 @@ def _num(x) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
 
-def report(model: TrainedModel) -> str:
-    """The readable evaluation report printed after `train` and by `evaluate`."""
+def report(model: TrainedModel, *, currency: str = DEFAULT_CURRENCY) -> str:
+    """The readable evaluation report printed after `train` and by `evaluate`; money in
+    `currency` (RETENTION_CURRENCY)."""
     m = model.meta
     met = m["metrics"]
     lines = []
@@ -456,7 +459,7 @@ def report(model: TrainedModel) -> str:
         lines.append("")
         lines.append(
             f"High-value at-risk customers: {len(hv):,} "
-            f"(total expected loss {hv[C.EXPECTED_LOSS].sum():,.0f})"
+            f"(total expected loss {money(hv[C.EXPECTED_LOSS].sum(), currency)})"
         )
     if model.version:
         lines.append("")

@@ -14,6 +14,7 @@ from flask import Flask, abort, request
 
 from analytics import columns as C
 from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
+from analytics.formatting import header, money_js
 from analytics.model import predict
 from analytics.services.base import ServedBase
 from analytics.workflow import Workspace
@@ -35,72 +36,78 @@ NUMBER_FILTER = {
     "filter": "agNumberColumnFilter",
     "filterParams": {"defaultOption": "greaterThanOrEqual"},
 }
-MONEY = {
-    **NUMBER_FILTER,
-    "valueFormatter": {"function": "d3.format(',.0f')(params.value)"},
-    "minWidth": 88,
-}
 # The probability is stored as a fraction and shown as a percentage, so it is filtered in
 # percent too: the client-side planner grid through filterValueGetter, the server-side at-risk
 # grid by dividing the typed value by 100 (callbacks.customers.PERCENT_COLUMNS).
 PROBABILITY = {
     **NUMBER_FILTER,
-    "headerName": "Churn probability (%)",
+    "headerName": header(C.P_CHURN),
     "headerTooltip": "The model's churn probability for the next window, in percent.",
     "valueFormatter": {"function": "d3.format('.1%')(params.value)"},
     "filterValueGetter": {"function": f"100 * params.data.{C.P_CHURN}"},
     "minWidth": 100,
 }
+# What the value tier and the high-value list are cut on, said where Value and CLV sit side by
+# side: a High-tier customer can have a lower CLV than a Low-tier one, never a lower Value.
+VALUE_TOOLTIP = (
+    "Value: the customer's size at the average risk. Value tiers and the high-value list are "
+    "cut on Value."
+)
+CLV_TOOLTIP = "CLV: risk-adjusted expected future value (uses this customer's own risk)."
+
+
+def money_column(currency: str) -> dict:
+    """A money column: amounts with the currency setting, filtered as numbers."""
+    return {
+        **NUMBER_FILTER,
+        "valueFormatter": {"function": money_js(currency)},
+        "minWidth": 88,
+    }
+
+
+def _column(field: str, **extra) -> dict:
+    return {"field": field, "headerName": header(field), **extra}
 
 
 def grid_columns(data: ServedBase, *, plan: bool = False) -> list[dict]:
     """At-risk list columns (METRICS.md) with the top three reasons; the planner's contact list
-    adds each customer's expected saving.
+    adds each customer's expected saving. Headers are formatting.header, money is shown with
+    the currency setting (formatting.money_js, the grid's twin of formatting.money).
 
     The minimum widths add up to what a 1440 px screen gives the grid, so it does not scroll
     sideways there; flex hands the rest to the reasons, which carry a tooltip with their whole
     text when a narrower screen cuts them."""
+    money = money_column(data.ws.settings.currency)
     reasons = [
-        {
-            "field": r,
-            "headerName": f"Reason {i}",
-            "tooltipField": r,
-            "filter": "agTextColumnFilter",
-            "minWidth": 114 if i == 1 else 90,
-            "flex": 2 if i == 1 else 1.5,
-        }
+        _column(
+            r,
+            tooltipField=r,
+            filter="agTextColumnFilter",
+            minWidth=114 if i == 1 else 90,
+            flex=2 if i == 1 else 1.5,
+        )
         for i, r in enumerate(C.REASONS, start=1)
     ]
     # Who, how likely, what is at stake and why come first: on a narrow screen the rest
     # scrolls sideways.
     cols = [
-        {
-            "field": C.CUSTOMER_ID,
-            "headerName": "Customer",
-            "pinned": "left",
-            "width": 104,
-            "flex": None,  # pinned: a fixed width, the other columns share the rest
-        },
+        # pinned: a fixed width, the other columns share the rest
+        _column(C.CUSTOMER_ID, pinned="left", width=104, flex=None),
         {"field": C.P_CHURN, **PROBABILITY},
-        {
-            "field": C.EXPECTED_LOSS,
-            "headerName": "Expected loss",
-            "sort": "desc",
-            **MONEY,
-            "minWidth": 112,  # "Expected" and the sort arrow side by side
-        },
+        # "Expected" and the sort arrow side by side
+        _column(C.EXPECTED_LOSS, sort="desc", **{**money, "minWidth": 112}),
         reasons[0],
-        {"field": C.RISK_BAND, "headerName": "Risk band", "minWidth": 72},
-        {"field": C.SEGMENT, "headerName": "Segment", "minWidth": 104, "tooltipField": C.SEGMENT},
-        {"field": C.TENURE, "headerName": "Tenure (months)", **NUMBER_FILTER, "minWidth": 80},
-        {"field": C.MONTHLY_REVENUE, "headerName": "Monthly revenue", **MONEY},
-        {"field": C.CLV, "headerName": "CLV", **MONEY, "minWidth": 72},
-        {"field": C.VALUE, "headerName": "Value", **MONEY, "minWidth": 72},
+        _column(C.RISK_BAND, minWidth=72),
+        _column(C.SEGMENT, minWidth=104, tooltipField=C.SEGMENT),
+        _column(C.TENURE, **NUMBER_FILTER, minWidth=80),
+        _column(C.MONTHLY_REVENUE, **money),
+        _column(C.CLV, **{**money, "minWidth": 72}, headerTooltip=CLV_TOOLTIP),
+        _column(C.VALUE, **{**money, "minWidth": 72}, headerTooltip=VALUE_TOOLTIP),
         *reasons[1:],
     ]
     cols = [c for c in cols if c["field"] in data.grid_fields]
     if plan:
-        cols.insert(1, {"field": "expected_saving", "headerName": "Expected saving", **MONEY})
+        cols.insert(1, _column(C.EXPECTED_SAVING, **money))
     return cols
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analytics import columns as C
+from analytics.formatting import money_axis, money_hover
 
 PALETTE = ["#2563eb", "#f97316", "#10b981", "#a855f7", "#ef4444", "#0ea5e9", "#eab308", "#64748b"]
 RISK_COLORS = {"Low": "#10b981", "Medium": "#f59e0b", "High": "#ef4444"}
@@ -314,9 +315,10 @@ def importance_bars(importance: pd.DataFrame, top: int = 15) -> go.Figure:
 
 
 def value_risk_scatter(
-    sample: pd.DataFrame, *, threshold: float, value_cut: float, total: int
+    sample: pd.DataFrame, *, threshold: float, value_cut: float, total: int, currency: str
 ) -> go.Figure:
-    """Value against churn probability; the high-value at-risk quadrant shaded."""
+    """Value against churn probability, money in `currency`; the high-value at-risk quadrant
+    shaded."""
     shown = f" (a sample of {len(sample):,} of {total:,})" if len(sample) < total else ""
     fig = _base(f"Value x risk{shown}")
     for band in ("Low", "Medium", "High"):
@@ -333,8 +335,8 @@ def value_risk_scatter(
             # of every cell (20 ms for 5,000 points).
             text=part[C.CUSTOMER_ID].astype(str).to_numpy(),
             customdata=part[C.EXPECTED_LOSS].to_numpy(),
-            hovertemplate="%{text}<br>p %{x:.1%}, value %{y:,.0f}<br>"
-            "expected loss %{customdata:,.0f}<extra></extra>",
+            hovertemplate=f"%{{text}}<br>p %{{x:.1%}}, value {money_hover('y', currency)}<br>"
+            f"expected loss {money_hover('customdata', currency)}<extra></extra>",
         )
     ymax = float(sample[C.VALUE].max()) if len(sample) else 1.0
     fig.add_shape(
@@ -357,11 +359,11 @@ def value_risk_scatter(
         font={"color": CHURN},
     )
     fig.update_xaxes(title="churn probability p", tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(title="value (at average risk)")
+    fig.update_yaxes(title="value (at average risk)", **money_axis(currency))
     return fig
 
 
-def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
+def planner_curve(curve: pd.DataFrame, best_n: int, currency: str) -> go.Figure:
     fig = _base("Net benefit by number of customers contacted")
     fig.add_scatter(
         x=curve["n"],
@@ -369,7 +371,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
         mode="lines",
         name="net benefit",
         line={"color": RETAIN},
-        hovertemplate="contact %{x:,}: net %{y:,.0f}<extra></extra>",
+        hovertemplate=f"contact %{{x:,}}: net {money_hover('y', currency)}<extra></extra>",
     )
     fig.add_scatter(
         x=curve["n"],
@@ -377,7 +379,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
         mode="lines",
         name="expected saved value",
         line={"color": "#10b981", "dash": "dot"},
-        hovertemplate="contact %{x:,}: saved %{y:,.0f}<extra></extra>",
+        hovertemplate=f"contact %{{x:,}}: saved {money_hover('y', currency)}<extra></extra>",
     )
     fig.add_scatter(
         x=curve["n"],
@@ -385,7 +387,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
         mode="lines",
         name="contact cost",
         line={"color": MUTED, "dash": "dash"},
-        hovertemplate="contact %{x:,}: cost %{y:,.0f}<extra></extra>",
+        hovertemplate=f"contact %{{x:,}}: cost {money_hover('y', currency)}<extra></extra>",
     )
     fig.add_vline(
         x=best_n,
@@ -394,7 +396,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int) -> go.Figure:
         annotation_position="top",
     )
     fig.update_xaxes(title="customers contacted (by expected loss, highest first)")
-    fig.update_yaxes(title="amount")
+    fig.update_yaxes(title=f"amount ({currency})", **money_axis(currency))
     return fig
 
 

@@ -12,11 +12,12 @@ from dash import dcc, html
 
 from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
+from analytics.formatting import display_name, money
+from analytics.services import customers
 from dashboard import ids
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
 KPI_ORDER = tuple(KPI_TITLES)
-FILTER_LABELS = {C.SEGMENT: "Segment", C.RISK_BAND: "Risk band", C.VALUE_TIER: "Value tier"}
 TABS = (
     ("overview", "Overview"),
     ("drivers", "Drivers"),
@@ -25,10 +26,6 @@ TABS = (
     ("model", "Model"),
     ("predict", "Predict"),
 )
-
-
-def label(column: str) -> str:
-    return FILTER_LABELS.get(column, column.replace("_", " "))
 
 
 def factor_options(data) -> list[str]:
@@ -81,22 +78,46 @@ def kpi_card(name: str, period: str | None = None) -> dbc.Col:
     )
 
 
-def filters_panel(options: dict[str, list[str]], tenure_range: tuple[float, float]):
+TIER_HELP = "Cut on Value (size at the average risk), not on CLV."
+
+
+def value_tier_labels(cuts: tuple[float, float] | None, currency: str) -> dict[str, str]:
+    """Each value tier with the Value range it stands for: "High (Value ≥ $1,234)"."""
+    if cuts is None:
+        return {}
+    low, high = (money(c, currency) for c in cuts)
+    return {
+        "Low": f"Low (Value < {low})",
+        "Mid": f"Mid (Value {low}–{high})",
+        "High": f"High (Value ≥ {high})",
+    }
+
+
+def filters_panel(
+    options: dict[str, list[str]],
+    tenure_range: tuple[float, float],
+    level_labels: dict[str, dict[str, str]] | None = None,
+):
+    """The filter controls; `level_labels` (column -> level -> text) says more than the level
+    name where a level needs it (value tiers: the Value range)."""
     lo, hi = int(tenure_range[0]), int(max(tenure_range[1], tenure_range[0] + 1))
     fixed = [c for c in (C.SEGMENT, C.RISK_BAND, C.VALUE_TIER) if c in options]
     more = [c for c in options if c not in fixed]
+    level_labels = level_labels or {}
 
     def dropdown(column: str):
+        shown = level_labels.get(column, {})
         return html.Div(
             [
-                dbc.Label(label(column), className="small mb-1"),
+                dbc.Label(display_name(column), className="small mb-1"),
                 dcc.Dropdown(
                     id={"type": ids.FILTER, "column": column},
-                    options=[{"label": v, "value": v} for v in options[column]],
+                    options=[{"label": shown.get(v, v), "value": v} for v in options[column]],
                     multi=True,
                     placeholder="All",
                     value=[],
                 ),
+                dbc.FormText(TIER_HELP) if column == C.VALUE_TIER else None,
             ],
             className="mb-2",
         )
@@ -242,7 +263,7 @@ def drivers_tab(factors: list[str]) -> list:
                         "Churn rate by factor",
                         dcc.Dropdown(
                             id=ids.FACTOR,
-                            options=[{"label": label(f), "value": f} for f in factors],
+                            options=[{"label": display_name(f), "value": f} for f in factors],
                             value=factors[0] if factors else None,
                             clearable=False,
                         ),
@@ -489,7 +510,7 @@ def predict_field(feature: str, spec: dict):
     return dbc.Col(
         html.Div(
             [
-                dbc.Label(label(feature), className="small mb-1"),
+                dbc.Label(display_name(feature), className="small mb-1"),
                 control,
                 dbc.FormText(hint),
             ],
@@ -572,7 +593,16 @@ def page(
                                 html.Details(
                                     [
                                         html.Summary("Filters", className="fw-semibold mb-2"),
-                                        filters_panel(data.allowed, data.tenure_range),
+                                        filters_panel(
+                                            data.allowed,
+                                            data.tenure_range,
+                                            {
+                                                C.VALUE_TIER: value_tier_labels(
+                                                    customers.value_tier_cuts(data),
+                                                    ws.settings.currency,
+                                                )
+                                            },
+                                        ),
                                     ],
                                     id=ids.FILTERS_DETAILS,
                                     open=False,

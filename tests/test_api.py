@@ -73,6 +73,13 @@ def test_health_when_ready(client, demo_workspace):
     assert got["model_version"] == demo_workspace.model.version
     assert got["data_hash"] == demo_workspace.model.meta["data_hash"]
     assert got["data"] == "demo_customers.csv.gz"
+    assert got["currency"] == demo_workspace.settings.currency  # money is plain numbers in it
+
+
+def test_the_openapi_document_declares_the_currency(client):
+    health = body(client.get("/api/v1/openapi.json"))["components"]["schemas"]["Health"]
+    assert "currency" in health["properties"]
+    assert "currency" in health["required"]
 
 
 def test_without_data_or_model_every_route_says_not_ready():
@@ -635,7 +642,7 @@ def test_predict_refuses_fractions_of_whole_number_features(client, schema, demo
     r = client.post("/api/v1/predict", json=record)
     assert r.status_code == 422
     assert fields(r) == {"support_tickets_90d"}
-    assert "expected a whole number, got 2.5" in body(r)["errors"][0]["message"]
+    assert "a whole number is required, got 2.5" in body(r)["errors"][0]["message"]
     fixed = record | {"support_tickets_90d": 2}
     assert client.post("/api/v1/predict", json=fixed).status_code == 200
     document = body(client.get("/api/v1/openapi.json"))

@@ -251,15 +251,25 @@ def test_prediction_card_and_inline_validation(dash_duo, demo_workspace):
 
     dash_duo.wait_for_contains_text(f"#{ids.PREDICT_RESULT}", "Please fix", timeout=WAIT)
     message = dash_duo.find_element(f"#{ids.PREDICT_RESULT}").text
-    assert "tenure months" in message
+    assert "Tenure" in message
     assert not dash_duo.find_elements(f"#{ids.PREDICT_RESULT} .badge")  # no stale result
 
     # and then leaves another field empty
     usage = dash_duo.find_element(predict_field("monthly_usage_hours"))
     dash_duo.clear_input(usage)
     click(dash_duo, f"#{ids.PREDICT_SUBMIT}")
-    dash_duo.wait_for_contains_text(f"#{ids.PREDICT_RESULT}", "monthly usage hours", timeout=WAIT)
-    assert "tenure months" in dash_duo.find_element(f"#{ids.PREDICT_RESULT}").text
+    dash_duo.wait_for_contains_text(f"#{ids.PREDICT_RESULT}", "Monthly usage hours", timeout=WAIT)
+    assert "Tenure" in dash_duo.find_element(f"#{ids.PREDICT_RESULT}").text
+
+    # a fraction in a whole-number field reaches the server and says what is wrong
+    dash_duo.clear_input(tenure)
+    tenure.send_keys("2.5")
+    usage.send_keys("10")
+    click(dash_duo, f"#{ids.PREDICT_SUBMIT}")
+    dash_duo.wait_for_contains_text(
+        f"#{ids.PREDICT_RESULT}", "a whole number is required, got 2.5", timeout=WAIT
+    )
+    assert "missing" not in dash_duo.find_element(f"#{ids.PREDICT_RESULT}").text
     assert_clean_console(dash_duo)
 
 
@@ -287,25 +297,27 @@ def test_at_risk_export_and_customer_detail(dash_duo, demo_workspace):
     assert path.name.startswith("high-value-at-risk-")
     with path.open(newline="") as fh:
         table = list(csv.DictReader(fh))
-    assert C.CUSTOMER_ID in table[0]
-    assert C.EXPECTED_LOSS in table[0]
+    customer, loss = "Customer", "Expected loss ($)"
+    assert customer in table[0]
+    assert loss in table[0]
+    assert 0 <= float(table[0]["Churn probability (%)"]) <= 100
     listed = dash_duo.find_element(f"#{ids.AT_RISK_COUNT}").text.split()[0].replace(",", "")
     assert len(table) == int(listed)
-    losses = [float(r[C.EXPECTED_LOSS]) for r in table]
+    losses = [float(r[loss]) for r in table]
     assert losses == sorted(losses, reverse=True)
 
     # the grid lists the same customers first; a click opens that customer's detail
     first = dash_duo.find_element(
         f"#{ids.AT_RISK_GRID} .ag-pinned-left-cols-container .ag-row[row-index='0']"
     )
-    assert first.text.strip() == table[0][C.CUSTOMER_ID]
+    assert first.text.strip() == table[0][customer]
     click(
         dash_duo, f"#{ids.AT_RISK_GRID} .ag-center-cols-container .ag-row[row-index='0'] .ag-cell"
     )
 
     detail = dash_duo.wait_for_element(".offcanvas.show", timeout=WAIT)
     dash_duo.wait_for_contains_text(".offcanvas.show", "Recommended action")
-    assert table[0][C.CUSTOMER_ID] in detail.text
+    assert table[0][customer] in detail.text
     assert "Why at risk" in detail.text
     assert_clean_console(dash_duo)
 

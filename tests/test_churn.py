@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 from analytics.model import evaluation, explain, features, probability
 from analytics.model import train as training
 
-REASON = re.compile(r"^\w+ = .+ \(\+\d+\.\d pts\)$")
+REASON = re.compile(r"^[A-Z][\w ()]*: .+ \(\+\d+\.\d pts\)$")
 
 
 def planted(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -171,7 +171,7 @@ def test_reasons_name_the_largest_increases(data, result):
     assert all(REASON.match(r) for r in filled)
     # The customer with the highest driver value has it as the first reason.
     top = int(np.argmax(X["driver"].iloc[:50]))
-    assert reasons.iloc[top]["reason_1"].startswith("driver = ")
+    assert reasons.iloc[top]["reason_1"].startswith("Driver: ")
     # The OOF reasons exist for every row and come in order: "" only after the last reason.
     assert result.oof_reasons.shape == (len(X), 3)
     for r1, r2, r3 in result.oof_reasons.itertuples(index=False):
@@ -186,9 +186,9 @@ def test_reason_text_format():
                            "total_revenue": [0.0001], "monthly": [0.02]})
     reasons = explain.reasons_from_deltas(X, deltas)
     assert list(reasons.iloc[0]) == [
-        "contract = Monthly (+18.2 pts)",
-        "tenure_months = 2 (+9.1 pts)",
-        "monthly = 29.85 (+2.0 pts)",
+        "Contract: Monthly (+18.2 pts)",
+        "Tenure: 2 months (+9.1 pts)",
+        "Monthly: 29.85 (+2.0 pts)",
     ]
 
 

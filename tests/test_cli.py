@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 
@@ -87,6 +89,15 @@ def test_evaluate_reprints_the_saved_report(trained):
     assert ev.returncode == 0, ev.stderr
     assert "<- chosen" in ev.stdout
     assert "Model version" in ev.stdout
+
+
+def test_the_report_prints_money_in_the_configured_currency(trained):
+    models, proc = trained
+    assert "total expected loss $" in proc.stdout
+    env = {**os.environ, "RETENTION_CURRENCY": "EUR"}
+    ev = run_cli("evaluate", "--models-dir", models, env=env)
+    assert ev.returncode == 0, ev.stderr
+    assert re.search(r"total expected loss [\d,]+ EUR\)", ev.stdout), ev.stdout
 
 
 def test_score_writes_one_row_per_input_customer_with_every_column(trained, small_base, tmp_path):

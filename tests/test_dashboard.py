@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from analytics import columns as C
 from analytics import filters
+from analytics.formatting import export_header
 from analytics.metrics import kpis, trend, value
 from analytics.metrics import planner as planner_rules
 from analytics.model import evaluation
@@ -80,7 +81,7 @@ def test_filter_change_writes_the_url_and_the_store(demo):
     out = filter_cb.sync(demo, options, trigger, _page(demo, "", values, list(demo.tenure_range)))
     assert out["search"] == out["query"] == "?risk=High"
     expected = int((demo.scored[C.RISK_BAND] == "High").sum())
-    assert out["summary"] == f"{expected:,} of {len(demo.scored):,} customers selected"
+    assert out["summary"].startswith(f"{expected:,} of {len(demo.scored):,} customers selected (")
     # reopening the link restores the controls
     again = filter_cb.sync(demo, options, None, _page(demo, out["search"], values))
     assert again["query"] == out["query"]
@@ -134,12 +135,7 @@ def test_a_filter_matching_nobody_says_so(demo):
     assert "No customers match" in doughnut.layout.annotations[0].text
     fig = drivers.factor_figure(demo, query, "contract")
     assert "No customers match" in fig.layout.annotations[0].text
-    assert (
-        customers.grid_page(demo, query, {"startRow": 0, "endRow": 50})[
-            "rowCount"
-        ]
-        == 0
-    )
+    assert customers.grid_page(demo, query, {"startRow": 0, "endRow": 50})["rowCount"] == 0
 
 
 def test_trend_with_dates_is_monthly_and_splits_by_segment(demo):
@@ -185,9 +181,7 @@ def test_at_risk_grid_pages_on_the_server_sorted_by_expected_loss(demo):
     losses = [r[C.EXPECTED_LOSS] for r in page["rowData"]]
     assert losses == sorted(losses, reverse=True)
     assert all(r[C.RISK_BAND] == "High" for r in page["rowData"])
-    second = customers.grid_page(
-        demo, "", {**request, "startRow": 50, "endRow": 100}
-    )
+    second = customers.grid_page(demo, "", {**request, "startRow": 50, "endRow": 100})
     assert {r[C.CUSTOMER_ID] for r in second["rowData"]}.isdisjoint(
         {r[C.CUSTOMER_ID] for r in page["rowData"]}
     )
@@ -198,8 +192,8 @@ def test_export_is_the_whole_selection_and_formula_safe(demo):
         demo, "?segment=" + str(demo.scored[C.SEGMENT].iloc[0]), None, None
     )
     frame = pd.read_csv(stdio.StringIO(download["content"]))
-    assert list(frame.columns) == demo.grid_fields
-    assert frame[C.EXPECTED_LOSS].is_monotonic_decreasing
+    assert list(frame.columns) == [export_header(c, "$") for c in demo.grid_fields]
+    assert frame["Expected loss ($)"].is_monotonic_decreasing
     assert download["filename"].endswith(".csv")
 
 
@@ -342,9 +336,7 @@ def test_precomputed_views_equal_the_analytics_of_the_filtered_frames(demo):
         else:  # a filter on today's scores: no past departures, and the card says why
             assert demo.score_filters(query)
             assert "Clear it" in overview.cohort_figure(demo, query).layout.annotations[0].text
-        pd.testing.assert_frame_equal(
-            demo.at_risk(query), value.high_value_at_risk(frame)
-        )
+        pd.testing.assert_frame_equal(demo.at_risk(query), value.high_value_at_risk(frame))
         y, p = frame[C.CHURNED].to_numpy(), frame[C.P_CHURN].to_numpy()
         roc, pr, calibration, _ = model.curve_figures(demo, query)
         want = evaluation.curves(y, p)
@@ -429,3 +421,107 @@ def test_the_count_line_follows_the_grids_column_filters(demo):
     assert text.startswith(f"{shown:,} of {total:,} customers with the column filters")
     export = customers.export_csv(demo, "", model, None)
     assert len(pd.read_csv(stdio.StringIO(export["content"]))) == shown
+
+
+# -- issue 9: formatting -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def euro(demo_workspace):
+    from dataclasses import replace
+
+    from analytics.config import Settings
+
+    return ServedBase(replace(demo_workspace, settings=Settings(currency="EUR")))
+
+
+def test_money_is_shown_with_the_currency_everywhere(euro):
+    values, _ = overview.kpi_outputs(euro, "")
+    for name in ("mrr", "avg_clv", "mrr_at_risk"):
+        assert values[KPI_ORDER.index(name)].endswith(" EUR")
+    from dashboard.app import grid_columns
+
+    for cols in (grid_columns(euro), grid_columns(euro, plan=True)):
+        money_cols = [c for c in cols if c["field"] in (C.EXPECTED_LOSS, C.CLV, C.VALUE)]
+        assert money_cols
+        assert all("' EUR'" in c["valueFormatter"]["function"] for c in money_cols)
+    _, summary, curve, _ = planner.plan_outputs(euro, "", 0.25, 10, 1.0, 0.01)
+    assert str(summary).count(" EUR") >= 3  # saved value, cost, net benefit
+    assert " EUR" in curve.data[0].hovertemplate
+    assert curve.layout.yaxis.ticksuffix == " EUR"
+    scatter = customers.scatter_figure(euro, "")
+    assert " EUR" in scatter.data[0].hovertemplate
+    assert scatter.layout.yaxis.ticksuffix == " EUR"
+    assert " EUR." in customers.count_text(euro, "")
+    card = str(predict.result_card(euro, *_typical_form(euro)))
+    assert card.count(" EUR") >= 3  # CLV, value, expected loss
+
+
+def _typical_form(data):
+    from analytics.model import predict as predict_rules
+
+    schema = predict_rules.input_schema(data.ws.model.meta)
+    return schema, list(schema), [spec["default"] for spec in schema.values()]
+
+
+def test_grid_headers_and_factor_titles_use_the_display_names(demo, app):
+    from dashboard.app import grid_columns
+
+    headers = {c["field"]: c["headerName"] for c in grid_columns(demo)}
+    assert headers[C.TENURE] == "Tenure (months)"
+    assert headers[C.CUSTOMER_ID] == "Customer"
+    fig = drivers.factor_figure(demo, "", C.TENURE)
+    assert fig.layout.title.text == "Churn rate by Tenure"
+    dropdown = components_by_id(app.layout)[ids.FACTOR]
+    assert "tenure_months" not in {o["label"] for o in dropdown.options}
+
+
+def test_reasons_read_in_words_in_the_grid_and_the_prediction_card(demo):
+    reasons = demo.scored[list(C.REASONS)].to_numpy().ravel()
+    shown = [r for r in reasons if r]
+    assert shown
+    assert not any(" = " in r or ".0 " in r.split("(")[0] for r in shown)
+    assert any(r.startswith("Tenure: ") and " month" in r for r in shown)
+    card = str(predict.result_card(demo, *_typical_form(demo)))
+    assert card.count(" = ") == card.count("Threshold t = ")  # no "feature = value" drivers
+
+
+def test_a_tiny_share_is_not_zero_percent_of_all():
+    assert filter_cb.selection_summary(1, 100_000).endswith("(<0.1% of all)")
+    assert overview.fmt_delta("customers", 1, 100_000) == "<0.1% of all"
+    assert overview.fmt_delta("customers", 99_999, 100_000) == ">99.9% of all"
+    assert overview.fmt_delta("customers", 100, 100) == "all customers"
+
+
+def test_export_and_grid_agree_on_percent(demo):
+    download = customers.export_csv(demo, "", None, None)
+    frame = pd.read_csv(stdio.StringIO(download["content"]))
+    assert "Churn probability (%)" in frame.columns
+    page = customers.grid_page(demo, "", {"startRow": 0, "endRow": 1})
+    first = page["rowData"][0]
+    assert frame["Churn probability (%)"].iloc[0] == pytest.approx(100 * first[C.P_CHURN], abs=0.01)
+    contacts = planner.export_contacts(demo, "", 0.25, 10, 1.0, 0.01)
+    plan = pd.read_csv(stdio.StringIO(contacts["content"]))
+    assert plan["Churn probability (%)"].between(0, 100).all()
+    assert plan["Churn probability (%)"].max() > 1  # percent, not a fraction
+
+
+def test_value_tier_is_shown_against_value(demo, app):
+    from dashboard.app import grid_columns
+
+    text = str(app.layout)
+    assert "High (Value ≥ $" in text
+    assert "Cut on Value" in text
+    value_col = next(c for c in grid_columns(demo) if c["field"] == C.VALUE)
+    assert "cut on Value" in value_col["headerTooltip"]
+    customer = demo.scored.loc[demo.scored[C.VALUE_TIER] == "High", C.CUSTOMER_ID].iloc[0]
+    body = str(customers.detail_body(demo, customer))
+    assert "High tier)" in body
+
+
+def test_a_fraction_in_a_whole_number_field_says_so(demo):
+    schema, features, values = _typical_form(demo)
+    values[features.index(C.TENURE)] = 2.5
+    text = str(predict.result_card(demo, schema, features, values))
+    assert "Tenure: a whole number is required, got 2.5" in text
+    assert "missing" not in text

@@ -54,7 +54,7 @@ def test_a_link_with_more_filters_shows_each_active_filter_as_a_chip(demo, optio
     search = "?payment_method=Invoice&risk=High&tenure_min=3&tenure_max=12"
     out = filter_cb.sync(demo, options, None, page(demo, search))
     assert chip_texts(out["chips"]) == [
-        "payment method: Invoice",
+        "Payment method: Invoice",
         "Risk band: High",
         "Tenure ≥ 3 months",
         "Tenure ≤ 12 months",
@@ -78,7 +78,7 @@ def test_clicking_a_chips_x_removes_that_filter_and_updates_the_url(demo, option
     )
     assert out["search"] == "?risk=High&tenure_max=12&split=segment"  # the view option stays
     assert out["query"] == "?risk=High&tenure_max=12"
-    assert "payment method: Invoice" not in chip_texts(out["chips"])
+    assert "Payment method: Invoice" not in chip_texts(out["chips"])
     expected = demo.count("?risk=High&tenure_max=12")
     assert out["summary"].startswith(f"{expected:,} of")
 

@@ -12,6 +12,7 @@ import pytest
 from analytics import columns as C
 from analytics import synthetic, workflow
 from analytics.config import DEMO_DATA, settings_from_env
+from analytics.formatting import display_name
 from analytics.metrics import value
 from analytics.model import predict
 from analytics.store import artifacts
@@ -29,8 +30,8 @@ def test_planted_drivers_come_out_on_top(demo_workspace):
 
 def test_reasons_name_the_planted_drivers(demo_workspace):
     high = demo_workspace.scored[demo_workspace.scored[C.RISK_BAND] == "High"]
-    first = high["reason_1"].str.split(" = ").str[0].value_counts()
-    planted = set(synthetic.DRIVER_ORDER)
+    first = high["reason_1"].str.split(": ").str[0].value_counts()
+    planted = {display_name(f) for f in synthetic.DRIVER_ORDER}
     assert first.index[0] in planted
     assert first[first.index.isin(planted)].sum() / first.sum() > 0.8
 

@@ -19,13 +19,14 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
+from analytics.formatting import DEFAULT_CURRENCY, money
 from analytics.metrics import value
 from analytics.metrics.kpis import active_mask, missing
 from analytics.result import Unavailable
 
-# Reason text starts with the feature name ("contract = Monthly (+18.2 pts)"); the action is
-# chosen by what the feature is about, matched on whole words of its name so it works for any
-# schema ("customer_age" is not "tenure"; "Account length" is).
+# Reason text starts with the feature's display name ("Contract: Monthly (+18.2 pts)"); the
+# action is chosen by what the feature is about, matched on whole words of its name so it works
+# for any schema ("customer_age" is not "tenure"; "Account length" is).
 ACTIONS = (
     (
         {"contract", "term", "commitment"},
@@ -57,6 +58,7 @@ ACTIONS = (
             "backup",
             "protection",
             "streaming",
+            "internet",
             "internetservice",
             "addon",
             "onlinesecurity",
@@ -70,8 +72,10 @@ ACTIONS = (
 
 
 def _words(name: str) -> set[str]:
-    """'support_tickets_90d' -> {'support', 'tickets', '90d'}; 'TechSupport' -> 'techsupport'."""
-    return {w for w in re.split(r"[^a-z0-9]+", name.lower()) if w}
+    """'Support tickets 90d' -> {'support', 'tickets', '90d', 'supporttickets90d'}; the words
+    run together too, so 'Tech support' still matches 'techsupport'."""
+    words = [w for w in re.split(r"[^a-z0-9]+", name.lower()) if w]
+    return {*words, "".join(words)}
 
 
 NO_REVENUE = (
@@ -82,10 +86,21 @@ DEFAULT_ACTION = "Personal retention call to understand their needs and offer a 
 
 
 def reason_feature(reason: str) -> str:
-    return reason.split(" = ", 1)[0].strip() if reason else ""
+    """The feature a reason is about: "Tenure: 2 months (+9.0 pts)" -> "Tenure" (a reason of
+    an older model, "tenure_months = 2 (+9.0 pts)", -> "tenure_months")."""
+    if not reason:
+        return ""
+    sep = " = " if " = " in reason and ": " not in reason.split(" = ", 1)[0] else ": "
+    return reason.split(sep, 1)[0].strip()
 
 
-def recommend_action(row: pd.Series | dict, *, save_rate: float, cost_per_contact: float) -> str:
+def recommend_action(
+    row: pd.Series | dict,
+    *,
+    save_rate: float,
+    cost_per_contact: float,
+    currency: str = DEFAULT_CURRENCY,
+) -> str:
     """One recommended next step for a customer, from their top reason and their economics."""
     get = row.get
     band = str(get(C.RISK_BAND, ""))
@@ -97,8 +112,9 @@ def recommend_action(row: pd.Series | dict, *, save_rate: float, cost_per_contac
         saving = value.expected_saving(value.expected_loss(p, float(val)), save_rate)
         if saving < cost_per_contact:
             return (
-                f"Low expected return (saving {saving:,.0f} < contact cost "
-                f"{cost_per_contact:,.0f}): include in an automated email campaign only."
+                f"Low expected return (saving {money(saving, currency)} < contact cost "
+                f"{money(cost_per_contact, currency)}): include in an automated email campaign "
+                "only."
             )
     reason = str(get(C.REASONS[0], "") or "")
     words = _words(reason_feature(reason))
@@ -178,7 +194,7 @@ class RetentionPlan:
 ContactTable = Callable[[np.ndarray, np.ndarray, Sequence[str] | None], pd.DataFrame]
 
 
-EXPECTED_SAVING = "expected_saving"
+EXPECTED_SAVING = C.EXPECTED_SAVING
 
 
 def check_plan_inputs(save_rate: float, cost_per_contact: float, max_points: int) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from analytics.formatting import DEFAULT_CURRENCY, reason_text
 from analytics.model.fastscore import CHUNK_ROWS, FastScorer  # one memory bound for both scorers
 from analytics.model.probability import predict_proba
 
@@ -168,21 +169,11 @@ def driver_deltas(
     return probability_and_deltas(pipeline, X, typical, chunk_rows=chunk_rows)[1]
 
 
-def _format_value(v) -> str:
-    if _is_missing(v):
-        return "missing"
-    if isinstance(v, str):
-        return v
-    x = float(v)
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    if x.is_integer():
-        return str(int(x))
-    return f"{x:.4g}"
-
-
-def reasons_from_deltas(X: pd.DataFrame, deltas: pd.DataFrame, top: int = 3) -> pd.DataFrame:
-    """reason_1..reason_top: the largest increases, e.g. "contract = Monthly (+18.2 pts)"."""
+def reasons_from_deltas(
+    X: pd.DataFrame, deltas: pd.DataFrame, top: int = 3, *, currency: str = DEFAULT_CURRENCY
+) -> pd.DataFrame:
+    """reason_1..reason_top: the largest increases in words, e.g. "Contract: Monthly (+18.2
+    pts)", "Tenure: 2 months (+9.1 pts)", "Monthly revenue: $89.50 (+3.0 pts)"."""
     names = [f"reason_{i}" for i in range(1, top + 1)]
     n = len(deltas)
     out = np.full((n, top), "", dtype=object)
@@ -198,13 +189,15 @@ def reasons_from_deltas(X: pd.DataFrame, deltas: pd.DataFrame, top: int = 3) -> 
                 if d < MIN_REASON_DELTA:
                     break
                 f = feats[j]
-                out[i, r] = f"{f} = {_format_value(raw[f][i])} (+{100 * d:.1f} pts)"
+                out[i, r] = reason_text(f, raw[f][i], d, currency)
     return pd.DataFrame(out, index=deltas.index, columns=names)
 
 
-def customer_drivers(pipeline, X: pd.DataFrame, typical: Mapping, top: int = 3) -> pd.DataFrame:
+def customer_drivers(
+    pipeline, X: pd.DataFrame, typical: Mapping, top: int = 3, *, currency: str = DEFAULT_CURRENCY
+) -> pd.DataFrame:
     """reason_1..reason_top per customer ("" when fewer positive drivers)."""
-    return reasons_from_deltas(X, driver_deltas(pipeline, X, typical), top=top)
+    return reasons_from_deltas(X, driver_deltas(pipeline, X, typical), top=top, currency=currency)
 
 
 def permutation_drop(
@@ -266,10 +259,12 @@ def fold_importance(models, X, y, folds, random_state, progress) -> pd.DataFrame
     ).reset_index(drop=True)
 
 
-def out_of_fold_reasons(models, X, folds, typical, progress) -> pd.DataFrame:
+def out_of_fold_reasons(
+    models, X, folds, typical, progress, *, currency: str = DEFAULT_CURRENCY
+) -> pd.DataFrame:
     progress("explaining out-of-fold scores (top three drivers per customer)")
     parts = []
     for (_, test_idx), model in zip(folds, models, strict=True):
         Xk = X.iloc[test_idx]
-        parts.append(reasons_from_deltas(Xk, driver_deltas(model, Xk, typical)))
+        parts.append(reasons_from_deltas(Xk, driver_deltas(model, Xk, typical), currency=currency))
     return pd.concat(parts).sort_index()

@@ -126,8 +126,8 @@ def check_record(
                 problems.append(
                     Problem(
                         name,
-                        f"expected a whole number, got {number:g} (the model saw only whole "
-                        f"numbers, {spec['min']:g} to {spec['max']:g})",
+                        f"a whole number is required, got {number:g} (the model saw only "
+                        f"whole numbers, {spec['min']:g} to {spec['max']:g})",
                     )
                 )
             elif not spec["allowed_min"] <= number <= spec["allowed_max"]:

@@ -26,6 +26,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from analytics.formatting import DEFAULT_CURRENCY
 from analytics.model.evaluation import (
     choose_threshold,
     curves,
@@ -265,6 +266,7 @@ def train(
     random_state: int = 42,
     holdout: tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray] | None = None,
     target_recall: float | None = None,
+    currency: str = DEFAULT_CURRENCY,
     progress: Progress = _quiet,
 ) -> TrainResult:
     """Cross-validate every candidate, keep the best by mean ROC-AUC, evaluate and refit it."""
@@ -277,11 +279,12 @@ def train(
             random_state=random_state,
             holdout=holdout,
             target_recall=target_recall,
+            currency=currency,
             progress=progress,
         )
 
 
-def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, progress):
+def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, currency, progress):
     numeric, categorical = list(numeric), list(categorical)
     y, features = _check_inputs(X, y, numeric, categorical)
     if target_recall is not None and not 0 < target_recall <= 1:
@@ -320,7 +323,7 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
 
     importance = fold_importance(fold_models, X, y, folds, random_state, progress)
     typical = typical_values(X, numeric, categorical)
-    oof_reasons = out_of_fold_reasons(fold_models, X, folds, typical, progress)
+    oof_reasons = out_of_fold_reasons(fold_models, X, folds, typical, progress, currency=currency)
     oof_reasons.index = index
 
     progress(f"refitting {chosen} on all {len(X):,} rows")

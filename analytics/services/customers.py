@@ -9,6 +9,7 @@ import pandas as pd
 
 from analytics import columns as C
 from analytics import export, filters, paging
+from analytics.metrics import value
 from analytics.metrics.planner import recommend_action
 from analytics.plain import plain, records
 from analytics.result import Unavailable
@@ -98,9 +99,22 @@ def summary(base: ServedBase, query: str) -> dict:
 
 
 def at_risk_csv(base: ServedBase, query: str, *, sort=(), conditions=()) -> str:
-    """The whole list under these sort and column conditions, as spreadsheet-safe CSV."""
+    """The whole list under these sort and column conditions, as spreadsheet-safe CSV with the
+    grid's headers and units (export.list_csv)."""
     selected = _selected(base, query, list(sort), list(conditions))
-    return export.safe_csv(selected[[c for c in base.grid_fields if c in selected.columns]])
+    columns = [c for c in base.grid_fields if c in selected.columns]
+    return export.list_csv(selected[columns], base.ws.settings.currency)
+
+
+def value_tier_cuts(base: ServedBase) -> tuple[float, float] | None:
+    """The Value amounts the value tiers are cut at (METRICS.md: 25th and 75th percentile of
+    active customers' Value, the size at the average risk, not CLV): Low below the first, High
+    at or above the second. None without revenue."""
+    if C.VALUE not in base.scored.columns:
+        return None
+    values = base.scored.loc[base.active, C.VALUE].to_numpy(dtype="float64")
+    low, high = value.tier_cuts(values[~np.isnan(values)])
+    return float(low), float(high)
 
 
 def _position(base: ServedBase, customer_id: str) -> int | None:
@@ -138,7 +152,10 @@ def customer(base: ServedBase, customer_id: str) -> dict | None:
             "value_tier": get(C.VALUE_TIER),
             "drivers": [str(row[r]) for r in C.REASONS if isinstance(get(r), str) and row[r]],
             "recommended_action": recommend_action(
-                row, save_rate=settings.save_rate, cost_per_contact=settings.cost_per_contact
+                row,
+                save_rate=settings.save_rate,
+                cost_per_contact=settings.cost_per_contact,
+                currency=settings.currency,
             ),
         }
     )

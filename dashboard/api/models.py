@@ -96,6 +96,10 @@ class Health(Out):
     model_version: str
     data_hash: str | None
     data: str
+    currency: str = Field(
+        description="The currency of every amount of money this API returns (RETENTION_CURRENCY); "
+        "amounts themselves are plain numbers."
+    )
 
 
 class Filters(Out):

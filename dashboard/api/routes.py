@@ -141,6 +141,7 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
                 "model_version": data.ws.model.version,
                 "data_hash": data.meta.get("data_hash"),
                 "data": Path(data.ws.source).name,
+                "currency": data.ws.settings.currency,
             }
         )
 

@@ -12,10 +12,10 @@ from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
 from analytics import paging
+from analytics.formatting import display_name, money, value_text
 from analytics.services import customers
 from analytics.services.errors import InvalidInput
 from dashboard import figures, ids
-from dashboard.layout import label
 
 
 def scatter_figure(data, query):
@@ -28,6 +28,7 @@ def scatter_figure(data, query):
         threshold=found["threshold"],
         value_cut=found["value_cut"],
         total=found["total"],
+        currency=data.ws.settings.currency,
     )
 
 
@@ -79,10 +80,11 @@ def count_text(data, query, filter_model=None) -> str:
         whole = customers.summary(data, query)
     except InvalidInput as exc:
         return exc.message
-    n, loss = whole["list_customers"], whole["list_expected_loss"]
+    currency = data.ws.settings.currency
+    n, loss = whole["list_customers"], money(whole["list_expected_loss"], currency)
     if not n:
         return "No high-value customers at high risk in this selection."
-    text = f"{n:,} customers, total expected loss {loss:,.0f}."
+    text = f"{n:,} customers, total expected loss {loss}."
     try:
         _, conditions = grid_query(None, filter_model)
         if not conditions:
@@ -92,7 +94,7 @@ def count_text(data, query, filter_model=None) -> str:
         return text
     return (
         f"{shown['total']:,} of {n:,} customers with the column filters, total expected "
-        f"loss {shown['total_expected_loss']:,.0f} (all {n:,}: {loss:,.0f})."
+        f"loss {money(shown['total_expected_loss'], currency)} (all {n:,}: {loss})."
     )
 
 
@@ -116,17 +118,11 @@ def detail_body(data, customer_id: str):
         ("Risk band", str(found["risk_band"])),
         ("Segment", str(found["segment"] or "–")),
     ]
-    for key, text in (
-        ("clv", "CLV"),
-        ("value", "Value"),
-        ("expected_loss", "Expected loss"),
-        ("monthly_revenue", "Monthly revenue"),
-    ):
-        if found.get(key) is not None:
-            stats.append((text, f"{found[key]:,.2f}"))
+    currency = data.ws.settings.currency
+    stats += money_stats(found, currency)
     reasons = found["drivers"]
     profile = [
-        html.Tr([html.Td(label(f), className="text-muted"), html.Td(_show(v))])
+        html.Tr([html.Td(display_name(f), className="text-muted"), html.Td(_show(f, v, currency))])
         for f, v in found["profile"].items()
     ]
     return html.Div(
@@ -163,16 +159,29 @@ def detail_body(data, customer_id: str):
     )
 
 
+def money_stats(found: dict, currency: str) -> list[tuple[str, str]]:
+    """(label, text) of a customer's money figures. The value tier sits beside Value, the
+    quantity it is cut on, never beside CLV (risk-adjusted, so a High-tier customer's CLV can be
+    below a Low-tier one's)."""
+    stats = []
+    for key in (C.MONTHLY_REVENUE, C.VALUE, C.CLV, C.EXPECTED_LOSS):
+        if found.get(key) is None:
+            continue
+        text = money(found[key], currency, decimals=2 if key == C.MONTHLY_REVENUE else 0)
+        if key == C.VALUE and found.get("value_tier"):
+            text = f"{text} ({found['value_tier']} tier)"
+        stats.append((display_name(key), text))
+    return stats
+
+
 def _nan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
 
 
-def _show(x) -> str:
+def _show(column: str, x, currency: str) -> str:
     if x is None or _nan(x):
         return "–"
-    if isinstance(x, float):
-        return f"{x:,.2f}".rstrip("0").rstrip(".")
-    return str(x)
+    return value_text(column, x, currency)
 
 
 def register(app, data) -> None:

@@ -6,9 +6,9 @@ import pandas as pd
 from dash import Input, Output
 from dash.exceptions import PreventUpdate
 
+from analytics.formatting import display_name
 from analytics.services import overview
 from dashboard import figures, ids
-from dashboard.layout import label
 
 
 def factor_figure(data, query, factor):
@@ -21,14 +21,15 @@ def factor_figure(data, query, factor):
         return figures.message(found["note"])
     return figures.rate_bars(
         pd.DataFrame(found["levels"]),
-        f"Churn rate by {label(factor)}",
+        f"Churn rate by {display_name(factor)}",
         base_rate=found["base_churn_rate"],
         selection_rate=found["selection_churn_rate"],
     )
 
 
 def register(app, data) -> None:
-    importance = figures.importance_bars(data.ws.model.importance)
+    named = data.ws.model.importance.assign(feature=lambda f: f["feature"].map(display_name))
+    importance = figures.importance_bars(named)
 
     @app.callback(
         Output(ids.FACTOR_GRAPH, "figure"),

@@ -20,8 +20,9 @@ from dash import ALL, Input, Output, State, ctx, html, no_update
 
 from analytics import columns as C
 from analytics import filters
+from analytics.formatting import display_name, share_of_all
 from dashboard import ids
-from dashboard.layout import components_by_id, factor_options, label
+from dashboard.layout import components_by_id, factor_options
 
 # -- view options kept in the URL -------------------------------------------------------------
 
@@ -222,7 +223,7 @@ def chips(state: filters.FilterState) -> list[html.Span]:
     """One removable chip per active level and tenure bound, so a shared link says what it
     filters even when the control sits folded under "More filters" or on a phone."""
     out = [
-        _chip(f"{label(column)}: {level}", column, level)
+        _chip(f"{display_name(column)}: {level}", column, level)
         for column, levels in state.levels.items()
         for level in levels
     ]
@@ -303,10 +304,19 @@ def sync(data, options: Sequence[ViewOption], trigger, page: PageState) -> dict:
             lo if state.tenure_min is None else state.tenure_min,
             hi if state.tenure_max is None else state.tenure_max,
         ],
-        summary=f"{data.count(query):,} of {len(data.scored):,} customers selected",
+        summary=selection_summary(data.count(query), len(data.scored)),
         chips=chips(state),
     )
     return out
+
+
+def selection_summary(selected: int, total: int) -> str:
+    """ "812 of 7,043 customers selected (12% of all)": a share that rounds to 0 reads "<0.1%
+    of all", and only the whole base reads as all."""
+    share = share_of_all(selected, total)
+    if not total or share == "all customers":
+        return f"{selected:,} of {total:,} customers selected"
+    return f"{selected:,} of {total:,} customers selected ({share})"
 
 
 def register(app, data) -> None:

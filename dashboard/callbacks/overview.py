@@ -11,6 +11,7 @@ from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
+from analytics.formatting import money, share_of_all
 from analytics.services import overview
 from analytics.services.overview import NO_MATCH
 from dashboard import figures, ids
@@ -20,21 +21,14 @@ RATES = ("churn_rate", "retention_rate")
 MONEY = ("mrr", "avg_clv", "mrr_at_risk")
 
 
-def fmt_kpi(name: str, value) -> str:
+def fmt_kpi(name: str, value, currency: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if name in RATES:
         return f"{value:.1%}"
     if name in MONEY:
-        return _money(value)
+        return money(value, currency, compact=True)
     return f"{int(value):,}"
-
-
-def _money(x: float) -> str:
-    for cut, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= cut:
-            return f"{x / cut:,.1f}{suffix}"
-    return f"{x:,.0f}"
 
 
 def fmt_delta(name: str, value, whole) -> str:
@@ -53,17 +47,15 @@ def fmt_delta(name: str, value, whole) -> str:
             return ""
         rel = 100 * (value / whole - 1)
         return "same as all customers" if abs(rel) < 0.5 else f"{rel:+.0f}% vs all"
-    if not whole:
-        return ""
-    share = value / whole
-    return "all customers" if share > 0.9995 else f"{share:.0%} of all"
+    return share_of_all(value, whole)
 
 
 def kpi_outputs(data, query):
     """Values and deltas for every KPI card, in layout order (services.overview.kpis)."""
     current = overview.kpis(data, query)
     whole = overview.kpis(data, "")
-    values = [fmt_kpi(n, current.get(n)) for n in KPI_ORDER]
+    currency = data.ws.settings.currency
+    values = [fmt_kpi(n, current.get(n), currency) for n in KPI_ORDER]
     if not current["customers"]:
         deltas = [NO_MATCH if n == "customers" else "" for n in KPI_ORDER]
     else:

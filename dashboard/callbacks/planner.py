@@ -11,6 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from analytics import columns as C
 from analytics import export
+from analytics.formatting import money
 from analytics.services import planner
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
@@ -46,7 +47,8 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
     if not found["curve"]:
         color = "light" if found["note"] == NO_MATCH else "secondary"
         return None, dbc.Alert(found["note"], color=color), figures.message(found["note"]), []
-    summary = summary_cards(found)
+    currency = data.ws.settings.currency
+    summary = summary_cards(found, currency)
     if found["best_n"] > GRID_ROWS:
         summary.children.append(
             html.Div(
@@ -56,16 +58,16 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
             )
         )
     curve = pd.DataFrame(found["curve"])
-    return None, summary, figures.planner_curve(curve, found["best_n"]), found["contacts"]
+    return None, summary, figures.planner_curve(curve, found["best_n"], currency), found["contacts"]
 
 
-def summary_cards(plan: dict) -> dbc.Row:
+def summary_cards(plan: dict, currency: str) -> dbc.Row:
     roi = "–" if plan["roi"] is None else f"{plan['roi']:.0%}"
     items = [
         ("Contact first", f"{plan['best_n']:,} customers"),
-        ("Expected saved value", f"{plan['saved_value']:,.0f}"),
-        ("Contact cost", f"{plan['cost']:,.0f}"),
-        ("Net benefit", f"{plan['net_benefit']:,.0f}"),
+        ("Expected saved value", money(plan["saved_value"], currency)),
+        ("Contact cost", money(plan["cost"], currency)),
+        ("Net benefit", money(plan["net_benefit"], currency)),
         ("ROI", roi),
     ]
     if plan["best_n"] == 0:
@@ -148,5 +150,5 @@ def export_contacts(data, query, save_rate, cost, margin, discount):
         raise PreventUpdate from None
     if not len(contacts):
         raise PreventUpdate
-    text = export.safe_csv(contacts)
+    text = export.list_csv(contacts, data.ws.settings.currency)
     return dcc.send_string(text, f"retention-contact-list-{date.today():%Y-%m-%d}.csv")

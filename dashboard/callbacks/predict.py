@@ -6,11 +6,11 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
+from analytics.formatting import display_name, money, reason_text
 from analytics.metrics.planner import recommend_action
 from analytics.model import predict
 from analytics.services import customers, model
 from dashboard import ids
-from dashboard.layout import label
 
 BAND_COLORS = {"Low": "success", "Medium": "warning", "High": "danger"}
 
@@ -24,30 +24,29 @@ def result_card(data, schema, features: list[str], values: list):
             [
                 html.Strong("Please fix:"),
                 html.Ul(
-                    [html.Li(f"{label(p.field)}: {p.message}") for p in problems], className="mb-0"
+                    [html.Li(f"{display_name(p.field)}: {p.message}") for p in problems],
+                    className="mb-0",
                 ),
             ],
             color="danger",
         )
     settings = data.ws.settings
+    currency = settings.currency
     row = model.predict_records(data, [clean], top=5)[0]
     band = row["risk_band"]
     stats = [("Churn probability", f"{row['probability']:.1%}"), ("Risk band", band)]
     if "clv" in row:
         stats += [
-            ("CLV", f"{row['clv']:,.0f}"),
-            ("Value", f"{row['value']:,.0f}"),
-            ("Expected loss", f"{row['expected_loss']:,.0f}"),
+            (display_name(key), money(row[key], currency))
+            for key in ("clv", "value", "expected_loss")
         ]
-    drivers = [
-        html.Li(
-            f"{label(d['feature'])} = {d['value']} (+{100 * d['change_in_probability']:.1f} pts)"
-        )
+    # The same words as the scored base's reasons (formatting.reason_text).
+    reasons = [
+        reason_text(d["feature"], d["value"], d["change_in_probability"], currency)
         for d in row["drivers"]
     ]
-    reason = (
-        f"{row['drivers'][0]['feature']} = {row['drivers'][0]['value']}" if row["drivers"] else ""
-    )
+    drivers = [html.Li(r) for r in reasons]
+    reason = reasons[0] if reasons else ""
     action = recommend_action(
         {
             "risk_band": band,
@@ -57,6 +56,7 @@ def result_card(data, schema, features: list[str], values: list):
         },
         save_rate=settings.save_rate,
         cost_per_contact=settings.cost_per_contact,
+        currency=currency,
     )
     return dbc.Card(
         dbc.CardBody(
