@@ -442,3 +442,15 @@ def test_precomputed_views_with_a_tenure_range_equal_the_filtered_history(dated)
                 pd.testing.assert_frame_equal(got, want, check_dtype=len(want) > 0)
             want = cohort_retention(dated[mask], tenure=tenure)
             pd.testing.assert_frame_equal(selection.cohort_retention(tenure=tenure), want)
+
+
+def test_a_huge_tenure_bound_is_an_open_one():
+    frame = history()
+    whole = monthly_trend(frame, as_of="2026-04-30")
+    huge = monthly_trend(frame, as_of="2026-04-30", tenure=(0, 9.2e18))
+    pd.testing.assert_frame_equal(huge, whole)
+    nobody = monthly_trend(frame, as_of="2026-04-30", tenure=(9.2e18, None))
+    assert nobody["active_start"].sum() == 0
+    assert cohort_retention(frame, as_of="2026-04-30", tenure=(9.2e18, None)).columns.tolist() == [
+        "customers"
+    ]

@@ -309,4 +309,4 @@ def test_planner_and_recommended_action_use_the_window_probability():
     action = planner.recommend_action(a.to_dict(), save_rate=0.25, cost_per_contact=60.0)
     assert not action.startswith("Low expected return")
     action = planner.recommend_action(a.to_dict(), save_rate=0.25, cost_per_contact=110.0)
-    assert action.startswith("Low expected return (saving 102 ")
+    assert action.startswith("Low expected return (saving $102 ")

@@ -128,10 +128,14 @@ def _late(signup: np.ndarray) -> np.ndarray:
 def _tenure_bounds(tenure) -> tuple[float, float]:
     """(min, max) whole months a tenure filter keeps; -inf / inf where a side is open."""
     low, high = tenure if tenure is not None else (None, None)
+    # Past any history's length a bound means "open": kept finite so month arithmetic fits.
     return (
-        -np.inf if low is None else float(np.ceil(low)),
-        np.inf if high is None else float(np.floor(high)),
+        -np.inf if low is None or low < -_TENURE_CAP else float(np.ceil(min(low, _TENURE_CAP))),
+        np.inf if high is None or high > _TENURE_CAP else float(np.floor(max(high, -_TENURE_CAP))),
     )
+
+
+_TENURE_CAP = 10**6  # months
 
 
 @dataclass(frozen=True)
