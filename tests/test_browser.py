@@ -405,7 +405,7 @@ def test_shared_link_shows_active_filters_as_chips_and_restores_the_view(dash_du
     # "payment method" sits folded under "More filters": a chip says it is on
     until(lambda: len(chip_texts(dash_duo)) == 3, WAIT, msg="no chips for the link's filters")
     assert chip_texts(dash_duo) == [
-        "payment method: Invoice",
+        "Payment method: Invoice",
         "Risk band: High",
         "Tenure ≤ 24 months",
     ]
@@ -430,10 +430,10 @@ def test_shared_link_shows_active_filters_as_chips_and_restores_the_view(dash_du
     assert dash_duo.find_element(f"#{ids.PLAN_SAVE_RATE}").get_attribute("value") == "0.4"
     assert dash_duo.find_element(f"#{ids.TREND_SPLIT}").is_selected()
     # (on a hidden tab: textContent, not the visible text)
-    assert "contract" in dash_duo.find_element(f"#{ids.FACTOR}").get_attribute("textContent")
+    assert "Contract" in dash_duo.find_element(f"#{ids.FACTOR}").get_attribute("textContent")
 
     # the x on a chip removes that filter only; the view options stay in the URL
-    click(dash_duo, ".filter-chip-remove[aria-label='Remove the filter payment method: Invoice']")
+    click(dash_duo, ".filter-chip-remove[aria-label='Remove the filter Payment method: Invoice']")
     until(lambda: "payment_method" not in query(dash_duo), WAIT, msg="chip did not remove it")
     assert query(dash_duo)["risk"] == ["High"]
     assert query(dash_duo)["save_rate"] == ["0.4"]
