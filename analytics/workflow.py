@@ -32,7 +32,10 @@ from analytics.plain import plain
 from analytics.result import Unavailable
 from analytics.store import artifacts
 
-FORMAT_VERSION = 1
+# What a saved model holds and how (its scored table's reasons, its meta's keys). A model saved
+# in another format is not loaded as current: it is retrained, like one of other data.
+# 2: reasons in words ("Tenure: 2 months"), not "tenure_months = 2.0".
+FORMAT_VERSION = 2
 Progress = Callable[[str], None]
 
 
@@ -166,6 +169,7 @@ def train(
 
     data_hash = artifacts.frame_hash(table.frame)
     meta = {
+        "format_version": FORMAT_VERSION,
         "source": source,
         "data_hash": data_hash,
         "rows": len(table.frame),
@@ -519,6 +523,12 @@ def load_or_train(
             raise artifacts.ArtifactError(
                 f"the current model ({model.version}) was trained on other data "
                 f"({model.meta.get('source') or 'unknown source'})"
+            )
+        saved_format = model.meta.get("format_version", 1)
+        if saved_format != FORMAT_VERSION:
+            raise artifacts.ArtifactError(
+                f"the current model ({model.version}) was saved in format {saved_format}; this "
+                f"version reads format {FORMAT_VERSION}"
             )
         how = f"loaded model {model.version}"
     except artifacts.ArtifactError as exc:

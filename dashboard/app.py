@@ -83,7 +83,7 @@ def grid_columns(data: ServedBase, *, plan: bool = False) -> list[dict]:
             r,
             tooltipField=r,
             filter="agTextColumnFilter",
-            minWidth=114 if i == 1 else 90,
+            minWidth=114 if i == 1 else 84,
             flex=2 if i == 1 else 1.5,
         )
         for i, r in enumerate(C.REASONS, start=1)
@@ -99,7 +99,7 @@ def grid_columns(data: ServedBase, *, plan: bool = False) -> list[dict]:
         reasons[0],
         _column(C.RISK_BAND, minWidth=72),
         _column(C.SEGMENT, minWidth=104, tooltipField=C.SEGMENT),
-        _column(C.TENURE, **NUMBER_FILTER, minWidth=80),
+        _column(C.TENURE, **NUMBER_FILTER, minWidth=92),  # "(months)" whole
         _column(C.MONTHLY_REVENUE, **money),
         _column(C.CLV, **{**money, "minWidth": 72}, headerTooltip=CLV_TOOLTIP),
         _column(C.VALUE, **{**money, "minWidth": 72}, headerTooltip=VALUE_TOOLTIP),

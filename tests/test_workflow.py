@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -228,3 +229,17 @@ def test_expected_loss_is_window_p_times_value_in_the_table_and_the_api(demo_wor
     out = predict.predict(three_months, [clean], margin=1.0, discount=0.01)[0]
     assert out["value"] == pytest.approx(row[C.VALUE], abs=0.01)
     assert out["expected_loss"] == pytest.approx(out["probability"] * out["value"], rel=1e-3)
+
+
+def test_a_model_saved_in_an_older_format_is_not_loaded_as_current(demo_workspace, tmp_path):
+    """A model saved before reasons were written in words would show the old wording."""
+    old = dataclasses.replace(
+        demo_workspace.model,
+        meta={k: v for k, v in demo_workspace.model.meta.items() if k != "format_version"},
+    )
+    workflow.save(old, tmp_path)
+    with pytest.raises(artifacts.ArtifactError, match="saved in format 1; this version reads"):
+        workflow.load_or_train(
+            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+        )
+    assert demo_workspace.model.meta["format_version"] == workflow.FORMAT_VERSION
