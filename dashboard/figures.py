@@ -280,16 +280,23 @@ def rate_bars(
         hoverinfo="skip",
         cliponaxis=False,
     )
-    lines = [(base_rate, "all customers", "dash", "top")]
+    lines = [(base_rate, "all customers", "dash", "center")]
     if selection_rate is not None and selection_rate != base_rate:
-        lines.append((selection_rate, "this selection", "dot", "bottom"))
-    for rate, name, dash, where in lines:
+        # Both labels above the bars (below, they would sit on the axis's numbers), each on the
+        # side of its line away from the other so they never overlap.
+        low_first = selection_rate > base_rate
+        lines = [
+            (base_rate, "all customers", "dash", "right" if low_first else "left"),
+            (selection_rate, "this selection", "dot", "left" if low_first else "right"),
+        ]
+    for rate, name, dash, side in lines:
         if rate is not None and math.isfinite(rate):
             fig.add_vline(
                 x=rate,
                 line={"dash": dash, "color": "#475569"},
                 annotation_text=f"{name} {rate:.1%}",
-                annotation_position=where,
+                annotation_position="top",
+                annotation={"xanchor": side, "yanchor": "bottom"},
             )
     upper = float(np.nanmax(rates["ci_high"])) if len(rates) else 1.0
     fig.update_xaxes(tickformat=".0%", range=[0, min(1.0, upper * 1.45 + 0.05)], title="churn rate")

@@ -525,3 +525,21 @@ def test_a_fraction_in_a_whole_number_field_says_so(demo):
     text = str(predict.result_card(demo, schema, features, values))
     assert "Tenure: a whole number is required, got 2.5" in text
     assert "missing" not in text
+
+
+def test_drivers_draw_the_base_as_all_customers_and_the_selection_beside_it(demo):
+    """The walkthrough found "all customers 54.6%" on a selection whose base rate was 26.5%."""
+    query = "?contract=Monthly&tenure_max=6"
+    fig = drivers.factor_figure(demo, query, "plan")
+    lines = {s.line.dash: s.x0 for s in fig.layout.shapes}
+    labels = {a.text: (a.x, a.yanchor) for a in fig.layout.annotations if "%" in a.text}
+    base, selection = demo.base_churn_rate, demo.kpis(query)["churn_rate"]
+    assert lines == {"dash": pytest.approx(base), "dot": pytest.approx(selection)}
+    assert f"all customers {base:.1%}" in labels
+    assert f"this selection {selection:.1%}" in labels
+    # both above the bars, not on the axis's numbers
+    assert {y for _, y in labels.values()} == {"bottom"}
+    whole = drivers.factor_figure(demo, "", "plan")
+    assert [a.text for a in whole.layout.annotations if "%" in a.text] == [
+        f"all customers {base:.1%}"
+    ]
