@@ -13,6 +13,7 @@ import sys
 from analytics.config import ConfigError, serve_settings_from_env, settings_from_env
 from analytics.ingest.errors import DataError
 from analytics.store.artifacts import ArtifactError
+from analytics.store.db import StateError
 from dashboard import logs
 from dashboard.app import start
 from dashboard.server import warn_unknown_variables
@@ -24,7 +25,7 @@ try:
     logs.configure_logging(config.log_level, config.log_format)
     warn_unknown_variables(log)
     server = start(config, settings_from_env())
-except (ConfigError, DataError, ArtifactError, OSError) as exc:
+except (ConfigError, DataError, ArtifactError, StateError, OSError) as exc:
     if not logging.getLogger().handlers:  # the setting that failed came before the log format
         logs.configure_logging()
     log.error("cannot start: %s", exc)

@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDic
 PROJ_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = PROJ_ROOT / "data"
 MODELS_DIR = PROJ_ROOT / "models"
+STATE_DIR = PROJ_ROOT / "var"
 DEMO_DATA = DATA_DIR / "demo_customers.csv.gz"
 
 ENV_PREFIX = "RETENTION_"
@@ -129,6 +130,35 @@ def _host_name(host: str) -> str:
     return host
 
 
+def _database_url(url: str) -> str:
+    """A SQLAlchemy URL of a backend the product supports (the password is never echoed)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError("not a database URL (postgresql+psycopg://... or sqlite:///...)") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        backend = parsed.get_backend_name()
+        raise ValueError(f"unsupported database {backend!r}: sqlite or postgresql")
+    return url
+
+
+def masked(name: str, value: Any) -> Any:
+    """A setting's value as logs and messages may show it: a database URL without its
+    password (the only secret a setting holds today)."""
+    if name != "database_url" or value is None:
+        return value
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(str(value)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<hidden: not a URL>"
+
+
 def _case(fold):
     return BeforeValidator(lambda v: fold(v) if isinstance(v, str) else v)
 
@@ -160,6 +190,19 @@ class ServeSettings(_Declared):
         MODELS_DIR,
         description="where model versions are kept (`CURRENT` names the live one)",
         **_shown(allowed="a directory (created when missing)"),
+    )
+    state_dir: Directory = Field(
+        STATE_DIR,
+        description="where the embedded SQLite state database lives (no RETENTION_DATABASE_URL)",
+        **_shown(allowed="a directory (created when missing)"),
+    )
+    database_url: Annotated[str, AfterValidator(_database_url)] | None = Field(
+        None,
+        description="the state database (users, tokens, audit log): PostgreSQL in production",
+        **_shown(
+            allowed="postgresql+psycopg://USER:PASSWORD@HOST/DB or sqlite:///PATH",
+            default="sqlite file under RETENTION_STATE_DIR",
+        ),
     )
     host: Annotated[str, AfterValidator(_host_name)] = Field(
         "127.0.0.1",
@@ -252,7 +295,7 @@ def _one_line(cls: type[_Declared], exc: ValidationError, found: Mapping[str, An
     if field is None:  # a keyword the class does not declare: a programming error
         return f"{name}: not a setting of {cls.__name__}"
     if name in found:
-        what = f"{variable_name(name)}={found[name]!r}"
+        what = f"{variable_name(name)}={masked(name, found[name])!r}"
     else:  # a command-line flag
         what = f"--{name.replace('_', '-')} {error['input']}"
     reason = error["msg"].removeprefix("Value error, ") if error["type"] == "value_error" else ""

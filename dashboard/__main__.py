@@ -20,7 +20,7 @@ from analytics.config import (
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
-from analytics.store import artifacts
+from analytics.store import artifacts, db
 from dashboard.logs import configure_logging
 from dashboard.server import column_mapping, describe, warn_unknown_variables
 
@@ -52,7 +52,32 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def db_command(argv: list[str]) -> int:
+    """`python -m dashboard db upgrade|current`: the state database's schema, for ops."""
+    p = argparse.ArgumentParser(
+        prog="python -m dashboard db", description="The state database (RETENTION_DATABASE_URL)."
+    )
+    p.add_argument("action", choices=("upgrade", "current"), help="migrate to head, or show")
+    args = p.parse_args(argv)
+    try:
+        config = serve_settings_from_env()
+        url = db.database_url(config.state_dir, config.database_url)
+        if args.action == "upgrade":
+            _, revision = db.open_state(url)
+        else:
+            revision = db.current_revision(db.make_engine(url))
+    except (ConfigError, db.StateError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    shown = revision or "none (run: python -m dashboard db upgrade)"
+    print(f"{db.safe_url(url)}: revision {shown}")
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["db"]:
+        return db_command(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_env()
@@ -78,7 +103,7 @@ def main(argv=None) -> int:
         from dashboard.app import dash_app, start
 
         server = start(config, settings, mapping=mapping, drop=tuple(args.drop))
-    except (DataError, artifacts.ArtifactError, ConfigError, OSError) as exc:
+    except (DataError, artifacts.ArtifactError, ConfigError, db.StateError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)

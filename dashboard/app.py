@@ -17,6 +17,7 @@ from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_en
 from analytics.formatting import header, money_js
 from analytics.model import predict
 from analytics.services.base import ServedBase
+from analytics.store import db
 from analytics.workflow import Workspace
 from dashboard import callbacks, layout, logs, security
 from dashboard.api import routes as api
@@ -26,6 +27,7 @@ log = logging.getLogger("dashboard")
 
 ASSETS = PROJ_ROOT / "assets"
 SERVED_BASE = "retention_served_base"
+STATE_DB = "retention_state_db"  # the state database's engine (accounts, audit log)
 DASH_APP = "retention_dash_app"
 
 
@@ -188,9 +190,13 @@ def start(
     """The one start-up path of `wsgi.py` and `python -m dashboard`: load the table and its model
     (retraining only as RETENTION_RETRAIN allows), build the app, finish Dash's set-up with one
     request, and freeze what start-up loaded out of the garbage collector's sight."""
+    url = db.database_url(config.state_dir, config.database_url)
+    state, revision = db.open_state(url)
+    log.info("state database %s at revision %s", db.safe_url(url), revision)
     workspace = load_workspace(config, settings, log, mapping=mapping, drop=drop)
     log.info("%s: %s", workspace.source, workspace.how)
     server = create_app(workspace, batch_limit=config.batch_limit)
+    server.extensions[STATE_DB] = state
     if config.debug:
         dash_app(server).enable_dev_tools(debug=True, dev_tools_hot_reload=False)
         log.warning("RETENTION_DEBUG is on: Dash dev tools show tracebacks to every client")

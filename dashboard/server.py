@@ -17,6 +17,7 @@ from analytics.config import (
     ConfigError,
     ServeSettings,
     Settings,
+    masked,
     setting_from_env,
     unknown_variables,
     usable_cores,
@@ -68,7 +69,7 @@ def describe(config: ServeSettings, settings: Settings, env: Mapping[str, str] |
     """The effective configuration, one `VARIABLE = value  (source)` line per setting."""
     env = os.environ if env is None else env
     rows = [
-        (variable_name(name), _shown(getattr(model, name)), _source(name, model, env))
+        (variable_name(name), _shown(masked(name, getattr(model, name))), _source(name, model, env))
         for model in (config, settings)
         for name in type(model).model_fields
     ]
