@@ -543,3 +543,23 @@ def test_drivers_draw_the_base_as_all_customers_and_the_selection_beside_it(demo
     assert [a.text for a in whole.layout.annotations if "%" in a.text] == [
         f"all customers {base:.1%}"
     ]
+
+
+def test_load_customer_fills_the_prediction_card_with_their_profile(demo, demo_workspace):
+    from analytics.model.predict import check_record, input_schema
+
+    schema = input_schema(demo_workspace.model.meta)
+    features = list(schema)
+    cid = str(demo.scored[C.CUSTOMER_ID].iloc[3])
+    values, note = predict.loaded_values(demo, schema, cid, features)
+    row = demo.scored.iloc[3]
+    for feature, shown in zip(features, values, strict=True):
+        want = row[feature]
+        assert shown == (want.item() if hasattr(want, "item") else want), feature
+    assert f"p = {row[C.P_CHURN]:.1%} in the lists" in note
+    assert "final model" in note
+    assert check_record(schema, dict(zip(features, values, strict=True)))[1] == []
+    unchanged, note = predict.loaded_values(demo, schema, "no-such-id", features)
+    assert all(v is no_update for v in unchanged)
+    assert "not in the current base" in note
+    assert predict.loaded_values(demo, schema, "  ", features)[1] == "Enter a customer id."

@@ -131,7 +131,12 @@ def loaded_values(data, schema, customer_id, features: list[str]):
         return [no_update] * len(features), f"Customer {cid} is not in the current base."
     profile = found["profile"]
     values = [profile.get(f, no_update) for f in features]
-    return values, f"Loaded {cid} (p = {found['probability']:.1%} in the scored base)."
+    # The lists hold out-of-fold probabilities for the customers the model was trained on (a
+    # model that never saw them); Predict uses the final model, so the two may differ a little.
+    return values, (
+        f"Loaded {cid}: p = {found['probability']:.1%} in the lists (out-of-fold for customers "
+        "the model was trained on); Predict scores the form with the final model."
+    )
 
 
 def register_load(app, data, schema) -> None:
