@@ -28,11 +28,13 @@ def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
     by = C.SEGMENT if split else None
     if base.history is not None:
         selection = base.history_selection(query)
+        if not selection.customers:
+            return {"kind": "monthly", "split": split, "points": [], "note": NO_MATCH}
         tenure = base.tenure(query)
         table = base.cached(
             "trend", query, lambda: selection.monthly_trend(by=by, tenure=tenure), by
         )
-        if not selection.customers or not table["active_start"].sum():
+        if not table["active_start"].sum():  # a tenure range no month holds anyone in
             return {"kind": "monthly", "split": split, "points": [], "note": NO_MATCH}
         if base.score_filters(query):  # today's scores: no month before the window has them
             table = table[table["month"] == table["month"].max()]
@@ -57,10 +59,10 @@ def cohorts(base: ServedBase, query: str) -> dict:
     if base.history is None:
         return {"months": [], "cohorts": [], "note": NO_DATES}
     selection = base.history_selection(query)
-    tenure = base.tenure(query)
-    table = base.cached("cohorts", query, lambda: selection.cohort_retention(tenure=tenure))
     if not selection.customers or not base.count(query):
         return {"months": [], "cohorts": [], "note": NO_MATCH}
+    tenure = base.tenure(query)
+    table = base.cached("cohorts", query, lambda: selection.cohort_retention(tenure=tenure))
     names = " and ".join(base.score_filters(query))
     if names and not len(table):
         return {
