@@ -92,7 +92,11 @@ def test_a_database_password_is_never_shown(tmp_path):
         env["RETENTION_STATE_DIR"] = str(tmp_path)
         done = subprocess.run(
             [sys.executable, "-m", "dashboard", *args],
-            cwd=PROJ_ROOT, env=env, capture_output=True, text=True, timeout=120,
+            cwd=PROJ_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         return done.returncode, done.stdout + done.stderr
 
@@ -108,3 +112,33 @@ def test_a_database_password_is_never_shown(tmp_path):
     assert code == 0
     assert "postgresql+psycopg://u:***@db/x" in out
     assert "topsecret" not in out
+
+
+# -- accounts on both databases ---------------------------------------------------------------
+
+
+def test_accounts_tokens_audit_and_counts_on_each_database(engine):
+    from analytics.access import Scope
+    from analytics.store import accounts
+
+    db.upgrade(engine)
+    made = accounts.add_user(
+        engine, "mia", "manager", "a-long-password-1", scope=Scope.parse("region=North,East")
+    )
+    assert made.scope == Scope("region", ("North", "East"))
+    with pytest.raises(accounts.AccountError, match="already exists"):
+        accounts.add_user(engine, "mia", "analyst", "a-long-password-2")
+    assert accounts.authenticate(engine, "mia", "a-long-password-1").id == made.id
+    assert accounts.authenticate(engine, "mia", "wrong-password-xx") is None
+    info, secret = accounts.create_token(engine, "mia", expires_days=7)
+    assert accounts.token_user(engine, secret).username == "mia"
+    assert info.expires_at > accounts.now()
+    accounts.revoke_token(engine, info.id, actor="ops")
+    assert accounts.token_user(engine, secret) is None
+    accounts.change_user(engine, "mia", role="analyst", actor="ops")
+    assert accounts.users(engine)[0].scope is None  # a scope means nothing for an analyst
+    for _ in range(3):
+        accounts.count_use(engine, "mia", "predict", 2)
+    assert [u["count"] for u in accounts.usage(engine)] == [6]
+    actions = [e["action"] for e in accounts.events(engine)]
+    assert actions == ["user.scope", "user.role", "token.revoke", "token.create", "user.add"]

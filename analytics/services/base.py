@@ -10,6 +10,7 @@ change fires share one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections import OrderedDict
@@ -18,8 +19,8 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 import pandas as pd
 
+from analytics import access, filters
 from analytics import columns as C
-from analytics import filters
 from analytics.metrics import kpis, planner, trend, value
 from analytics.result import Unavailable
 from analytics.workflow import Workspace
@@ -140,7 +141,36 @@ class ServedBase:
 
     # -- filter state --------------------------------------------------------------------------
     def state(self, query: str | None) -> filters.FilterState:
+        """The selection `query` means, cut to the request's scope (access.scoped): every view,
+        list, export and count goes through here, so a manager's scope holds everywhere."""
+        state = self.requested(query)
+        scope = access.current_scope()
+        if scope is None:
+            return state
+        return dataclasses.replace(state, levels=access.within(state.levels, scope))
+
+    def requested(self, query: str | None) -> filters.FilterState:
+        """The filters `query` asks for, before the scope: what the filter controls show."""
         return filters.from_query(query or "", self.allowed)
+
+    def levels_for(self, scope: access.Scope | None) -> dict[str, list[str]]:
+        """The filter levels a user with `scope` may pick."""
+        return access.scoped_levels(self.allowed, scope)
+
+    def scope_problem(self, scope: access.Scope | None) -> str | None:
+        """Why `scope` selects nobody in this base (the user is then refused), else None."""
+        if scope is None:
+            return None
+        if scope.column not in self.allowed:
+            return f"the scope's column {scope.column!r} is not a filterable column of this data"
+        if not set(scope.values) & set(self.allowed[scope.column]):
+            return f"no customer of this data has {scope}"
+        return None
+
+    def in_scope(self, row: int) -> bool:
+        """Whether the customer at position `row` of `scored` is inside the request's scope."""
+        scope = access.current_scope()
+        return scope is None or str(self.scored[scope.column].iloc[row]) in scope.values
 
     def mask(self, query: str | None) -> np.ndarray:
         """Boolean row mask over `scored` of the customers the selection means (read-only)."""

@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_FILE = "state.db"
@@ -42,6 +43,16 @@ def open_state(url: str) -> tuple[Engine, str]:
         engine.dispose()
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise StateError(f"the state database {safe_url(url)} cannot be used: {reason}") from None
+
+
+def memory_state() -> Engine:
+    """A private, migrated in-memory SQLite database: for an app built without one (tests, a
+    one-off embedding); its users and audit log end with the process."""
+    engine = create_engine(
+        "sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False}
+    )
+    upgrade(engine)
+    return engine
 
 
 def make_engine(url: str) -> Engine:
