@@ -16,6 +16,7 @@ from analytics.store.artifacts import ArtifactError
 from analytics.store.db import StateError
 from dashboard import logs
 from dashboard.app import start
+from dashboard.auth import AuthSetupError
 from dashboard.server import warn_unknown_variables
 
 log = logging.getLogger("dashboard")
@@ -25,7 +26,7 @@ try:
     logs.configure_logging(config.log_level, config.log_format)
     warn_unknown_variables(log)
     server = start(config, settings_from_env())
-except (ConfigError, DataError, ArtifactError, StateError, OSError) as exc:
+except (ConfigError, DataError, ArtifactError, StateError, AuthSetupError, OSError) as exc:
     if not logging.getLogger().handlers:  # the setting that failed came before the log format
         logs.configure_logging()
     log.error("cannot start: %s", exc)

@@ -145,9 +145,46 @@ def _database_url(url: str) -> str:
     return url
 
 
+def _secret_key(value: str) -> str:
+    if len(value) < 32:
+        raise ValueError(f"too short ({len(value)} characters)")
+    return value
+
+
+def _networks(value: str) -> str:
+    """Comma-separated IP addresses or networks (checked here, parsed by dashboard.auth)."""
+    import ipaddress
+
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        try:
+            ipaddress.ip_network(part, strict=False)
+        except ValueError:
+            raise ValueError(f"{part!r} is not an IP address or network") from None
+    return value
+
+
+def _group_roles(value: str) -> str:
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        group, sep, role = part.rpartition("=")
+        if not sep or not group.strip() or role.strip() not in ("admin", "analyst", "manager"):
+            raise ValueError(f"{part!r} is not GROUP=admin|analyst|manager")
+    return value
+
+
+def _storage_uri(value: str) -> str:
+    if not value.startswith(("memory://", "redis://", "rediss://", "memcached://")):
+        raise ValueError("not a memory://, redis:// or memcached:// URI")
+    return value
+
+
+SECRET_SETTINGS = ("secret_key",)
+
+
 def masked(name: str, value: Any) -> Any:
     """A setting's value as logs and messages may show it: a database URL without its
-    password (the only secret a setting holds today)."""
+    password, the secret key not at all."""
+    if name in SECRET_SETTINGS and value is not None:
+        return "<hidden>"
     if name != "database_url" or value is None:
         return value
     from sqlalchemy.engine import make_url
@@ -233,8 +270,58 @@ class ServeSettings(_Declared):
     debug: bool = Field(
         False, description="Dash dev tools (tracebacks in the browser): never in production"
     )
+    secret_key: Annotated[str, AfterValidator(_secret_key)] | None = Field(
+        None,
+        description="signs session cookies and CSRF tokens; required except by the development "
+        "server on 127.0.0.1",
+        **_shown(
+            allowed="32 or more random characters (`python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`)",
+            default="none (development: random per start)",
+        ),
+    )
+    auth: Literal["password", "proxy"] = Field(
+        "password",
+        description="log in with a password here, or single sign-on by a trusted proxy",
+    )
+    trusted_proxies: Annotated[str, AfterValidator(_networks)] = Field(
+        "",
+        description="addresses whose X-Forwarded-* and SSO headers are believed",
+        **_shown(allowed="comma-separated IP addresses or networks (`10.0.0.0/8`)"),
+    )
+    proxy_user_header: str = Field(
+        "X-Forwarded-User", description="SSO: the header the proxy puts the username in"
+    )
+    proxy_groups_header: str = Field(
+        "X-Forwarded-Groups", description="SSO: the header with the user's groups, comma-separated"
+    )
+    proxy_roles: Annotated[str, AfterValidator(_group_roles)] = Field(
+        "",
+        description="SSO: which group gives which role (the first listed that matches wins)",
+        **_shown(allowed="comma-separated GROUP=admin|analyst|manager"),
+    )
+    session_idle_minutes: int = Field(
+        30, ge=1, le=1440, description="a session ends after this long without a request"
+    )
+    session_max_hours: int = Field(
+        12, ge=1, le=720, description="a session ends this long after its login, used or not"
+    )
+    login_attempts: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="wrong passwords per account in 15 minutes before 429 (per address: 4x)",
+    )
+    ratelimit_storage: Annotated[str, AfterValidator(_storage_uri)] = Field(
+        "memory://",
+        description="where login attempts are counted: memory is per worker process, Redis or "
+        "Memcached is shared",
+        **_shown(allowed="memory://, redis://HOST:PORT or memcached://HOST:PORT"),
+    )
 
 
+# Variables that are inputs to one command, not settings (`users add` reads the password here).
+INPUT_VARIABLES = ["NEW_PASSWORD"]
 SETTINGS_CLASSES: tuple[type[_Declared], ...] = (ServeSettings, Settings)
 S = TypeVar("S", bound=_Declared)
 
@@ -374,6 +461,7 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
     otherwise silently ignored and the default used), with the closest declared name."""
     env = os.environ if env is None else env
     known = [name.upper() for cls in SETTINGS_CLASSES for name in cls.model_fields]
+    known += INPUT_VARIABLES
     lines = []
     for variable in sorted(k for k in env if k.upper().startswith(ENV_PREFIX)):
         name = variable.upper().removeprefix(ENV_PREFIX)

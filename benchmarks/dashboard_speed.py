@@ -28,10 +28,10 @@ import numpy as np
 from analytics import columns as C
 from analytics import filters, synthetic
 from analytics.config import PROJ_ROOT, settings_from_env
-from analytics.store import artifacts
+from analytics.store import accounts, artifacts
 from analytics.workflow import load_or_train
 from dashboard import ids
-from dashboard.app import create_app, dash_app, served_base
+from dashboard.app import STATE_DB, create_app, dash_app, served_base
 from dashboard.layout import components_by_id
 from dashboard.server import settle
 
@@ -57,7 +57,7 @@ class Page:
 
     def __init__(self, app) -> None:
         self.app = app
-        self.props = component_props(app.layout)
+        self.props = component_props(app.layout())
 
     def value(self, cid, prop):
         key = json.dumps(cid, sort_keys=True) if isinstance(cid, dict) else cid
@@ -209,7 +209,14 @@ def main(argv=None) -> int:
     app = dash_app(server)
     settle()  # as the servers do before serving (wsgi.py, python -m dashboard)
     build = time.perf_counter() - t0
+    # An analyst's token: every request passes the login guard as in production (one indexed
+    # token lookup in the state database per request is part of each figure).
+    engine = server.extensions[STATE_DB]
+    accounts.add_user(engine, "bench", "analyst", "benchmark-password", actor="benchmark")
     client = server.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = (
+        "Bearer " + accounts.create_token(engine, "bench")[1]
+    )
     specs = [
         s for s in app._callback_list if not s.get("clientside_function") and not s.get("no_output")
     ]

@@ -1,7 +1,9 @@
 """`python -m dashboard [--data FILE] [mapping options]`: the dashboard on one table.
 
 Without --data it serves the built-in demo base. When models/ has no model trained on this
-table, one is trained first (progress is logged).
+table, one is trained first (progress is logged). This is the development server: on
+127.0.0.1 it makes demo accounts with new passwords, printed once in the log (gunicorn never
+does). Ops commands: `python -m dashboard db|users|tokens ...`.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.store import artifacts, db
+from dashboard.auth import AuthSetupError
 from dashboard.logs import configure_logging
 from dashboard.server import column_mapping, describe, warn_unknown_variables
 
@@ -78,6 +81,10 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["db"]:
         return db_command(argv[1:])
+    if argv[:1] in (["users"], ["tokens"]):
+        from dashboard import accounts_cli
+
+        return accounts_cli.main(argv)
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from_env()
@@ -102,8 +109,17 @@ def main(argv=None) -> int:
         mapping.update(parse_mapping_pairs(args.pairs))
         from dashboard.app import dash_app, start
 
-        server = start(config, settings, mapping=mapping, drop=tuple(args.drop))
-    except (DataError, artifacts.ArtifactError, ConfigError, db.StateError, OSError) as exc:
+        server = start(
+            config, settings, mapping=mapping, drop=tuple(args.drop), development=True
+        )
+    except (
+        DataError,
+        artifacts.ArtifactError,
+        ConfigError,
+        db.StateError,
+        AuthSetupError,
+        OSError,
+    ) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)

@@ -7,27 +7,33 @@ same process (tests, a second data set) each get their own.
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 
 from dash import Dash
 from flask import Flask, abort, request
+from flask_wtf.csrf import generate_csrf
+from sqlalchemy import Engine
 
+from analytics import access
 from analytics import columns as C
 from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
 from analytics.formatting import header, money_js
 from analytics.model import predict
 from analytics.services.base import ServedBase
-from analytics.store import db
+from analytics.store import accounts, db
 from analytics.workflow import Workspace
-from dashboard import callbacks, layout, logs, security
+from dashboard import auth, callbacks, layout, logs, security
 from dashboard.api import routes as api
 from dashboard.server import BATCH_LIMIT_KEY, load_workspace, settle
 
 log = logging.getLogger("dashboard")
 
 ASSETS = PROJ_ROOT / "assets"
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 SERVED_BASE = "retention_served_base"
-STATE_DB = "retention_state_db"  # the state database's engine (accounts, audit log)
+STATE_DB = auth.STATE_DB  # the state database's engine (accounts, audit log)
 DASH_APP = "retention_dash_app"
 
 
@@ -124,29 +130,49 @@ def value_note(data: ServedBase) -> str | None:
 
 # Paths the app answers besides its API: the page and Dash's own routes. Dash would answer any
 # other GET with the page too; here an unknown path is a 404.
-PAGE_PATHS = ("/",)
-DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/", "/api/")
+PAGE_PATHS = ("/", "/login", "/logout")
+DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/", "/api/", "/admin/")
 
 
 def _only_known_paths(server: Flask) -> None:
     @server.before_request
     def _unknown_path_is_404():
         path = request.path
+        if path == "/logout" and request.method != "POST":
+            abort(405)  # Dash would answer a GET with the page
         if path in PAGE_PATHS or path.startswith(DASH_PREFIXES):
             return None
         abort(404)
 
 
-def create_app(workspace: Workspace, *, batch_limit: int | None = None) -> Flask:
+def create_app(
+    workspace: Workspace,
+    *,
+    batch_limit: int | None = None,
+    state: Engine | None = None,
+    auth_config: auth.AuthConfig | None = None,
+) -> Flask:
     """The application over one loaded Workspace: a Flask app with the REST API and the Dash
-    dashboard mounted on it, both answering from one ServedBase through analytics.services."""
+    dashboard mounted on it, both answering from one ServedBase through analytics.services,
+    behind the login (dashboard.auth). `state`: the state database (default: a private
+    in-memory one); `auth_config`: the auth settings (default: a random secret key)."""
     base = ServedBase(workspace)
     schema = predict.input_schema(workspace.model.meta)
     server = Flask(__name__)
     server.config[BATCH_LIMIT_KEY] = batch_limit or setting_from_env(ServeSettings, "batch_limit")
     server.extensions[SERVED_BASE] = base
-    api.register(server, base)
     _only_known_paths(server)
+    forbidden: dict[str, frozenset] = {}  # role -> component ids outside its layout
+    auth.install(
+        server,
+        state if state is not None else db.memory_state(),
+        auth_config or auth.AuthConfig.for_tests(),
+        dash_rights=lambda user, body: _callback_right(forbidden, callbacks_of(server), user, body),
+    )
+    api.register(server, base)
+    from dashboard import admin
+
+    admin.register(server)
     app = Dash(
         __name__,
         server=server,
@@ -157,18 +183,99 @@ def create_app(workspace: Workspace, *, batch_limit: int | None = None) -> Flask
         meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
         update_title=None,
     )
-    app.layout = layout.page(
-        base,
-        schema,
-        grid_columns(base),
-        grid_columns(base, plan=True),
-        value_note(base),
-    )
+    columns = (grid_columns(base), grid_columns(base, plan=True), value_note(base))
+
+    def page_for(role, scope=None, menu=None):
+        levels = base.levels_for(scope)
+        return layout.page(base, schema, *columns, role=role, levels=levels, user_menu=menu)
+
+    full = page_for(access.ADMIN)
+    every_id = frozenset(map(_id_key, layout.components_by_id(full)))
+    for role in access.ROLES:
+        forbidden[role] = every_id - frozenset(
+            map(_id_key, layout.components_by_id(page_for(role)))
+        )
+
+    def serve_layout():
+        user = auth.user()
+        if user is None:  # Dash's own checks, outside a user's request: the whole page
+            return full
+        scope = user.scope if user.role == access.MANAGER else None
+        menu = layout.user_menu(
+            user.username, user.role, str(scope) if scope else None, generate_csrf()
+        )
+        return page_for(user.role, scope, menu)
+
+    app.layout = serve_layout
+
+    @server.after_request
+    def _dependencies_for_user(response):
+        # The browser is told only of the callbacks of its user's views: the renderer then
+        # finds every id it is told of, and the other views' wiring is not sent either.
+        user = auth.user()
+        hidden = forbidden.get(user.role) if user is not None else None
+        if request.path != "/_dash-dependencies" or response.status_code != 200 or not hidden:
+            return response
+        callbacks = callbacks_of(server)
+        kept = [
+            entry
+            for entry in json.loads(response.get_data())
+            if not (
+                entry.get("output") in callbacks
+                and _declared_ids(entry["output"], callbacks[entry["output"]]) & hidden
+            )
+        ]
+        response.set_data(json.dumps(kept))
+        return response
+
+    # Dash keeps the whole page to check callbacks in the browser; it would send every role
+    # the ids of views it may not see. The server checks callbacks itself (_callback_right).
+    app.validation_layout = None
     callbacks.register(app, base, schema)
     server.extensions[DASH_APP] = app
     security.install(app)
     logs.install_request_logging(server)
     return server
+
+
+def _id_key(cid) -> str:
+    """A component id as the callback check compares it: a pattern-matching id by its type
+    (layout.components_by_id gives those as JSON text)."""
+    if isinstance(cid, str) and cid.startswith("{"):
+        cid = json.loads(cid)
+    if isinstance(cid, dict):
+        return f"pattern:{cid.get('type')}"
+    return str(cid)
+
+
+def _declared_ids(output: str, spec: dict) -> set[str]:
+    """Every component id a registered callback reads or writes, from its declaration (not
+    from what the request claims)."""
+    found = {_id_key(d["id"]) for d in spec.get("inputs", []) + spec.get("state", [])}
+    outputs = spec.get("output")
+    for out in outputs if isinstance(outputs, list) else [outputs]:
+        cid = getattr(out, "component_id", None)
+        if cid is not None:
+            found.add(_id_key(cid))
+    return found
+
+
+def _callback_right(forbidden: dict, callbacks: dict, user, body) -> str | None:
+    """The right a callback request needs: MODEL when the callback Dash would run for it (its
+    "output" key) touches a component outside the user's layout (the model view is the only
+    such view), else None."""
+    output = body.get("output") if isinstance(body, dict) else None
+    spec = callbacks.get(output) if isinstance(output, str) else None
+    if spec is None:
+        return None  # no such callback: Dash refuses it itself
+    if _declared_ids(output, spec) & forbidden.get(user.role, frozenset()):
+        return access.MODEL
+    return None
+
+
+def callbacks_of(server: Flask) -> dict:
+    app = server.extensions.get(DASH_APP)
+    return app.callback_map if app is not None else {}
 
 
 def dash_app(server: Flask) -> Dash:
@@ -186,26 +293,39 @@ def start(
     *,
     mapping: dict[str, str] | None = None,
     drop: tuple[str, ...] = (),
+    development: bool = False,
 ) -> Flask:
     """The one start-up path of `wsgi.py` and `python -m dashboard`: load the table and its model
     (retraining only as RETENTION_RETRAIN allows), build the app, finish Dash's set-up with one
     request, and freeze what start-up loaded out of the garbage collector's sight."""
+    local = development and config.host in LOOPBACK
+    secret = config.secret_key or (secrets.token_urlsafe(48) if local else None)
+    auth_config = auth.AuthConfig.from_settings(config, secret)  # no key: cannot start
     url = db.database_url(config.state_dir, config.database_url)
     state, revision = db.open_state(url)
     log.info("state database %s at revision %s", db.safe_url(url), revision)
     workspace = load_workspace(config, settings, log, mapping=mapping, drop=drop)
     log.info("%s: %s", workspace.source, workspace.how)
-    server = create_app(workspace, batch_limit=config.batch_limit)
-    server.extensions[STATE_DB] = state
+    server = create_app(
+        workspace, batch_limit=config.batch_limit, state=state, auth_config=auth_config
+    )
+    if local and config.auth == "password":
+        made = auth.demo_accounts(state, served_base(server).allowed)
+        log.warning(
+            "development server: demo accounts with new passwords (shown this once): %s",
+            "; ".join(f"{name} ({role}) password {pw}" for name, role, pw in made),
+        )
+    elif config.auth == "password" and not accounts.user_count(state):
+        log.warning(auth.FIRST_ADMIN_HINT)
     if config.debug:
         dash_app(server).enable_dev_tools(debug=True, dev_tools_hot_reload=False)
         log.warning("RETENTION_DEBUG is on: Dash dev tools show tracebacks to every client")
     # Dash finishes its set-up (registering the component files it may serve) on a process's
     # first request, and marks it done before it is: under gthread, a second thread's request
     # for a component file can arrive in between and get a 500 ("not a registered library").
-    # One request here completes the set-up once; under gunicorn's preload every worker forks
-    # with it done.
-    with server.test_client() as client:
-        client.get("/", headers={logs.REQUEST_ID_HEADER: "preload"})
+    # Running it here completes the set-up once (a request would stop at the login guard);
+    # under gunicorn's preload every worker forks with it done.
+    with server.test_request_context("/", headers={logs.REQUEST_ID_HEADER: "preload"}):
+        dash_app(server)._setup_server()
     settle()
     return server

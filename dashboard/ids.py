@@ -72,3 +72,5 @@ PREDICT_RESULT = "predict-result"
 PREDICT_LOAD_ID = "predict-load-id"  # a customer id to fill the form from (what-if)
 PREDICT_LOAD = "predict-load"
 PREDICT_LOAD_NOTE = "predict-load-note"
+USER_NAME = "user-name"
+LOGOUT = "logout"

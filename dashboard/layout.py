@@ -10,6 +10,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
+from analytics import access
 from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
 from analytics.formatting import display_name, money
@@ -26,6 +27,13 @@ TABS = (
     ("model", "Model"),
     ("predict", "Predict"),
 )
+# Tabs that need more than the customer views' right (analytics.access): not built for others.
+TAB_RIGHTS = {"model": access.MODEL}
+
+
+def tabs_for(role: str | None) -> list[str]:
+    """The tab keys `role` sees, in order."""
+    return [k for k, _ in TABS if access.allowed(role, TAB_RIGHTS.get(k, access.VIEWS))]
 
 
 def factor_options(data) -> list[str]:
@@ -170,7 +178,39 @@ def filters_panel(
     )
 
 
-def navbar(source: str, version: str) -> dbc.Navbar:
+def user_menu(username: str, role: str, scope: str | None, csrf_token: str) -> html.Div:
+    """Who is logged in (role and scope), the admin pages for an admin, and a log-out form
+    (a POST with its CSRF token, so no other site can log a user out)."""
+    who = f"{username} · {role}" + (f" · {scope}" if scope else "")
+    links = []
+    if access.allowed(role, access.ADMINISTER):
+        links = [
+            html.A(text, href=href, className="nav-link px-1 text-white-50 small")
+            for text, href in (("Users", "/admin/users"), ("Tokens", "/admin/tokens"),
+                               ("Audit log", "/admin/audit"))
+        ]
+    return html.Div(
+        [
+            *links,
+            html.Span(who, id=ids.USER_NAME, className="navbar-text small text-white-50"),
+            html.Form(
+                [
+                    dcc.Input(type="hidden", name="csrf_token", value=csrf_token),
+                    html.Button(
+                        "Log out", type="submit", id=ids.LOGOUT,
+                        className="btn btn-sm btn-outline-light",
+                    ),
+                ],
+                method="post",
+                action="/logout",
+                className="m-0",
+            ),
+        ],
+        className="d-flex align-items-center gap-2 flex-wrap ms-auto user-menu",
+    )
+
+
+def navbar(source: str, version: str, user_menu=None) -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
@@ -184,6 +224,7 @@ def navbar(source: str, version: str) -> dbc.Navbar:
                     id=ids.STATUS,
                     className="navbar-text small text-white-50 text-truncate",
                 ),
+                *([user_menu] if user_menu is not None else []),
             ],
             fluid=True,
         ),
@@ -570,21 +611,29 @@ def page(
     grid_columns: list[dict],
     plan_columns: list[dict],
     value_note: str | None,
+    *,
+    role: str | None = access.ADMIN,
+    levels: dict[str, list[str]] | None = None,
+    user_menu=None,
 ):
+    """The page as `role` sees it: only the tabs its rights allow (their components are not
+    sent at all), filter levels cut to the user's scope (`levels`), and the user's menu."""
     ws = data.ws
-    tabs = {
-        "overview": overview_tab(ws.table.has_dates),
-        "drivers": drivers_tab(factor_options(data)),
-        "customers": customers_tab(grid_columns, value_note),
-        "planner": planner_tab(ws.settings, plan_columns, value_note),
-        "model": model_tab(data.threshold),
-        "predict": predict_tab(schema),
+    makers = {
+        "overview": lambda: overview_tab(ws.table.has_dates),
+        "drivers": lambda: drivers_tab(factor_options(data)),
+        "customers": lambda: customers_tab(grid_columns, value_note),
+        "planner": lambda: planner_tab(ws.settings, plan_columns, value_note),
+        "model": lambda: model_tab(data.threshold),
+        "predict": lambda: predict_tab(schema),
     }
+    shown = tabs_for(role)
+    tabs = {key: makers[key]() for key in shown}
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Store(id=ids.FILTER_QUERY),
-            navbar(ws.source, ws.model.version),
+            navbar(ws.source, ws.model.version, user_menu),
             dbc.Container(
                 [
                     dbc.Row(
@@ -594,7 +643,7 @@ def page(
                                     [
                                         html.Summary("Filters", className="fw-semibold mb-2"),
                                         filters_panel(
-                                            data.allowed,
+                                            data.allowed if levels is None else levels,
                                             data.tenure_range,
                                             {
                                                 C.VALUE_TIER: value_tier_labels(
@@ -636,6 +685,7 @@ def page(
                                                 tab_id=key,
                                             )
                                             for key, text in TABS
+                                            if key in tabs
                                         ],
                                         id=ids.TABS,
                                         active_tab="overview",

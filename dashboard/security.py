@@ -40,7 +40,9 @@ CSP_BASE = {
 STATIC_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: over HTTPS the CSRF check (Flask-WTF) wants this site's own
+    # Referer on every form and callback POST; other sites still get none.
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
 

@@ -18,6 +18,7 @@ from analytics.services.base import ServedBase
 from dashboard.api import routes as api
 from dashboard.api.http import max_body_bytes
 from dashboard.app import create_app, served_base
+from tests.support import signed_in
 
 JSON = "application/json"
 
@@ -29,7 +30,7 @@ def app(demo_workspace):
 
 @pytest.fixture(scope="module")
 def client(app):
-    return app.test_client()
+    return signed_in(app, "admin")
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def schema(demo_workspace):
 
 @pytest.fixture(scope="module")
 def norev_client(no_revenue_workspace):
-    return create_app(no_revenue_workspace).test_client()
+    return signed_in(create_app(no_revenue_workspace), "analyst")
 
 
 def typical_record(schema) -> dict:
@@ -429,7 +430,7 @@ def test_predict_without_revenue_has_no_value_fields(norev_client, no_revenue_wo
 
 
 def test_predict_on_telco(telco_workspace):
-    client = create_app(telco_workspace).test_client()
+    client = signed_in(create_app(telco_workspace), "analyst")
     model = body(client.get("/api/v1/model"))
     record = {name: spec["default"] for name, spec in model["features"].items()}
     got = body(client.post("/api/v1/predict", json={"customers": [record, record]}))
@@ -602,7 +603,7 @@ def test_an_error_outside_the_blueprint_under_api_is_json_too(demo_workspace):
     def _boom():
         raise RuntimeError("secret")
 
-    r = server.test_client().get("/api/boom")
+    r = signed_in(server).get("/api/boom")
     assert r.status_code == 500
     assert "secret" not in r.get_data(as_text=True)
     assert body(r) == {"error": api.INTERNAL}

@@ -18,12 +18,14 @@ from hypothesis import strategies as st
 
 from analytics import columns as C
 from dashboard.app import create_app
+from tests.support import signed_in
 
 EXAMPLES = 50
 # The operations fuzzed below; a test checks this is every operation of the document.
 OPERATIONS = (
     "health", "kpis", "trend", "cohorts", "segments", "drivers", "value_risk", "at_risk",
-    "customer", "planner", "model_curves", "model_threshold", "predict", "model", "openapi",
+    "customer", "planner", "model_curves", "model_threshold", "predict", "model", "audit",
+    "openapi",
 )
 
 TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
@@ -175,7 +177,7 @@ def workspace(request):
 
 @pytest.fixture(scope="module")
 def client(workspace):
-    return create_app(workspace).test_client()
+    return signed_in(create_app(workspace), "admin")
 
 
 @pytest.fixture(scope="module")

@@ -55,11 +55,16 @@ def shown(column: str) -> str:
     return f"[id='{dom_id(type=ids.FILTER, column=column)}-value']"
 
 
-def start(dash_duo, workspace, *, debug: bool = True):
+def start(dash_duo, workspace, *, debug: bool = True, role: str = "admin", scope=None):
+    """Serve the app, log in through the form as a new `role` user, open the dashboard."""
     from dashboard.app import create_app, dash_app
+    from tests.support import PASSWORD, make_user
 
+    server = create_app(workspace)
+    name = make_user(server, role, scope)
     dash_duo.start_server(
-        dash_app(create_app(workspace)),
+        dash_app(server),
+        navigate=False,
         debug=debug,
         use_reloader=False,
         dev_tools_hot_reload=False,
@@ -70,6 +75,17 @@ def start(dash_duo, workspace, *, debug: bool = True):
         "Emulation.setEmulatedMedia",
         {"features": [{"name": "prefers-reduced-motion", "value": "reduce"}]},
     )
+    log_in(dash_duo, name, PASSWORD)
+    dash_duo.server_url = dash_duo.server.url  # the page, now with the session cookie
+    return name
+
+
+def log_in(dash_duo, name: str, password: str) -> None:
+    dash_duo.driver.get(dash_duo.server.url + "/login")
+    dash_duo.wait_for_element("#username").send_keys(name)
+    dash_duo.find_element("#password").send_keys(password)
+    dash_duo.find_element("#login-submit").click()
+    until(lambda: "/login" not in dash_duo.driver.current_url, WAIT, msg="login did not finish")
 
 
 def click(dash_duo, css: str) -> None:
@@ -523,3 +539,68 @@ def test_at_risk_grid_fits_1440_with_whole_headers_tooltips_and_a_percent_filter
     shown = dash_duo.find_elements(f"{cells}[col-id='{C.P_CHURN}']")
     assert shown
     assert all(float(e.text.rstrip("%")) >= 50 for e in shown)
+
+
+# -- accounts and roles -----------------------------------------------------------------------
+
+EVERY_TAB = ["Overview", "Drivers", "At-risk customers", "Retention planner", "Model", "Predict"]
+TAB_LABELS = {
+    "admin": EVERY_TAB,
+    "analyst": EVERY_TAB,
+    "manager": [t for t in EVERY_TAB if t != "Model"],
+}
+
+
+@pytest.mark.parametrize("width", [1440, 375])
+@pytest.mark.parametrize("role", ["admin", "analyst", "manager"])
+def test_each_role_logs_in_and_sees_only_its_views(dash_duo, demo_workspace, role, width):
+    scope = "region=North" if role == "manager" else None
+    dash_duo.driver.set_window_size(width, 900)
+    name = start(dash_duo, demo_workspace, debug=False, role=role, scope=scope)
+    dash_duo.wait_for_element(f"#{ids.KPI_ROW} .kpi-value", timeout=WAIT)
+    until(lambda: dash_duo.find_element(KPI_CUSTOMERS).text not in ("", "–"), WAIT)
+    tabs = [
+        t.get_attribute("textContent").strip()
+        for t in dash_duo.driver.find_elements(By.CSS_SELECTOR, f"#{ids.TABS} .nav-link")
+    ]
+    assert tabs == TAB_LABELS[role]
+    menu = dash_duo.find_element(f"#{ids.USER_NAME}").get_attribute("textContent")
+    assert name in menu
+    assert role in menu
+    links = [a.get_attribute("href") for a in dash_duo.driver.find_elements(By.CSS_SELECTOR, "a")]
+    assert any(h and h.endswith("/admin/users") for h in links) == (role == "admin")
+    customers = kpi_number(dash_duo)
+    data = demo_workspace.scored
+    if role == "manager":
+        assert customers == int((data["region"].astype(str) == "North").sum())
+    else:
+        assert customers == len(data)
+    scroll = dash_duo.driver.execute_script("return document.documentElement.scrollWidth")
+    inner = dash_duo.driver.execute_script("return window.innerWidth")
+    assert scroll <= inner + 1, f"page is {scroll}px wide in a {inner}px window"
+    if role == "admin":
+        dash_duo.driver.get(dash_duo.server.url + "/admin/users")
+        dash_duo.wait_for_element("#users-table")
+        assert name in dash_duo.find_element("#users-table").text
+    # log out: the form posts with its CSRF token, and the page then asks for a login
+    dash_duo.driver.get(dash_duo.server.url + "/")
+    logout = dash_duo.wait_for_element(f"#{ids.LOGOUT}", timeout=WAIT)
+    dash_duo.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", logout)
+    logout.click()
+    until(lambda: "/login" in dash_duo.driver.current_url, WAIT, msg="logout did not finish")
+    dash_duo.driver.get(dash_duo.server.url + "/")
+    assert "/login" in dash_duo.driver.current_url
+    logs = [e["message"] for e in dash_duo.get_logs()]
+    assert not logs, "\n".join(logs)
+
+
+def test_a_wrong_password_is_told_in_the_form(dash_duo, demo_workspace):
+    from dashboard.app import create_app, dash_app
+
+    dash_duo.start_server(dash_app(create_app(demo_workspace)), navigate=False)
+    dash_duo.driver.get(dash_duo.server.url + "/")
+    assert "/login?next=" in dash_duo.driver.current_url
+    dash_duo.wait_for_element("#username").send_keys("nobody")
+    dash_duo.find_element("#password").send_keys("not-the-password")
+    dash_duo.find_element("#login-submit").click()
+    assert "Wrong username or password" in dash_duo.wait_for_element("#login-error").text

@@ -59,7 +59,7 @@ def _callback_ids(app) -> set[str]:
 @pytest.mark.parametrize("fixture", ["demo_workspace", "telco_workspace", "no_revenue_workspace"])
 def test_every_callback_id_exists_in_the_layout(request, fixture):
     app = dash_app(create_app(request.getfixturevalue(fixture)))
-    in_layout = _layout_ids(app.layout)
+    in_layout = _layout_ids(app.layout())
     pattern_types = {json.loads(i)["type"] for i in in_layout if i.startswith("{")}
     pattern_types.add(ids.FILTER_CHIP)  # chips are drawn by the URL callback, one per filter
     for name in _callback_ids(app):
@@ -264,7 +264,7 @@ def test_prediction_card_good_and_bad_input(demo):
 
 def test_value_views_explain_why_they_are_off_without_revenue(no_revenue_workspace):
     app = dash_app(create_app(no_revenue_workspace))
-    text = json.dumps(app.layout.to_plotly_json(), default=str)
+    text = json.dumps(app.layout().to_plotly_json(), default=str)
     assert "not available because the data has no monthly_revenue column" in text
 
 
@@ -472,7 +472,7 @@ def test_grid_headers_and_factor_titles_use_the_display_names(demo, app):
     assert headers[C.CUSTOMER_ID] == "Customer"
     fig = drivers.factor_figure(demo, "", C.TENURE)
     assert fig.layout.title.text == "Churn rate by Tenure"
-    dropdown = components_by_id(app.layout)[ids.FACTOR]
+    dropdown = components_by_id(app.layout())[ids.FACTOR]
     assert "tenure_months" not in {o["label"] for o in dropdown.options}
 
 
@@ -509,7 +509,7 @@ def test_export_and_grid_agree_on_percent(demo):
 def test_value_tier_is_shown_against_value(demo, app):
     from dashboard.app import grid_columns
 
-    text = str(app.layout)
+    text = str(app.layout())
     assert "High (Value ≥ $" in text
     assert "Cut on Value" in text
     value_col = next(c for c in grid_columns(demo) if c["field"] == C.VALUE)

@@ -18,9 +18,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -197,15 +199,16 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
 @pytest.fixture(scope="module")
 def client(demo_workspace):
     from dashboard.app import create_app
+    from tests.support import signed_in
 
-    app = create_app(demo_workspace)
-    return app.test_client()
+    return signed_in(create_app(demo_workspace), "analyst")
 
 
 @pytest.mark.parametrize(
     ("path", "status"),
     [
         ("/", 200),
+        ("/login", 200),
         ("/_dash-layout", 200),
         ("/assets/app.css", 200),
         ("/assets/no-such-file.css", 404),
@@ -219,7 +222,7 @@ def test_security_headers_on_every_response(client, path, status):
     headers = response.headers
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
-    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["Referrer-Policy"] == "same-origin"
     csp = dict(d.strip().split(" ", 1) for d in headers["Content-Security-Policy"].split(";"))
     assert csp["frame-ancestors"] == "'none'"
     assert csp["default-src"] == "'self'"
@@ -341,6 +344,9 @@ def trained_models(tmp_path_factory, demo_workspace) -> Path:
     return models
 
 
+TEST_SECRET = "test-secret-key-of-forty-characters-long-x"
+
+
 def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
     env.update(
@@ -348,10 +354,27 @@ def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
         RETENTION_MODELS_DIR=str(models),
         RETENTION_PORT=str(port),
         RETENTION_WORKERS="2",
+        RETENTION_SECRET_KEY=TEST_SECRET,
+        RETENTION_STATE_DIR=tempfile.mkdtemp(prefix="state-"),  # a new database
         PYTHONUNBUFFERED="1",
-        **extra,
     )
-    return env
+    env.update(extra)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def accounts_cli(env: dict[str, str], *args: str, password: str | None = None) -> str:
+    """`python -m dashboard users|tokens ...` on the server's database, as ops run it."""
+    extra = {"RETENTION_NEW_PASSWORD": password} if password else {}
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        cwd=PROJ_ROOT,
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout
 
 
 def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen:
@@ -366,12 +389,13 @@ def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen:
 
 
 class Server:
-    def __init__(self, proc: subprocess.Popen, port: int, log: Path) -> None:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path, token: str = "") -> None:
         self.proc, self.port, self.log = proc, port, log
         self.url = f"http://127.0.0.1:{port}"
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def get(self, path: str, *, timeout: float = 20, headers=None) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.url + path, headers=headers or {})
+        request = urllib.request.Request(self.url + path, headers={**self.auth, **(headers or {})})
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, response.read()
@@ -382,7 +406,7 @@ class Server:
         request = urllib.request.Request(
             self.url + path,
             data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
+            headers={"Content-Type": "application/json", **self.auth},
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -408,7 +432,7 @@ def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
         if server.proc.poll() is not None:
             pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log_text()}")
         try:
-            if server.get("/_dash-layout", timeout=2)[0] == 200 and len(server.workers()) == 2:
+            if server.get("/api/v1/health", timeout=2)[0] == 200 and len(server.workers()) == 2:
                 return
         except OSError:
             pass
@@ -426,14 +450,24 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
+BROWSER_USER = ("ops-admin", "ops-admin-password-1")
+
+
 @pytest.fixture(scope="module")
 def gunicorn_server(tmp_path_factory, trained_models):
+    """gunicorn on a new database; its accounts are made with the CLI while it runs."""
     port = free_port()
     log = tmp_path_factory.mktemp("gunicorn") / "gunicorn.log"
-    proc = start_gunicorn(gunicorn_env(trained_models, port), log)
+    env = gunicorn_env(trained_models, port)
+    proc = start_gunicorn(env, log)
     server = Server(proc, port, log)
     try:
         wait_ready(server)
+        name, password = BROWSER_USER
+        accounts_cli(env, "users", "add", name, "--role", "admin", password=password)
+        token = accounts_cli(env, "tokens", "create", name).strip().splitlines()[-1]
+        server.auth = {"Authorization": f"Bearer {token}"}
+        server.env = env
         yield server
     finally:
         stop(proc)
@@ -452,12 +486,16 @@ def customers(trained_models) -> list[dict]:
 
 def test_gunicorn_logs_preload_once_and_its_workers(gunicorn_server):
     text = gunicorn_server.log_text()
+    assert "no user accounts yet: create the first admin with" in text
     assert text.count("loaded model") == 1  # loaded once, in the master, before forking
     assert "ready: 2 gthread worker(s)" in text
     assert "Traceback" not in text
     typo = "RETENTION_LOG_LEVL is not a setting and is ignored; did you mean RETENTION_LOG_LEVEL?"
     assert [line for line in text.splitlines() if "WARNING" in line and typo in line] != []
     assert text.count(typo) == 1  # said once, by the master
+
+
+CSRF_VALUE = re.compile(rb'"value":"[\w.-]{40,}"')
 
 
 def test_every_worker_answers_identically(gunicorn_server):
@@ -467,7 +505,7 @@ def test_every_worker_answers_identically(gunicorn_server):
         for i in range(40):  # a new connection each time, so both workers are reached
             status, body = gunicorn_server.get(path, headers={"X-Request-ID": f"same-{i}"})
             assert status == 200
-            bodies.add(body)
+            bodies.add(CSRF_VALUE.sub(b"", body))  # the log-out form's token is per request
         assert len(bodies) == 1, f"{path}: workers disagree"
     # the access log says which process answered each request id
     pids = set(re.findall(r"\[(\d+)\] dashboard\.access \[same-\d+\]", gunicorn_server.log_text()))
@@ -561,6 +599,104 @@ def test_a_killed_worker_is_replaced_and_service_continues(gunicorn_server, cust
     assert gunicorn_server.get("/_dash-layout")[0] == 200
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None  # a 3xx is then an HTTPError the caller reads
+
+
+def _login(server: Server, name: str, password: str) -> tuple[int, str]:
+    """A form login with urllib: (status, the session cookie). Redirects are not followed."""
+    import http.cookiejar
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
+    page = opener.open(server.url + "/login", timeout=20).read().decode()
+    token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
+    form = urllib.parse.urlencode({"csrf_token": token, "username": name, "password": password})
+    try:
+        status = opener.open(server.url + "/login", data=form.encode(), timeout=20).status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    return status, "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+@needs_api
+def test_accounts_and_roles_through_gunicorn(gunicorn_server):
+    """Issue 10's check: without credentials only health answers; each role gets what the table
+    says; a manager scoped to region=North sees a strict part and 404 outside it, and cannot run
+    a model-view callback; 20 wrong passwords meet 429; the database file holds no password or
+    token in plain; the audit log shows the manager's login."""
+    server, env = gunicorn_server, gunicorn_server.env
+    anonymous = Server(server.proc, server.port, server.log)
+    assert anonymous.get("/api/v1/health")[0] == 200
+    for path in ("/api/v1/kpis", "/api/v1/model", "/_dash-layout", "/_dash-dependencies"):
+        assert anonymous.get(path)[0] == 401, path
+    assert anonymous.post_json("/_dash-update-component", {})[0] == 401
+    opener = urllib.request.build_opener(_NoRedirect)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(urllib.request.Request(server.url + "/"), timeout=20)
+    assert refused.value.code == 302
+    assert refused.value.headers["Location"].startswith("/login")
+
+    secrets = {}
+    for role, scope in (("analyst", None), ("manager", "region=North")):
+        extra = ("--scope", scope) if scope else ()
+        accounts_cli(
+            env,
+            "users",
+            "add",
+            f"g-{role}",
+            "--role",
+            role,
+            *extra,
+            password=f"g-{role}-password-1",
+        )
+        secrets[role] = accounts_cli(env, "tokens", "create", f"g-{role}").splitlines()[-1]
+    clients = {"admin": server}
+    for role, secret in secrets.items():
+        clients[role] = Server(server.proc, server.port, server.log, secret)
+    table = {
+        "/api/v1/kpis": (200, 200, 200),
+        "/api/v1/model": (200, 200, 403),
+        "/api/v1/model/curves": (200, 200, 403),
+        "/api/v1/audit?limit=5": (200, 403, 403),
+    }
+    for path, codes in table.items():
+        got = tuple(clients[r].get(path)[0] for r in ("admin", "analyst", "manager"))
+        assert got == codes, path
+    everyone = json.loads(clients["analyst"].get("/api/v1/kpis")[1])["customers"]
+    north = json.loads(clients["analyst"].get("/api/v1/kpis?region=North")[1])["customers"]
+    mine = json.loads(clients["manager"].get("/api/v1/kpis")[1])["customers"]
+    assert 0 < mine == north < everyone
+    page = json.loads(
+        clients["analyst"].get("/api/v1/customers/at-risk?limit=1000&region=South")[1]
+    )
+    outside = page["items"][0]["customer_id"]
+    assert clients["analyst"].get(f"/api/v1/customers/{outside}")[0] == 200
+    assert clients["manager"].get(f"/api/v1/customers/{outside}")[0] == 404
+    body = {
+        "output": "..confusion-matrix.figure...threshold-metrics.children...model-lift.figure..",
+        "outputs": [{"id": "confusion-matrix", "property": "figure"}],
+        "inputs": [],
+        "changedPropIds": [],
+    }
+    assert clients["manager"].post_json("/_dash-update-component", body)[0] == 403
+
+    status, _ = _login(server, "g-manager", "g-manager-password-1")
+    assert status == 302
+    codes = [_login(server, "g-analyst", f"wrong-{i}")[0] for i in range(20)]
+    assert codes[0] == 401
+    assert 429 in codes  # 5 per worker and account: by the 11th try at the latest
+
+    state = Path(env["RETENTION_STATE_DIR"])
+    raw = b"".join(p.read_bytes() for p in state.iterdir() if p.is_file())
+    assert b"g-manager" in raw
+    for plain in ["g-manager-password-1", "g-analyst-password-1", *secrets.values()]:
+        assert plain.encode() not in raw
+    events = json.loads(server.get("/api/v1/audit?limit=100")[1])["events"]
+    assert ("login", "g-manager") in {(e["action"], e["actor"]) for e in events}
+
+
 @needs_api
 def test_batch_predict_through_gunicorn(gunicorn_server, customers):
     status, body = gunicorn_server.post_json("/api/v1/predict", {"customers": customers})
@@ -588,7 +724,12 @@ def test_dashboard_renders_under_the_csp_without_violations(gunicorn_server, das
 
     driver = dash_br.driver
     driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_PROBE})
-    driver.get(gunicorn_server.url + "/")
+    driver.get(gunicorn_server.url + "/")  # to the login page, then back
+    name, password = BROWSER_USER
+    until(lambda: driver.find_elements(By.ID, "username"), 20, msg="no login form")
+    driver.find_element(By.ID, "username").send_keys(name)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
     kpi = '[id=\'{"name":"customers","type":"kpi"}\']'
     until(
         lambda: driver.find_elements(By.CSS_SELECTOR, kpi)
@@ -596,7 +737,7 @@ def test_dashboard_renders_under_the_csp_without_violations(gunicorn_server, das
         30,
         msg="the Customers KPI card did not render",
     )
-    for tab in driver.find_elements(By.CSS_SELECTOR, ".nav-link"):  # figures, grids, forms
+    for tab in driver.find_elements(By.CSS_SELECTOR, "#tabs .nav-link"):  # figures, grids, forms
         driver.execute_script("arguments[0].click()", tab)
         time.sleep(1.0)
     assert driver.execute_script("return window.__cspViolations") == []

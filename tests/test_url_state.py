@@ -191,7 +191,7 @@ def test_chips_rendered_again_do_not_recompute_the_views(demo, options):
 
 def test_chips_sit_above_the_kpis_where_a_folded_panel_cannot_hide_them(demo_workspace):
     app = dash_app(create_app(demo_workspace))
-    found = components_by_id(app.layout)
+    found = components_by_id(app.layout())
     assert ids.ACTIVE_FILTERS in found
     # not inside the filter panel, which phones fold
     assert ids.ACTIVE_FILTERS not in components_by_id(found[ids.FILTERS_DETAILS])

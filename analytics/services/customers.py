@@ -98,12 +98,14 @@ def summary(base: ServedBase, query: str) -> dict:
     return {"list_customers": len(rows), "list_expected_loss": loss}
 
 
-def at_risk_csv(base: ServedBase, query: str, *, sort=(), conditions=()) -> str:
+def at_risk_csv(
+    base: ServedBase, query: str, *, sort=(), conditions=()
+) -> tuple[str, int]:
     """The whole list under these sort and column conditions, as spreadsheet-safe CSV with the
-    grid's headers and units (export.list_csv)."""
+    grid's headers and units (export.list_csv), and its number of rows (for the audit log)."""
     selected = _selected(base, query, list(sort), list(conditions))
     columns = [c for c in base.grid_fields if c in selected.columns]
-    return export.list_csv(selected[columns], base.ws.settings.currency)
+    return export.list_csv(selected[columns], base.ws.settings.currency), len(selected)
 
 
 def value_tier_cuts(base: ServedBase) -> tuple[float, float] | None:
@@ -120,7 +122,8 @@ def value_tier_cuts(base: ServedBase) -> tuple[float, float] | None:
 def _position(base: ServedBase, customer_id: str) -> int | None:
     positions = base.id_positions
     pos = positions.get(str(customer_id))
-    return None if pos is None else int(pos)
+    # Outside the user's scope is the same answer as unknown: ids do not leak.
+    return None if pos is None or not base.in_scope(int(pos)) else int(pos)
 
 
 def customer(base: ServedBase, customer_id: str) -> dict | None:

@@ -14,7 +14,7 @@ from flask import Response, current_app, request
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from analytics import filters
+from analytics import access, filters
 from analytics.plain import plain
 from analytics.services.base import ServedBase
 
@@ -124,20 +124,21 @@ def parse_filters(data: ServedBase, pairs: Mapping[str, list[str]]):
     """(FilterState, problems): each parameter is checked on its own so every problem is listed
     with the parameter that caused it."""
     problems = []
+    allowed = data.levels_for(access.current_scope())  # a manager names levels in scope only
     for name, values in pairs.items():
         try:
-            filters.from_pairs({name: values}, data.allowed, strict=True)
+            filters.from_pairs({name: values}, allowed, strict=True)
         except filters.FilterError as exc:
             problems.append({"field": name, "message": str(exc)})
     bounds = {k: pairs[k] for k in (filters.TENURE_MIN, filters.TENURE_MAX) if k in pairs}
     if len(bounds) == 2 and not any(p["field"] in bounds for p in problems):
         try:
-            filters.from_pairs(bounds, data.allowed, strict=True)
+            filters.from_pairs(bounds, allowed, strict=True)
         except filters.FilterError as exc:
             problems.append({"field": filters.TENURE_MIN, "message": str(exc)})
     if problems:
         return None, problems
-    return filters.from_pairs(pairs, data.allowed, strict=True), []
+    return filters.from_pairs(pairs, allowed, strict=True), []
 
 
 def filters_echo(state: filters.FilterState) -> dict:

@@ -32,6 +32,10 @@ class AtRiskQuery(Query):
     offset: int = Field(0, ge=0, description="Rows to skip.")
 
 
+class AuditQuery(Query):
+    limit: int = Field(100, ge=1, le=MAX_LIMIT, description="The newest N events.")
+
+
 class TrendQuery(Query):
     split: bool = Field(False, description="One line per segment.")
 
@@ -353,7 +357,33 @@ class Model(Out):
     definitions: dict[str, str]
 
 
+class AuditEvent(Out):
+    id: int
+    at: str = Field(description="UTC, ISO 8601.")
+    actor: str | None = Field(description="Who (username); null: the system.")
+    action: str = Field(description="login, login.failed, logout, user.add, user.role, "
+                        "user.scope, user.disable, user.enable, user.password, token.create, "
+                        "token.revoke, export.")
+    target: str | None
+    address: str | None
+    details: dict
+
+
+class UsageCount(Out):
+    day: str
+    username: str
+    action: str
+    count: int
+
+
+class Audit(Out):
+    events: list[AuditEvent] = Field(description="Newest first.")
+    usage: list[UsageCount] = Field(description="Calls counted per day (predictions).")
+    limit: int
+
+
 RESPONSES = (
+    Audit,
     Error,
     NotReady,
     Health,

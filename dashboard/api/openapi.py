@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from analytics import access, filters
 from analytics import columns as C
-from analytics import filters
 from analytics.model import predict
 from dashboard.api import models
 
@@ -23,6 +23,8 @@ PREFIX = "/api/v1"
 # Error answers, by status: their component names and what each means.
 ERROR_NAMES = {
     "400": "BadRequest",
+    "401": "Unauthorized",
+    "403": "Forbidden",
     "404": "NotFound",
     "409": "Conflict",
     "413": "TooLarge",
@@ -32,7 +34,11 @@ RESPONSES = {
     "BadRequest": "A query parameter is wrong (unknown filter or level, bad sort/limit/offset, a "
     "value out of range), the body is not JSON, or the content type is wrong. Every problem is "
     "listed.",
-    "NotFound": "No such customer in the current base, or no such route.",
+    "Unauthorized": "No user: log in (session cookie) or send 'Authorization: Bearer <token>'; "
+    "or the token is unknown, expired or revoked.",
+    "Forbidden": "The user's role lacks the right; the body names the role needed.",
+    "NotFound": "No such customer in the current base (or outside a manager's scope), or no "
+    "such route.",
     "Conflict": "The data set cannot answer this (the at-risk list needs monthly_revenue).",
     "TooLarge": "The body or the batch exceeds the limit.",
     "Unprocessable": "The body is JSON but invalid; every problem is listed with its field path.",
@@ -133,10 +139,14 @@ class Operation:
     filters: bool = False
     errors: tuple[str, ...] = ()
     path_params: tuple[str, ...] = ()
+    right: str | None = access.VIEWS  # None: no user needed
 
 
 OPERATIONS = (
-    Operation("/health", "get", "health", "Readiness: data and model loaded.", models.Health),
+    Operation(
+        "/health", "get", "health", "Readiness: data and model loaded.", models.Health,
+        right=None,
+    ),
     Operation(
         "/kpis", "get", "kpis", "The KPI cards over the customers the filters select.",
         models.Kpis, filters=True, errors=("400",),
@@ -183,12 +193,13 @@ OPERATIONS = (
     Operation(
         "/model/curves", "get", "model_curves",
         "ROC, precision-recall, calibration and lift of the selection's out-of-fold scores.",
-        models.ModelCurves, filters=True, errors=("400",),
+        models.ModelCurves, filters=True, errors=("400",), right=access.MODEL,
     ),
     Operation(
         "/model/threshold", "get", "model_threshold",
         "Confusion matrix, precision, recall and F1 of the selection at a threshold.",
         models.ThresholdMetrics, models.ThresholdQuery, filters=True, errors=("400",),
+        right=access.MODEL,
     ),
     Operation(
         "/predict", "post", "predict",
@@ -198,7 +209,13 @@ OPERATIONS = (
     Operation(
         "/model", "get", "model",
         "The model: candidates, metrics, threshold, features and their input schema.",
-        models.Model,
+        models.Model, right=access.MODEL,
+    ),
+    Operation(
+        "/audit", "get", "audit",
+        "The audit log, newest first (logins, failed logins, user, role and token changes, "
+        "exports), and the calls counted per day.",
+        models.Audit, models.AuditQuery, errors=("400",), right=access.ADMINISTER,
     ),
     Operation("/openapi.json", "get", "openapi", "This document."),
 )
@@ -252,18 +269,25 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
         )
     else:
         ok = _json({"type": "object"}, "OpenAPI 3.1.")
+    errors = list(op.errors)
+    if op.right is not None:
+        errors += ["401"] + (["403"] if op.right != access.VIEWS else [])
     out = {
         "operationId": op.operation_id,
         "summary": op.summary,
         "responses": {
             "200": ok,
-            **{code: _error(ERROR_NAMES[code]) for code in op.errors},
+            **{code: _error(ERROR_NAMES[code]) for code in sorted(errors)},
             "500": _error("ServerError"),
             "503": _json(_ref("NotReady"), "No data or model is loaded."),
         },
     }
     if params:
         out["parameters"] = params
+    if op.right is None:
+        out["security"] = []  # open to all
+    else:
+        out["description"] = f"Needs {access.needed(op.right)}."
     if op.operation_id == "predict":
         out["summary"] += f" Batches hold up to {batch_limit:,} customers."
         out["requestBody"] = {
@@ -304,7 +328,7 @@ def component_schemas(schema: Mapping[str, dict], batch_limit: int) -> dict:
 
 def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
     """The OpenAPI document for this server's data and model."""
-    filter_params = filter_parameters(data.allowed)
+    filter_params = filter_parameters(data.levels_for(access.current_scope()))
     paths: dict = {}
     for op in OPERATIONS:
         paths.setdefault(PREFIX + op.path, {})[op.method] = _operation(
@@ -318,10 +342,18 @@ def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
             "description": "JSON over the dashboard's scored customer base and model: every view "
             "of the dashboard, for the same filters. Errors are JSON: "
             '{"error": ..., "errors": [{"field", "message"}]}. Unknown routes give 404, a wrong '
-            "method 405; no request fits a model.",
+            "method 405; no request fits a model. Every route but health needs a user: a "
+            "personal token (`Authorization: Bearer`) or the dashboard's session; a manager's "
+            "answers are cut to their scope.",
         },
+        "security": [{"bearer": []}, {"session": []}],
         "paths": paths,
         "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "A personal "
+                           "API token (python -m dashboard tokens create NAME)."},
+                "session": {"type": "apiKey", "in": "cookie", "name": "retention_session"},
+            },
             "schemas": component_schemas(schema, batch_limit),
             "responses": {name: _json(_ref("Error"), text) for name, text in RESPONSES.items()},
         },

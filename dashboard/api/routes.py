@@ -7,7 +7,10 @@ customers with analytics.predict, the functions the prediction card uses.
 Status codes (documented in dashboard/api/openapi.py, generated from dashboard/api/models.py):
 - 400: a query parameter is wrong (unknown filter or level, bad sort/limit/offset), the body is
   not JSON, or the content type is not application/json. Every problem is listed.
-- 404: unknown customer id, or no such route under /api/.
+- 401: no user: log in (the session cookie) or send `Authorization: Bearer <token>`; or the
+  token is unknown, expired or revoked (dashboard.auth answers it before any route).
+- 403: the user's role lacks the right (the body names the role needed).
+- 404: unknown customer id (or one outside a manager's scope), or no such route under /api/.
 - 405: a route exists for this path but not for this method.
 - 409: the at-risk list needs monthly_revenue and the data has none: the request is fine, the
   data set cannot answer it (the same request succeeds on data with revenue).
@@ -31,8 +34,8 @@ from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
+from analytics import access, filters
 from analytics import columns as C
-from analytics import filters
 from analytics.definitions import KPI_DEFINITIONS, TERMS
 from analytics.model import predict
 from analytics.services import customers as customer_service
@@ -40,6 +43,8 @@ from analytics.services import model as model_service
 from analytics.services import overview, planner
 from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
+from analytics.store import accounts
+from dashboard import auth
 from dashboard.api import models, openapi
 from dashboard.api.http import (
     ApiError,
@@ -48,8 +53,11 @@ from dashboard.api.http import (
     filters_echo,
     json_response,
     max_body_bytes,
+    parse_query,
     parse_request,
     parse_sort,
+    query_error,
+    query_pairs,
     read_json,
 )
 
@@ -87,6 +95,15 @@ def created_at(meta, version: str) -> str | None:
     return stamp.replace(tzinfo=UTC, microsecond=0).isoformat()
 
 
+# Rights beyond the customer views (analytics.access), by endpoint; health needs no user.
+RIGHTS = {
+    "model_view": access.MODEL,
+    "curves_view": access.MODEL,
+    "threshold_view": access.MODEL,
+    "audit_view": access.ADMINISTER,
+}
+
+
 def create_blueprint(data: ServedBase | None) -> Blueprint:
     bp = Blueprint(BLUEPRINT, __name__, url_prefix=PREFIX)
     ready_problem = not_ready_reason(data)
@@ -95,11 +112,21 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
     unused = set(data.ws.table.features) - set(schema) if ready_problem is None else set()
 
     @bp.before_request
-    def _limits_and_readiness():
+    def _rights_limits_and_readiness():
+        endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
         request.max_content_length = max_body_bytes(batch_limit())
-        endpoint = request.endpoint or ""
-        if ready_problem is not None and not endpoint.endswith(".health"):
+        if endpoint == "health":
+            return None
+        if ready_problem is not None and endpoint != "audit_view":
             return not_ready(ready_problem)
+        # The login guard (dashboard.auth) has required a user already; this holds even on a
+        # server built without it.
+        user = auth.user()
+        if user is None:
+            return auth.unauthenticated()
+        right = RIGHTS.get(endpoint, access.VIEWS)
+        if not access.allowed(user.role, right):
+            return auth.forbidden(right)
         return None
 
     @bp.errorhandler(ApiError)
@@ -287,6 +314,7 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
         if problems:
             raise ApiError(422, "invalid request body", [p.as_dict() for p in problems])
         rows = model_service.predict_records(data, clean)
+        auth.count("predict", len(rows))
         version = data.ws.model.version
         if batch:
             return json_response(
@@ -305,6 +333,25 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
                 "definitions": {
                     k: TERMS[k] for k in ("p", "threshold", "risk_band", "clv", "value", "drivers")
                 },
+            }
+        )
+
+    @bp.get("/audit")
+    def audit_view():
+        pairs = query_pairs()
+        problems = [
+            {"field": k, "message": "unknown parameter: limit is the only one"}
+            for k in pairs
+            if k != "limit"
+        ]
+        options = parse_query(models.AuditQuery, pairs, problems)
+        if problems:
+            raise query_error(problems)
+        return json_response(
+            {
+                "events": accounts.events(auth.state(), options.limit),
+                "usage": accounts.usage(auth.state()),
+                "limit": options.limit,
             }
         )
 

@@ -15,7 +15,7 @@ from analytics import paging
 from analytics.formatting import display_name, money, value_text
 from analytics.services import customers
 from analytics.services.errors import InvalidInput
-from dashboard import figures, ids
+from dashboard import auth, figures, ids
 
 
 def scatter_figure(data, query):
@@ -101,9 +101,10 @@ def count_text(data, query, filter_model=None) -> str:
 def export_csv(data, query, filter_model, sort_model):
     sort, conditions = grid_query(sort_model, filter_model)
     try:
-        text = customers.at_risk_csv(data, query, sort=sort, conditions=conditions)
+        text, rows = customers.at_risk_csv(data, query, sort=sort, conditions=conditions)
     except InvalidInput:
         raise PreventUpdate from None
+    auth.audit_export("high-value at-risk list", query, rows, sort=sort_model or None)
     return dcc.send_string(text, f"high-value-at-risk-{date.today():%Y-%m-%d}.csv")
 
 

@@ -21,7 +21,7 @@ from dash import ALL, Input, Output, State, ctx, html, no_update
 from analytics import columns as C
 from analytics import filters
 from analytics.formatting import display_name, share_of_all
-from dashboard import ids
+from dashboard import auth, ids, layout
 from dashboard.layout import components_by_id, factor_options
 
 # -- view options kept in the URL -------------------------------------------------------------
@@ -261,10 +261,10 @@ def filter_state(data, trigger, page: PageState, url_query: str) -> filters.Filt
     if trigger == ids.DOUGHNUT and page.click and page.click.get("points"):
         return with_segment(current, str(page.click["points"][0]["label"]))
     if isinstance(trigger, dict) and trigger.get("type") == ids.FILTER_CHIP:
-        return without(data.state(url_query), trigger["column"], trigger["value"])
+        return without(data.requested(url_query), trigger["column"], trigger["value"])
     if isinstance(trigger, dict) or trigger == ids.TENURE:
         return current
-    return data.state(url_query)  # page load, reload, back/forward: the URL is the truth
+    return data.requested(url_query)  # page load, reload, back/forward: the URL is the truth
 
 
 def sync(data, options: Sequence[ViewOption], trigger, page: PageState) -> dict:
@@ -304,7 +304,7 @@ def sync(data, options: Sequence[ViewOption], trigger, page: PageState) -> dict:
             lo if state.tenure_min is None else state.tenure_min,
             hi if state.tenure_max is None else state.tenure_max,
         ],
-        summary=selection_summary(data.count(query), len(data.scored)),
+        summary=selection_summary(data.count(query), data.count("")),  # of the user's scope
         chips=chips(state),
     )
     return out
@@ -320,7 +320,9 @@ def selection_summary(selected: int, total: int) -> str:
 
 
 def register(app, data) -> None:
-    grid = components_by_id(app.layout).get(ids.AT_RISK_GRID)
+    # The layout is built per user; called outside a request it is the whole page.
+    page = app.layout() if callable(app.layout) else app.layout
+    grid = components_by_id(page).get(ids.AT_RISK_GRID)
     options = view_options(data, grid.columnDefs if grid is not None else ())
     filter_ids = {"type": ids.FILTER, "column": ALL}
     chip_ids = {"type": ids.FILTER_CHIP, "column": ALL, "value": ALL}
@@ -371,15 +373,15 @@ def register(app, data) -> None:
         Input(ids.TABS, "active_tab"),
     )
     def _tab(url_hash, active):
-        return sync_tab(ctx.triggered_id, url_hash, active)
+        user = auth.user()
+        return sync_tab(ctx.triggered_id, url_hash, active, layout.tabs_for(user and user.role))
 
 
-TAB_KEYS = ("overview", "drivers", "customers", "planner", "model", "predict")
-
-
-def sync_tab(trigger, url_hash, active):
-    """The open tab lives in the URL's #fragment, so a shared link opens the same tab."""
+def sync_tab(trigger, url_hash, active, shown=None):
+    """The open tab lives in the URL's #fragment, so a shared link opens the same tab (one the
+    user's role sees: `shown`, default every tab)."""
     if trigger == ids.TABS:
         return f"#{active}", no_update
     wanted = (url_hash or "").lstrip("#")
-    return no_update, wanted if wanted in TAB_KEYS else "overview"
+    shown = [k for k, _ in layout.TABS] if shown is None else shown
+    return no_update, wanted if wanted in shown else "overview"

@@ -15,7 +15,7 @@ from analytics.formatting import money
 from analytics.services import planner
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
-from dashboard import figures, ids
+from dashboard import auth, figures, ids
 
 FIELDS = {  # form field -> the planner's assumption
     "save rate": "save_rate",
@@ -151,4 +151,5 @@ def export_contacts(data, query, save_rate, cost, margin, discount):
     if not len(contacts):
         raise PreventUpdate
     text = export.list_csv(contacts, data.ws.settings.currency)
+    auth.audit_export("retention contact list", query, len(contacts))
     return dcc.send_string(text, f"retention-contact-list-{date.today():%Y-%m-%d}.csv")

@@ -10,7 +10,7 @@ from analytics.formatting import display_name, money, reason_text
 from analytics.metrics.planner import recommend_action
 from analytics.model import predict
 from analytics.services import customers, model
-from dashboard import ids
+from dashboard import auth, ids
 
 BAND_COLORS = {"Low": "success", "Medium": "warning", "High": "danger"}
 
@@ -33,6 +33,7 @@ def result_card(data, schema, features: list[str], values: list):
     settings = data.ws.settings
     currency = settings.currency
     row = model.predict_records(data, [clean], top=5)[0]
+    auth.count("predict")
     band = row["risk_band"]
     stats = [("Churn probability", f"{row['probability']:.1%}"), ("Risk band", band)]
     if "clv" in row:
