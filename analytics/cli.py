@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from analytics import synthetic, workflow
+from analytics import export, synthetic, workflow
 from analytics.config import (
     DEMO_DATA,
     ConfigError,
@@ -210,7 +210,8 @@ def cmd_score(args) -> int:
     table = _load(args, settings, progress, require_label=False)
     scored, how = workflow.score(model, table, settings, progress=progress)
     progress(f"scored with {how}")
-    artifacts.write_table(workflow.score_output(scored), args.out)
+    # Ids, categories and reasons come from the user's file: no cell may open as a formula.
+    export.write_export(workflow.score_output(scored), args.out)
     progress(f"wrote {len(scored):,} rows to {args.out}")
     return 0
 

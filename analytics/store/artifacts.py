@@ -102,8 +102,11 @@ def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], object])
         writer(tmp)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write df as CSV (.csv, .csv.gz) or Parquet by suffix, atomically, without the index."""
+def write_table(df: pd.DataFrame, path: str | os.PathLike, *, line_end: str = "\n") -> None:
+    """Write df as CSV (.csv, .csv.gz) or Parquet by suffix, atomically, without the index.
+
+    line_end="\r\n" (RFC 4180) also quotes cells holding a bare carriage return, which the
+    csv writer leaves raw with "\n" line ends: exports need that (analytics.export)."""
     path = Path(path)
     name = path.name.lower()
     if name.endswith(PARQUET_SUFFIXES):
@@ -111,10 +114,10 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike) -> None:
     elif name.endswith(tuple(s + ".gz" for s in CSV_SUFFIXES)):
         # Compress in memory with a fixed mtime and no file name in the header, so the same frame
         # always gives the same bytes (pandas would store the random temp file's name).
-        data = gzip.compress(df.to_csv(index=False).encode("utf-8"), mtime=0)
-        atomic_write_bytes(path, data)
+        text = df.to_csv(index=False, lineterminator=line_end)
+        atomic_write_bytes(path, gzip.compress(text.encode("utf-8"), mtime=0))
     elif name.endswith(CSV_SUFFIXES):
-        atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False))
+        atomic_write_with(path, lambda tmp: df.to_csv(tmp, index=False, lineterminator=line_end))
     else:
         raise DataError(f"{path.name}: cannot write '{path.suffix}'; use .csv, .csv.gz or .parquet")
 
