@@ -24,7 +24,7 @@ from analytics.model import predict
 from analytics.services.base import ServedBase
 from analytics.store import accounts, db
 from analytics.workflow import Workspace
-from dashboard import auth, callbacks, layout, logs, security
+from dashboard import auth, callback_inputs, callbacks, layout, logs, security
 from dashboard.api import routes as api
 from dashboard.server import BATCH_LIMIT_KEY, load_workspace, settle
 
@@ -233,9 +233,26 @@ def create_app(
     app.validation_layout = None
     callbacks.register(app, base, schema)
     server.extensions[DASH_APP] = app
+    _check_callback_requests(server, callback_inputs.Checker(app.callback_map, base))
     security.install(app)
     logs.install_request_logging(server)
     return server
+
+
+def _check_callback_requests(server: Flask, checker: callback_inputs.Checker) -> None:
+    """Every callback request is checked against its callback's declaration before Dash runs
+    it (after the login guard, so an anonymous request is a 401, not a 400)."""
+
+    @server.before_request
+    def _callback_inputs():
+        if request.path != "/_dash-update-component" or request.method != "POST":
+            return None
+        try:
+            checker.check(request.get_json(silent=True))
+        except callback_inputs.Refused as exc:
+            log.debug("callback request refused: %s", exc)
+            return auth.json_response({"error": f"bad callback request: {exc}"}, 400)
+        return None
 
 
 def _id_key(cid) -> str:
