@@ -161,6 +161,8 @@ def _load(args, settings, progress, *, require_label: bool):
         require_label=require_label,
         drop=args.drop,
         max_bytes=settings.max_file_bytes,
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
     )
     for line in workflow.describe_table(table):
         progress(line)

@@ -65,6 +65,15 @@ class Settings(_Declared):
     max_file_mb: float = Field(
         512.0, gt=0.0, description="refuse input files larger than this, in MB"
     )
+    max_rows: int = Field(
+        10_000_000,
+        ge=1,
+        le=1_000_000_000,
+        description="refuse input tables with more rows than this (counted while reading)",
+    )
+    max_columns: int = Field(
+        1_000, ge=1, le=100_000, description="refuse input tables with more columns than this"
+    )
     random_state: int = Field(
         42, ge=0, le=2**32 - 1, description="seed for cross-validation, models and segments"
     )

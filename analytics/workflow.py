@@ -514,7 +514,14 @@ def load_or_train(
     it, the reason is raised as an ArtifactError. before_retrain(reason) is called first and may
     raise to refuse; the table is read once either way.
     """
-    table = read.load_table(data, mapping, drop=drop, max_bytes=settings.max_file_bytes)
+    table = read.load_table(
+        data,
+        mapping,
+        drop=drop,
+        max_bytes=settings.max_file_bytes,
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
+    )
     data_hash = artifacts.frame_hash(table.frame)
     model: TrainedModel | None = None
     try:

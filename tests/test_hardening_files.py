@@ -14,6 +14,7 @@ from analytics import columns as C
 from analytics.config import settings_from_env
 from analytics.export import FORMULA_STARTS
 from analytics.ingest import read
+from analytics.ingest.errors import TableTooLargeError
 
 
 def one_error_line(capsys) -> str:
@@ -70,3 +71,135 @@ def test_score_output_holds_no_formula_cell(small_model, tmp_path, suffix):
     assert [c for c in written if c.startswith(FORMULA_STARTS)] == []
     # Shown, not lost: the id is still there, behind the apostrophe.
     assert "'=cmd|' /C calc'!A1-0" in written
+
+
+# -- limits on rows and columns ---------------------------------------------------------------
+
+
+def tiny_rows_gzip(path, rows: int) -> None:
+    block = "".join(f"C{i:07d},{i % 2},{i % 72}\n" for i in range(10_000))
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("customer_id,churned,tenure_months\n")
+        for _ in range(rows // 10_000):
+            f.write(block)
+
+
+def test_a_gzip_of_too_many_rows_is_stopped_while_streaming(tmp_path):
+    path = tmp_path / "tiny.csv.gz"
+    tiny_rows_gzip(path, 2_000_000)
+    # Cut off its end: reading it whole would fail there; the row limit must stop it first.
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(TableTooLargeError) as err:
+        read.read_table(path, max_rows=5_000)
+    message = str(err.value)
+    assert message.startswith("tiny.csv.gz has more than ")
+    assert "lines, over the 5,000-row limit; raise it with RETENTION_MAX_ROWS" in message
+    found = int(message.split("more than ")[1].split(" lines")[0].replace(",", ""))
+    assert 5_000 < found < 200_000  # stopped within a chunk or so of the limit
+
+
+def test_rows_over_the_limit_are_counted_exactly_once_parsed(tmp_path):
+    path = tmp_path / "t.csv"
+    path.write_text("customer_id,churned,tenure_months\n" + "".join(
+        f"c{i},{i % 2},{i}\n" for i in range(50)), encoding="utf-8")
+    assert len(read.read_table(path, max_rows=50)) == 50
+    with pytest.raises(TableTooLargeError, match=r"^t\.csv has 50 rows, over the 49-row limit; "
+                       "raise it with RETENTION_MAX_ROWS if the file is right$"):
+        read.read_table(path, max_rows=49)
+
+
+def wide_frame(rows: int, columns: int) -> pd.DataFrame:
+    frame = pd.DataFrame({f"x{j}": [float(i * j % 7) for i in range(rows)]
+                          for j in range(columns - 3)})
+    frame.insert(0, "tenure_months", [i % 40 for i in range(rows)])
+    frame.insert(0, "churned", [i % 2 for i in range(rows)])
+    frame.insert(0, "customer_id", [f"c{i}" for i in range(rows)])
+    return frame
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_too_many_columns_is_one_line_from_the_cli(tmp_path, monkeypatch, capsys, suffix):
+    path = tmp_path / f"wide{suffix}"
+    frame = wide_frame(30, 25)
+    frame.to_parquet(path) if suffix == ".parquet" else frame.to_csv(path, index=False)
+    monkeypatch.setenv("RETENTION_MAX_COLUMNS", "24")
+    code = cli.main(["train", "--data", str(path), "--models-dir", str(tmp_path / "m")])
+    assert code == cli.EXIT_ERROR
+    assert one_error_line(capsys) == (
+        f"error: wide{suffix} has 25 columns, over the 24-column limit; raise it with "
+        "RETENTION_MAX_COLUMNS if the file is right"
+    )
+    assert not (tmp_path / "m").exists()
+
+
+def test_parquet_rows_are_checked_from_its_footer(tmp_path):
+    path = tmp_path / "long.parquet"
+    wide_frame(300, 5).to_parquet(path)
+    with pytest.raises(TableTooLargeError, match="has 300 rows, over the 299-row limit"):
+        read.read_table(path, max_rows=299)
+
+
+def test_the_limits_are_settings_with_defaults_far_above_a_million_customers():
+    settings = settings_from_env(env={})
+    assert settings.max_rows >= 5_000_000
+    assert settings_from_env(env={"RETENTION_MAX_ROWS": "2000"}).max_rows == 2000
+    assert settings_from_env(env={"RETENTION_MAX_COLUMNS": "30"}).max_columns == 30
+
+
+# -- nested Parquet columns -------------------------------------------------------------------
+
+
+def nested_parquet(path, *, usable: bool = True) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    n = 400
+    columns = {}
+    if usable:
+        columns = {
+            "customer_id": pa.array([f"c{i}" for i in range(n)]),
+            "churned": pa.array([int(i % 3 == 0) for i in range(n)]),
+            "tenure_months": pa.array([i % 50 for i in range(n)]),
+            "plan": pa.array([["Basic", "Plus"][i % 2] for i in range(n)]),
+        }
+    columns["visits"] = pa.array([[i, i + 1] for i in range(n)], pa.list_(pa.int64()))
+    columns["address"] = pa.array([{"city": "X", "zip": i} for i in range(n)])
+    columns["tags"] = pa.array([[("a", i)] for i in range(n)], pa.map_(pa.string(), pa.int64()))
+    pq.write_table(pa.table(columns), path)
+
+
+def test_nested_parquet_columns_are_left_out_with_a_note(tmp_path):
+    path = tmp_path / "nested.parquet"
+    nested_parquet(path)
+    table = read.load_table(path)
+    assert set(table.dropped) == {"visits", "address", "tags"}
+    assert table.dropped["visits"] == (
+        "a list<element: int64> column: nested values, not one value per customer"
+    )
+    assert "visits" not in table.frame.columns
+    assert table.features == (C.TENURE, "plan")
+    # --drop of a column the reader already left out is not an error
+    assert read.load_table(path, drop=["visits"]).dropped == table.dropped
+
+
+def test_a_nested_parquet_file_trains_through_the_cli(tmp_path, capsys):
+    path = tmp_path / "nested.parquet"
+    nested_parquet(path)
+    code = cli.main(["train", "--data", str(path), "--models-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Traceback" not in err
+    assert "not used: tags (a map<string, int64> column: nested values" in err
+    assert (tmp_path / "m" / "CURRENT").is_file()
+
+
+def test_a_parquet_file_of_nested_columns_only_is_refused_in_one_line(tmp_path, capsys):
+    path = tmp_path / "only.parquet"
+    nested_parquet(path, usable=False)
+    code = cli.main(["train", "--data", str(path), "--models-dir", str(tmp_path / "m")])
+    assert code == cli.EXIT_ERROR
+    assert one_error_line(capsys) == (
+        "error: only.parquet has no usable column: visits, address, tags hold nested values "
+        "(lists, structs or maps), not one value per customer"
+    )

@@ -42,5 +42,9 @@ class FileTooLargeError(DataError):
     """The file exceeds the configured size limit (RETENTION_MAX_FILE_MB)."""
 
 
+class TableTooLargeError(FileTooLargeError):
+    """The table has more rows or columns than configured (RETENTION_MAX_ROWS, _MAX_COLUMNS)."""
+
+
 class MappingError(DataError):
     """An explicit mapping or --drop names something the table or the schema lacks."""

@@ -1,8 +1,10 @@
 """Reading customer tables: any delimited text or Parquet file -> a raw frame, or a clear error.
 
 Cells come back as text (`str`, no guessing by pandas: ingest.validate decides types). Files
-that are too large, binary, half-merged or not decodable are refused with one-line DataErrors
-naming the file. load_table reads and validates; load_mapping_file reads a user's mapping.
+that are too large (bytes once decompressed, rows, columns: RETENTION_MAX_FILE_MB, _ROWS,
+_COLUMNS), binary, half-merged or not decodable are refused with one-line DataErrors naming the
+file; sizes are counted while streaming, so a small gzip of a huge table is stopped early.
+load_table reads and validates; load_mapping_file reads a user's mapping.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import os
 import re
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analytics.config import ENV_PREFIX, settings_from_env
 from analytics.ingest.errors import (
@@ -27,15 +32,30 @@ from analytics.ingest.errors import (
     FileTooLargeError,
     MappingError,
     NotATableError,
+    TableTooLargeError,
 )
 from analytics.ingest.mapping import parse_mapping_pairs
-from analytics.ingest.validate import ATTR_DECIMAL, ATTR_FIRST_LINE, ATTR_NOTES, Table, validate
+from analytics.ingest.messages import listing
+from analytics.ingest.validate import (
+    ATTR_DECIMAL,
+    ATTR_DROPPED,
+    ATTR_FIRST_LINE,
+    ATTR_NOTES,
+    Table,
+    validate,
+)
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DELIMITERS = (",", ";", "\t", "|")
 SNIFF_LINES = 50
 MAX_FILE_ENV = f"{ENV_PREFIX}MAX_FILE_MB"
+MAX_ROWS_ENV = f"{ENV_PREFIX}MAX_ROWS"
+MAX_COLUMNS_ENV = f"{ENV_PREFIX}MAX_COLUMNS"
+READ_CHUNK = 1 << 20  # bytes per read while streaming (and counting) a file
+# Lines read past the row limit before stopping: the header, blank lines and line breaks inside
+# quoted cells are lines but not rows. The exact row count is checked once parsed.
+ROW_SLACK = 1_000
 
 # Leading bytes of files people mistake for tables, with what to tell them.
 _SIGNATURES = (
@@ -62,8 +82,23 @@ def _kind(path: Path) -> str:
     )
 
 
-def _limit(max_bytes: int | None) -> int:
-    return settings_from_env().max_file_bytes if max_bytes is None else int(max_bytes)
+@dataclass(frozen=True)
+class Limits:
+    """How large an input table may be: bytes (decompressed), rows and columns."""
+
+    bytes: int
+    rows: int
+    columns: int
+
+
+def _limits(max_bytes: int | None, max_rows: int | None, max_columns: int | None) -> Limits:
+    """The given limits, the others from RETENTION_* settings."""
+    if max_bytes is None or max_rows is None or max_columns is None:
+        settings = settings_from_env()
+        max_bytes = settings.max_file_bytes if max_bytes is None else max_bytes
+        max_rows = settings.max_rows if max_rows is None else max_rows
+        max_columns = settings.max_columns if max_columns is None else max_columns
+    return Limits(int(max_bytes), int(max_rows), int(max_columns))
 
 
 def _too_large(path: Path, size: int, limit: int, what: str = "is") -> FileTooLargeError:
@@ -71,6 +106,26 @@ def _too_large(path: Path, size: int, limit: int, what: str = "is") -> FileTooLa
         f"{path.name} {what} {size / 2**20:.1f} MB, over the {limit / 2**20:.1f} MB limit; "
         f"raise it with {MAX_FILE_ENV} if the file is right"
     )
+
+
+def _too_many_rows(name: str, found: str, limit: int) -> TableTooLargeError:
+    return TableTooLargeError(
+        f"{name} has {found}, over the {limit:,}-row limit; raise it with {MAX_ROWS_ENV} if the "
+        "file is right"
+    )
+
+
+def _check_rows(name: str, rows: int, limit: int) -> None:
+    if rows > limit:
+        raise _too_many_rows(name, f"{rows:,} rows", limit)
+
+
+def _check_columns(name: str, columns: int, limit: int) -> None:
+    if columns > limit:
+        raise TableTooLargeError(
+            f"{name} has {columns:,} columns, over the {limit:,}-column limit; raise it with "
+            f"{MAX_COLUMNS_ENV} if the file is right"
+        )
 
 
 def _check_exists(path: Path) -> None:
@@ -89,19 +144,28 @@ def _check_size(path: Path, limit: int) -> int:
     return size
 
 
-def _read_bytes(path: Path, limit: int) -> bytes:
-    """The file's bytes, gunzipped when compressed, never more than limit bytes of them."""
+def _read_bytes(path: Path, limits: Limits) -> bytearray:
+    """The file's bytes, gunzipped when compressed, read in chunks and counted as they come:
+    reading stops as soon as there are more bytes or lines than the limits allow, so a small
+    gzip of a huge table is never decompressed whole. A bytearray grows in place (no copy at
+    the end, unlike joining chunks)."""
     with path.open("rb") as f:
-        head = f.read(2)
-    if head != b"\x1f\x8b":
-        return path.read_bytes()
+        compressed = f.read(2) == b"\x1f\x8b"
+    data, lines = bytearray(), 0
     try:
-        with gzip.open(path, "rb") as f:
-            data = f.read(limit + 1)
+        with gzip.open(path, "rb") if compressed else path.open("rb") as f:
+            while chunk := f.read(READ_CHUNK):
+                data += chunk
+                lines += chunk.count(b"\n")
+                if len(data) > limits.bytes:
+                    what = "decompresses to more than" if compressed else "is"
+                    raise _too_large(path, len(data), limits.bytes, what=what)
+                if lines > limits.rows + ROW_SLACK:
+                    raise _too_many_rows(path.name, f"more than {lines:,} lines", limits.rows)
     except (OSError, EOFError, zlib.error) as exc:
+        if not compressed:
+            raise
         raise NotATableError(f"{path.name} is not a readable gzip file ({exc})") from None
-    if len(data) > limit:
-        raise _too_large(path, len(data), limit, what="decompresses to more than")
     if not data:
         raise EmptyTableError(f"{path.name} is empty (0 bytes once decompressed)")
     return data
@@ -183,7 +247,7 @@ def sniff_delimiter(sample: str) -> str | None:
     return best
 
 
-def _parse_csv(name: str, text: str) -> pd.DataFrame:
+def _parse_csv(name: str, text: str, limits: Limits) -> pd.DataFrame:
     text, first_line, excel_sep = _trim(text)
     if not text:
         raise EmptyTableError(f"{name} is empty (only blank lines)")
@@ -195,6 +259,9 @@ def _parse_csv(name: str, text: str) -> pd.DataFrame:
             f"{name} has a single column and no ',', ';', tab or '|' delimiter "
             f"(first line: '{header}'): is it a CSV table?"
         )
+    # Counted on the header before parsing: a wide table costs memory per column at once.
+    header = next(csv.reader([text.split("\n", 1)[0]], delimiter=delimiter), [])
+    _check_columns(name, len(header), limits.columns)
     physical = text.count("\n") + 1
     # Parsed from UTF-8 bytes: io.StringIO would hold 4 bytes per character (1.3 GB more for
     # a 1,000,000-customer file) and the C parser reads bytes anyway.
@@ -219,6 +286,8 @@ def _parse_csv(name: str, text: str) -> pd.DataFrame:
     del body
     if raw.empty:
         raise EmptyTableError(f"{name} has a header but no data rows")
+    _check_columns(name, len(raw.columns), limits.columns)
+    _check_rows(name, len(raw), limits.rows)
     if physical == len(raw) + 1:  # no quoted line breaks: row i sits on file line i + first
         raw.attrs[ATTR_FIRST_LINE] = first_line + 1
     if delimiter == ";":
@@ -242,45 +311,94 @@ def _delimiter_name(delimiter: str) -> str:
     return {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[delimiter]
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _nested(kind: pa.DataType) -> bool:
+    """Lists, structs, maps and unions (also as dictionary values): many values per cell."""
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    return pa.types.is_nested(kind)
+
+
+def _type_text(kind: pa.DataType) -> str:
+    # pyarrow names a map after its column ("map<string, int64 ('tags')>"): shown without it
+    text = f"map<{kind.key_type}, {kind.item_type}>" if pa.types.is_map(kind) else str(kind)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _read_parquet(path: Path, limits: Limits) -> pd.DataFrame:
     with path.open("rb") as f:
         magic = f.read(4)
     if magic != b"PAR1":
         raise NotATableError(f"{path.name} is not a Parquet file (it does not start with PAR1)")
     try:
-        raw = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        # The footer alone: sizes are checked before any column is read.
+        schema = pq.read_schema(path)
+        rows = pq.read_metadata(path).num_rows
+        names = [n for n in schema.names if n not in _pandas_index_columns(schema)]
+        _check_columns(path.name, len(names), limits.columns)
+        _check_rows(path.name, rows, limits.rows)
+        nested = {
+            n: f"a {_type_text(schema.field(n).type)} column: nested values, not one value per "
+            "customer"
+            for n in names
+            if _nested(schema.field(n).type)
+        }
+        if nested and len(nested) == len(names):
+            raise NotATableError(
+                f"{path.name} has no usable column: {listing(list(nested))} hold nested values "
+                "(lists, structs or maps), not one value per customer"
+            )
+        raw = pd.read_parquet(path, columns=[n for n in names if n not in nested] or None)
+    except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
+        if isinstance(exc, DataError):
+            raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NotATableError(f"{path.name} is not a readable Parquet file: {first}") from None
     if raw.empty and len(raw.columns):
         raise EmptyTableError(f"{path.name} has columns but no rows")
-    return raw.reset_index(drop=True)
+    raw = raw.reset_index(drop=True)
+    if nested:
+        raw.attrs[ATTR_DROPPED] = nested
+    return raw
 
 
-def read_table(path: str | os.PathLike, *, max_bytes: int | None = None) -> pd.DataFrame:
+def _pandas_index_columns(schema: pa.Schema) -> set[str]:
+    """Columns pandas wrote for a frame's index (`__index_level_0__`), not table columns."""
+    meta = schema.pandas_metadata or {}
+    return {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+
+
+def read_table(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int | None = None,
+    max_rows: int | None = None,
+    max_columns: int | None = None,
+) -> pd.DataFrame:
     """The raw table in a CSV (.csv/.tsv/.txt, optionally .gz) or Parquet file.
 
     CSV cells come back as `str` (blank -> missing); the encoding and delimiter are detected.
-    max_bytes defaults to RETENTION_MAX_FILE_MB. Raises a DataError subclass naming the file.
+    Parquet columns holding nested values are left out (listed in attrs[ATTR_DROPPED]). The
+    limits default to RETENTION_MAX_FILE_MB, _MAX_ROWS and _MAX_COLUMNS. Raises a DataError
+    subclass naming the file.
     """
     path = Path(path)
-    limit = _limit(max_bytes)
+    limits = _limits(max_bytes, max_rows, max_columns)
     _check_exists(path)
     kind = _kind(path)
-    _check_size(path, limit)
+    _check_size(path, limits.bytes)
     if kind == "parquet":
-        return _read_parquet(path)
+        return _read_parquet(path, limits)
     notes: list[str] = []
     # The text is passed on, not kept here: _parse_csv frees it before parsing (a 1,000,000-
     # customer file is 350 MB of text; holding every copy at once peaked at 3.2 GB).
-    raw = _parse_csv(path.name, _checked_text(path, limit, notes))
+    raw = _parse_csv(path.name, _checked_text(path, limits, notes), limits)
     if notes:
         raw.attrs[ATTR_NOTES] = notes
     return raw
 
 
-def _checked_text(path: Path, limit: int, notes: list[str]) -> str:
-    data = _read_bytes(path, limit)
+def _checked_text(path: Path, limits: Limits, notes: list[str]) -> str:
+    data = _read_bytes(path, limits)
     _check_binary(path, data)
     text, note = decode_text(path.name, data)
     del data
@@ -297,10 +415,12 @@ def load_table(
     require_label: bool = True,
     drop: Sequence[str] = (),
     max_bytes: int | None = None,
+    max_rows: int | None = None,
+    max_columns: int | None = None,
 ) -> Table:
     """read_table + validate; validation errors are prefixed with the file name."""
     path = Path(path)
-    raw = read_table(path, max_bytes=max_bytes)
+    raw = read_table(path, max_bytes=max_bytes, max_rows=max_rows, max_columns=max_columns)
     try:
         return validate(raw, mapping, require_label=require_label, drop=drop)
     except DataError as exc:

@@ -36,9 +36,11 @@ from analytics.ingest.mapping import columns_to_drop, explicit_mapping, resolve
 from analytics.ingest.messages import listing, named_column, rows_text
 from analytics.ingest.views import View, column_view
 
-# Keys read.read_table leaves in raw.attrs for validate: repairs made while reading, the decimal
-# mark implied by the delimiter, and the file line of the first data row (for messages).
+# Keys read.read_table leaves in raw.attrs for validate: repairs made while reading, columns it
+# left out ({name: why}), the decimal mark implied by the delimiter, and the file line of the
+# first data row (for messages).
 ATTR_NOTES = "retention_notes"
+ATTR_DROPPED = "retention_dropped"
 ATTR_DECIMAL = "retention_decimal"
 ATTR_FIRST_LINE = "retention_first_line"
 
@@ -95,7 +97,9 @@ def validate(
         raise EmptyTableError("the table has no columns")
     if len(raw) == 0:
         raise EmptyTableError("the table has a header but no rows")
+    unread: dict[str, str] = dict(raw.attrs.get(ATTR_DROPPED, {}))
     explicit = explicit_mapping(names, mapping)
+    drop = [d for d in drop if d not in unread]  # already left out by the reader
     dropped = {
         c: "dropped by the user (--drop)" for c in sorted(columns_to_drop(drop, names, explicit))
     }
@@ -177,7 +181,7 @@ def validate(
         features=tuple(features),
         categorical=tuple(categorical),
         numeric=tuple(f for f in features if f not in categorical),
-        dropped={c: dropped[c] for c in names if c in dropped},
+        dropped={**{c: dropped[c] for c in names if c in dropped}, **unread},
         coercions=coercions,
         notes=tuple(n for n in notes if n),
     )
