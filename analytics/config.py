@@ -263,6 +263,13 @@ class ServeSettings(_Declared):
         description="gunicorn worker processes",
         **_shown(default="one per core, 2 to 8"),
     )
+    client_timeout: int = Field(
+        15,
+        ge=1,
+        le=300,
+        description="seconds a client has to send a whole request (headers and body) before "
+        "gunicorn closes the connection",
+    )
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], _case(str.upper)] = Field(
         "INFO", description="least important log line written"
     )
@@ -271,6 +278,20 @@ class ServeSettings(_Declared):
     )
     batch_limit: int = Field(
         10_000, ge=1, le=1_000_000, description="most customers in one `POST /api/v1/predict`"
+    )
+    request_seconds: float = Field(
+        30.0,
+        gt=0.0,
+        le=3600.0,
+        description="time budget of one dashboard callback or API request: past it the "
+        "request ends with 503 (checked between steps)",
+    )
+    max_body_mb: float = Field(
+        32.0,
+        gt=0.0,
+        le=4096.0,
+        description="largest request body accepted by the API and the dashboard, in MB: a "
+        "larger one is refused with 413 before it is read",
     )
     retrain: bool = Field(
         True,

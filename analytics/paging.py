@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analytics import budget
+
 TEXT_OPS = {"contains", "notContains", "equals", "notEqual", "startsWith", "endsWith"}
 NUMBER_OPS = {
     "equals",
@@ -87,9 +89,11 @@ def select(
     sorted by (column, ascending) pairs, stable."""
     keep = np.ones(len(frame), dtype=bool)
     for cond in conditions:
+        budget.check()  # the number of conditions is the client's
         if isinstance(cond, tuple):
             either = np.zeros(len(frame), dtype=bool)
             for alternative in cond:
+                budget.check()
                 either |= _condition_mask(frame, alternative)
             keep &= either
         else:

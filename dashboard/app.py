@@ -7,16 +7,20 @@ same process (tests, a second data set) each get their own.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import re
 import secrets
 
 from dash import Dash
-from flask import Flask, abort, request
+from dash.exceptions import DependencyException
+from flask import Flask, abort, g, request
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import Engine
 
-from analytics import access
+from analytics import access, budget
 from analytics import columns as C
 from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
 from analytics.formatting import header, money_js
@@ -134,7 +138,45 @@ PAGE_PATHS = ("/", "/login", "/logout")
 DASH_PREFIXES = ("/_dash-", "/_reload-hash", "/_favicon.ico", "/assets/", "/api/", "/admin/")
 
 
+# A component file's fingerprint: `<name>.v<package version>m<mtime>.<ext>`.
+_FINGERPRINT = re.compile(r"(_dash-component-suites/[^\"']*?\.)v([\w-]+?)m([0-9a-fA-F]+\.)")
+_VERSION_KEYS = ("dash_version", "python_version", "plotly_version", "ddk_version")
+
+
+class RetentionDash(Dash):
+    """Dash without telling every visitor which Python, Dash and Plotly versions run here (a
+    head start for anyone matching them against known vulnerabilities)."""
+
+    def _config(self):
+        # The production renderer reads none of these (only the dev tools' version check).
+        config = super()._config()
+        for key in (*_VERSION_KEYS, "dash_version_url"):
+            config.pop(key, None)
+        return config
+
+    def interpolate_index(self, **kwargs):
+        # A component file's fingerprint keeps busting caches on upgrade, with a keyed hash
+        # in place of the version (Dash strips any fingerprint of this form when serving).
+        key = str(self.server.secret_key or "").encode()
+
+        def hidden(match: re.Match) -> str:
+            digest = hmac.new(key, match.group(2).encode(), hashlib.sha256).hexdigest()[:10]
+            return f"{match.group(1)}v{digest}m{match.group(3)}"
+
+        kwargs["scripts"] = _FINGERPRINT.sub(hidden, kwargs["scripts"])
+        kwargs["favicon"] = re.sub(r"\?v=[^\"']*", "", kwargs["favicon"])
+        return super().interpolate_index(**kwargs)
+
+
 def _only_known_paths(server: Flask) -> None:
+    @server.errorhandler(DependencyException)
+    def _unknown_component_file(exc):
+        # Dash raises this for a component file it never registered: the client asked for a
+        # file that does not exist, not a server fault.
+        if request.path.startswith("/_dash-component-suites/"):
+            return auth.json_response({"error": "not found"}, 404)
+        raise exc
+
     @server.before_request
     def _unknown_path_is_404():
         path = request.path
@@ -149,6 +191,8 @@ def create_app(
     workspace: Workspace,
     *,
     batch_limit: int | None = None,
+    max_body_mb: float | None = None,
+    request_seconds: float | None = None,
     state: Engine | None = None,
     auth_config: auth.AuthConfig | None = None,
 ) -> Flask:
@@ -160,6 +204,11 @@ def create_app(
     schema = predict.input_schema(workspace.model.meta)
     server = Flask(__name__)
     server.config[BATCH_LIMIT_KEY] = batch_limit or setting_from_env(ServeSettings, "batch_limit")
+    # Werkzeug refuses a larger body (413) from its Content-Length, or while streaming a chunked
+    # one, before the app reads it.
+    body_mb = max_body_mb or setting_from_env(ServeSettings, "max_body_mb")
+    server.config["MAX_CONTENT_LENGTH"] = int(body_mb * 2**20)
+    _time_budget(server, request_seconds or setting_from_env(ServeSettings, "request_seconds"))
     server.extensions[SERVED_BASE] = base
     _only_known_paths(server)
     forbidden: dict[str, frozenset] = {}  # role -> component ids outside its layout
@@ -173,7 +222,7 @@ def create_app(
     from dashboard import admin
 
     admin.register(server)
-    app = Dash(
+    app = RetentionDash(
         __name__,
         server=server,
         title="Customer Retention",
@@ -237,6 +286,27 @@ def create_app(
     security.install(app)
     logs.install_request_logging(server)
     return server
+
+
+def _time_budget(server: Flask, seconds: float) -> None:
+    """Every callback and API request gets `seconds` (analytics.budget: checked between steps);
+    past it, a 503 that says so instead of a worker thread held."""
+
+    @server.before_request
+    def _enter_budget():
+        if request.path.startswith(("/_dash-update-component", "/api/")):
+            g.budget_token = budget.enter(seconds)
+
+    @server.teardown_request
+    def _leave_budget(_exc=None):
+        token = g.pop("budget_token", None)
+        if token is not None:
+            budget.leave(token)
+
+    @server.errorhandler(budget.OverBudget)
+    def _over_budget(exc):  # the API answers its own (dashboard.api.routes), in its format
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return auth.json_response({"error": str(exc)}, 503, {"Retry-After": "30"})
 
 
 def _check_callback_requests(server: Flask, checker: callback_inputs.Checker) -> None:
@@ -324,7 +394,12 @@ def start(
     workspace = load_workspace(config, settings, log, mapping=mapping, drop=drop)
     log.info("%s: %s", workspace.source, workspace.how)
     server = create_app(
-        workspace, batch_limit=config.batch_limit, state=state, auth_config=auth_config
+        workspace,
+        batch_limit=config.batch_limit,
+        max_body_mb=config.max_body_mb,
+        request_seconds=config.request_seconds,
+        state=state,
+        auth_config=auth_config,
     )
     if local and config.auth == "password":
         made = auth.demo_accounts(state, served_base(server).allowed)

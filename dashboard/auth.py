@@ -67,6 +67,16 @@ TEMPLATES = Path(__file__).with_name("templates")
 # Reachable without a user: health (load balancers), the login page, the stylesheets it uses.
 PUBLIC_PATHS = ("/api/v1/health", "/login", "/_favicon.ico")
 PUBLIC_PREFIXES = ("/assets/",)
+# Answers that carry customer data, a user's layout or a new token: never stored by a browser or
+# a proxy (the component files and assets stay cacheable).
+PRIVATE_PREFIXES = (
+    "/admin",
+    "/login",
+    "/api/",
+    "/_dash-layout",
+    "/_dash-dependencies",
+    "/_dash-update-component",
+)
 # Pages a browser opens: without a user they redirect to /login instead of answering 401.
 PAGE_PREFIXES = ("/admin",)
 UNSAFE = ("POST", "PUT", "PATCH", "DELETE")
@@ -555,7 +565,7 @@ def install(server: Flask, engine: Engine, cfg: AuthConfig, *, dash_rights=None)
     @server.after_request
     def _csrf_cookie(response):
         path = request.path
-        if path.startswith(("/admin", "/login", "/api/")) and path != "/api/v1/health":
+        if path.startswith(PRIVATE_PREFIXES) and path != "/api/v1/health":
             response.headers["Cache-Control"] = "no-store"  # private data, a new token
         # The double-submit cookie Dash echoes: only for a browser (session or proxy) user.
         if g.get("user") is not None and not g.get("by_token"):

@@ -5,6 +5,8 @@ No data work beyond shaping for display; no Dash imports.
 
 from __future__ import annotations
 
+import functools
+import html
 import math
 
 import numpy as np
@@ -73,6 +75,48 @@ TEMPLATE = go.layout.Template(
 )
 
 
+# Plotly draws text as a small HTML subset (<a href>, <b>, <br>, <span style>): a category level
+# or column name holding "<a href=...>" would become a link. Every string that comes from data
+# is escaped, so it shows as the text it is.
+_DATA_TEXT = ("x", "y", "labels", "text", "hovertext", "name", "customdata")
+
+
+def plain_text(value: str) -> str:
+    """`value` as plotly shows it literally (its own markup escaped)."""
+    return html.escape(str(value), quote=False)
+
+
+def _escaped(values):
+    if isinstance(values, str):
+        return plain_text(values)
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
+        return values  # numbers and dates: nothing to escape
+    if isinstance(values, list | tuple | np.ndarray):
+        return [_escaped(v) for v in values]
+    return values
+
+
+def _data_as_text(builder):
+    """Escape the data-borne text of the figure `builder` returns (its traces' labels, names,
+    texts, hover texts; its title and annotations). Its own hover templates keep their markup."""
+
+    @functools.wraps(builder)
+    def build(*args, **kwargs) -> go.Figure:
+        fig = builder(*args, **kwargs)
+        for trace in fig.data:
+            for attr in _DATA_TEXT:
+                value = getattr(trace, attr, None) if attr in trace else None
+                if value is not None:
+                    trace[attr] = _escaped(value)
+        if fig.layout.title.text:
+            fig.layout.title.text = plain_text(fig.layout.title.text)
+        for note in fig.layout.annotations:
+            note.text = plain_text(note.text)
+        return fig
+
+    return build
+
+
 def _base(title: str) -> go.Figure:
     """A figure in the shared template. Its size comes from the page (dcc.Graph is responsive
     and the layout sets each graph's height), so figures never set one."""
@@ -81,6 +125,7 @@ def _base(title: str) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def message(text: str, title: str = "") -> go.Figure:
     """An empty chart that says why it is empty ("no customers match", "not available ...")."""
     fig = _base(title)
@@ -98,6 +143,7 @@ def message(text: str, title: str = "") -> go.Figure:
     return fig
 
 
+@_data_as_text
 def monthly_trend(
     trend: pd.DataFrame, by: str | None = None, colours: dict[str, str] | None = None
 ) -> go.Figure:
@@ -111,7 +157,7 @@ def monthly_trend(
                 name=str(name),
                 mode="lines",
                 line={"color": _colour(colours, name, i)},
-                hovertemplate="%{x|%b %Y}: churn %{y:.1%}<extra>" + str(name) + "</extra>",
+                hovertemplate="%{x|%b %Y}: churn %{y:.1%}<extra>" + plain_text(name) + "</extra>",
             )
         fig.update_yaxes(title="monthly churn rate", tickformat=".0%", rangemode="tozero")
         return fig
@@ -154,6 +200,7 @@ def monthly_trend(
     return fig
 
 
+@_data_as_text
 def kaplan_meier(
     km: pd.DataFrame, by: str | None = None, colours: dict[str, str] | None = None
 ) -> go.Figure:
@@ -188,6 +235,7 @@ def kaplan_meier(
     return fig
 
 
+@_data_as_text
 def cohort_heatmap(cohorts: list[dict], months: list[int]) -> go.Figure:
     """Share of each signup cohort still active k months after signup; `cohorts` and `months`
     (the k of each cell) as services.overview.cohorts gives them."""
@@ -213,6 +261,7 @@ def cohort_heatmap(cohorts: list[dict], months: list[int]) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def segment_doughnut(sizes: pd.DataFrame, colours: dict[str, str] | None = None) -> go.Figure:
     """Segment sizes; `sizes` has columns level, customers (and churn_rate for hover)."""
     fig = _base("Segments")
@@ -234,6 +283,7 @@ def segment_doughnut(sizes: pd.DataFrame, colours: dict[str, str] | None = None)
     return fig
 
 
+@_data_as_text
 def rate_bars(
     rates: pd.DataFrame,
     title: str,
@@ -305,6 +355,7 @@ def rate_bars(
     return fig
 
 
+@_data_as_text
 def importance_bars(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     imp = importance.head(top)
     fig = _base("What drives churn: permutation importance")
@@ -321,6 +372,7 @@ def importance_bars(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def value_risk_scatter(
     sample: pd.DataFrame, *, threshold: float, value_cut: float, total: int, currency: str
 ) -> go.Figure:
@@ -370,6 +422,7 @@ def value_risk_scatter(
     return fig
 
 
+@_data_as_text
 def planner_curve(curve: pd.DataFrame, best_n: int, currency: str) -> go.Figure:
     fig = _base("Net benefit by number of customers contacted")
     fig.add_scatter(
@@ -407,6 +460,7 @@ def planner_curve(curve: pd.DataFrame, best_n: int, currency: str) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def roc_curve(curves: dict, auc: float) -> go.Figure:
     fig = _base(f"ROC curve (AUC {auc:.3f})")
     fig.add_scatter(
@@ -430,6 +484,7 @@ def roc_curve(curves: dict, auc: float) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def pr_curve(curves: dict, ap: float, base_rate: float) -> go.Figure:
     fig = _base(f"Precision-recall (average precision {ap:.3f})")
     fig.add_scatter(
@@ -450,6 +505,7 @@ def pr_curve(curves: dict, ap: float, base_rate: float) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def calibration(curves: dict) -> go.Figure:
     fig = _base("Calibration (out-of-fold)")
     fig.add_scatter(
@@ -473,6 +529,7 @@ def calibration(curves: dict) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def lift_bars(deciles: pd.DataFrame) -> go.Figure:
     """Churn rate per score decile relative to the base rate (decile 1 = highest scores)."""
     fig = _base("Lift by score decile")
@@ -489,6 +546,7 @@ def lift_bars(deciles: pd.DataFrame) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def confusion(tp: int, fp: int, fn: int, tn: int) -> go.Figure:
     fig = _base("Confusion matrix at the threshold")
     z = [[tp, fn], [fp, tn]]
@@ -507,6 +565,7 @@ def confusion(tp: int, fp: int, fn: int, tn: int) -> go.Figure:
     return fig
 
 
+@_data_as_text
 def driver_bars(
     deltas: pd.Series, title: str = "Why: change in p vs a typical customer"
 ) -> go.Figure:

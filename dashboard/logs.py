@@ -56,7 +56,19 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# Control characters (a CR/LF in a path starts a forged log line; ESC sequences rewrite a
+# terminal) and the invisible Unicode line and direction marks.
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every control character written as its escape (\\n, \\x1b, \\u2028)."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 class TextFormatter(logging.Formatter):
+    """One line per record: every field escaped (a traceback, added after, keeps its lines)."""
+
     def __init__(self) -> None:
         super().__init__(_TEXT_FORMAT)
 
@@ -64,6 +76,9 @@ class TextFormatter(logging.Formatter):
         if not hasattr(record, "request_tag"):
             RequestIdFilter().filter(record)
         return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().formatMessage(record))
 
 
 class JsonFormatter(logging.Formatter):

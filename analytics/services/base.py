@@ -19,7 +19,7 @@ from collections.abc import Callable, Hashable, Sequence
 import numpy as np
 import pandas as pd
 
-from analytics import access, filters
+from analytics import access, budget, filters
 from analytics import columns as C
 from analytics.metrics import kpis, planner, trend, value
 from analytics.result import Unavailable
@@ -143,6 +143,7 @@ class ServedBase:
     def state(self, query: str | None) -> filters.FilterState:
         """The selection `query` means, cut to the request's scope (access.scoped): every view,
         list, export and count goes through here, so a manager's scope holds everywhere."""
+        budget.check()
         state = self.requested(query)
         scope = access.current_scope()
         if scope is None:

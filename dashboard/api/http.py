@@ -34,7 +34,25 @@ class ApiError(Exception):
     def __init__(self, status: int, error: str, errors: list[dict] | None = None, **extra):
         super().__init__(error)
         self.status = status
-        self.body = {"error": error, **({"errors": errors} if errors is not None else {}), **extra}
+        self.body = {"error": error, **(_bounded(errors) if errors is not None else {}), **extra}
+
+
+# What an error echoes of the request is bounded: a 20 MB body of unknown keys once gave a
+# 31 MB answer naming each of them.
+MAX_ERRORS = 50
+MAX_ECHO = 120
+
+
+def _clip(text) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_ECHO else text[: MAX_ECHO - 1] + "…"
+
+
+def _bounded(errors: list[dict]) -> dict:
+    shown = [{k: _clip(v) for k, v in e.items()} for e in errors[:MAX_ERRORS]]
+    if len(errors) <= MAX_ERRORS:
+        return {"errors": shown}
+    return {"errors": shown, "errors_total": len(errors)}
 
 
 # -- configuration ---------------------------------------------------------------------------

@@ -85,7 +85,10 @@ class FieldError(Out):
 
 class Error(Out):
     error: str
-    errors: list[FieldError] = []
+    errors: list[FieldError] = Field(
+        [], description="the first 50 problems, each field and message cut to 120 characters"
+    )
+    errors_total: int | None = Field(None, description="how many problems, when over 50")
 
 
 class NotReady(Out):
@@ -361,9 +364,11 @@ class AuditEvent(Out):
     id: int
     at: str = Field(description="UTC, ISO 8601.")
     actor: str | None = Field(description="Who (username); null: the system.")
-    action: str = Field(description="login, login.failed, logout, user.add, user.role, "
-                        "user.scope, user.disable, user.enable, user.password, token.create, "
-                        "token.revoke, export.")
+    action: str = Field(
+        description="login, login.failed, logout, user.add, user.role, "
+        "user.scope, user.disable, user.enable, user.password, token.create, "
+        "token.revoke, export."
+    )
     target: str | None
     address: str | None
     details: dict

@@ -34,7 +34,7 @@ from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RoutingException
 
-from analytics import access, filters
+from analytics import access, budget, filters
 from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, TERMS
 from analytics.model import predict
@@ -114,7 +114,9 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
     @bp.before_request
     def _rights_limits_and_readiness():
         endpoint = (request.endpoint or "").rsplit(".", 1)[-1]
-        request.max_content_length = max_body_bytes(batch_limit())
+        limit = max_body_bytes(batch_limit())
+        app_limit = current_app.config.get("MAX_CONTENT_LENGTH")  # RETENTION_MAX_BODY_MB
+        request.max_content_length = min(limit, app_limit) if app_limit else limit
         if endpoint == "health":
             return None
         if ready_problem is not None and endpoint != "audit_view":
@@ -142,6 +144,11 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
             },
             400,
         )
+
+    @bp.errorhandler(budget.OverBudget)
+    def _over_budget(exc: budget.OverBudget):
+        log.warning("%s %s: %s", request.method, request.path, exc)
+        return json_response({"error": str(exc)}, 503, {"Retry-After": "30"})
 
     @bp.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -405,7 +412,7 @@ def http_error_json(exc: HTTPException):
 
 def _app_error(exc: HTTPException):
     """App-level: JSON for /api/ paths, the default page elsewhere (the dashboard's own)."""
-    if not request.path.startswith("/api/"):
+    if not request.path.startswith(("/api/", "/_dash-")):  # Dash's routes answer JSON too
         return exc
     original = getattr(exc, "original_exception", None)
     if original is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from html import unescape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -259,7 +260,8 @@ def filter_state(data, trigger, page: PageState, url_query: str) -> filters.Filt
         return filters.FilterState()
     current = controls_state(data, page.levels, page.id_list, page.tenure)
     if trigger == ids.DOUGHNUT and page.click and page.click.get("points"):
-        return with_segment(current, str(page.click["points"][0]["label"]))
+        # the doughnut's labels are escaped for display (figures.plain_text)
+        return with_segment(current, unescape(str(page.click["points"][0]["label"])))
     if isinstance(trigger, dict) and trigger.get("type") == ids.FILTER_CHIP:
         return without(data.requested(url_query), trigger["column"], trigger["value"])
     if isinstance(trigger, dict) or trigger == ids.TENURE:
