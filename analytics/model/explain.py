@@ -15,7 +15,11 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from analytics.formatting import DEFAULT_CURRENCY, reason_text
-from analytics.model.fastscore import CHUNK_ROWS, FastScorer  # one memory bound for both scorers
+from analytics.model.fastscore import (  # one memory bound for both scorers
+    CHUNK_ROWS,
+    FastScorer,
+    stacked_rows,
+)
 from analytics.model.probability import predict_proba
 
 SMALL_TABLE = 2_000  # below this, permutation importance repeats 5 times instead of 3
@@ -75,9 +79,10 @@ def _stack(part: pd.DataFrame, overrides: Sequence[tuple[str, object]]) -> pd.Da
 def _predict_stacked(
     pipeline, part: pd.DataFrame, overrides: Sequence[tuple[str, object]], chunk_rows: int
 ) -> np.ndarray:
-    """p for every copy of `part` (shape: copies x rows), at most ~chunk_rows rows per call."""
+    """p for every copy of `part` (shape: copies x rows), at most ~stacked_rows(columns,
+    chunk_rows) rows per call."""
     m = len(part)
-    per_call = max(1, chunk_rows // max(m, 1))
+    per_call = max(1, stacked_rows(part.shape[1], chunk_rows) // max(m, 1))
     out = []
     for start in range(0, len(overrides), per_call):
         batch = overrides[start : start + per_call]
@@ -138,13 +143,14 @@ def probability_and_deltas(
         else:
             value = math.nan if _is_missing(value) else float(value)
         overrides.append((col, value))
-    if n * (k + 1) <= chunk_rows:
+    rows_per_pass = stacked_rows(X.shape[1], chunk_rows)
+    if n * (k + 1) <= rows_per_pass:
         both = _predict_stacked(pipeline, X, [(None, None), *overrides], chunk_rows)
         base, varied = both[0], both[1:]
         deltas[:] = base[:, None] - varied.T
     else:
         base = predict_proba(pipeline, X)
-        rows_per_chunk = max(1, chunk_rows // k)
+        rows_per_chunk = max(1, rows_per_pass // k)
         for start in range(0, n, rows_per_chunk):
             part = X.iloc[start : start + rows_per_chunk]
             varied = _predict_stacked(pipeline, part, overrides, chunk_rows)

@@ -55,7 +55,11 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-9  # max |p_fast - p_pipeline| accepted at compile time
 CHECK_ROWS = 400  # random rows compared with the pipeline at compile time
 UNSEEN = "\x00unseen level"  # stands for any level the model never saw
-CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds memory)
+CHUNK_ROWS = 200_000  # stacked rows per scoring pass when explaining (bounds memory) ...
+# ... and stacked cells, rows x feature columns: rows alone do not bound a wide table (200,000
+# rows of 3,000 columns are 4.8 GB before encoding, several times that after). Above the rows
+# bound only past 20 features, so the product's own tables keep their chunks.
+CHUNK_CELLS = 4_000_000
 # Below this many rows, scoring all k + 1 versions of each row in full is quicker than the
 # per-feature bookkeeping of the shortcut (measured: crossover near 30 rows).
 SHORTCUT_MIN_ROWS = 32
@@ -69,6 +73,11 @@ Proba = Callable[[Matrix], np.ndarray]
 Variants = Callable[[Matrix, np.ndarray], Matrix]
 # Per raw feature: the columns of a transformer's output that depend on it (and on nothing else).
 Deps = list[np.ndarray]
+
+
+def stacked_rows(columns: int, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Rows of `columns` values one scoring pass may stack: within chunk_rows and CHUNK_CELLS."""
+    return max(1, min(chunk_rows, CHUNK_CELLS // max(columns, 1)))
 
 
 class Unsupported(Exception):
@@ -147,12 +156,13 @@ class FastScorer:
         """p per row, and per row and feature p - p(feature set to its typical value).
 
         Same definition as analytics.model.explain.probability_and_deltas; rows already at the
-        typical value get exactly 0. At most ~chunk_rows stacked rows at a time bound the memory.
+        typical value get exactly 0. At most ~stacked_rows(k, chunk_rows) stacked rows at a time
+        bound the memory.
         """
         n, k = R.shape
         t = np.array([self.encode_value(f, typical.get(f)) for f in self.features])
         p, deltas = np.empty(n), np.empty((n, k))
-        step = max(1, chunk_rows // (k + 1))
+        step = max(1, stacked_rows(k, chunk_rows) // (k + 1))
         for start in range(0, n, step):
             part = slice(start, start + step)
             p[part], deltas[part] = self._deltas(R[part], t)
@@ -458,6 +468,20 @@ def _spline(step: SplineTransformer) -> tuple[Callable[[Matrix], Matrix], Deps]:
     return transform, deps
 
 
+def _groups(sizes: Sequence[int], most: int) -> list[list[int]]:
+    """Consecutive indices of `sizes` in groups whose sizes add up to at most `most` (a size
+    larger than that alone)."""
+    groups: list[list[int]] = [[]]
+    total = 0
+    for j, size in enumerate(sizes):
+        if groups[-1] and total + size > most:
+            groups.append([])
+            total = 0
+        groups[-1].append(j)
+        total += size
+    return groups
+
+
 def _tabulated(
     trans, cols: list[str], levels: Mapping, width: int
 ) -> tuple[Callable[[Matrix], Matrix], Deps]:
@@ -468,36 +492,41 @@ def _tabulated(
     Each input column must drive its own output columns (true of one-hot and ordinal encoders);
     the random-row check in compile_scorer catches any encoder where that does not hold.
     """
-    sizes = [len(levels[c]) + 2 for c in cols]  # every level, unseen, missing
-    # Row 0: every column missing; then, per column, each of its codes with the rest missing.
-    rows = 1 + sum(sizes)
-    codes = np.full((rows, len(cols)), -1)
-    start = 1
-    for j, size in enumerate(sizes):
-        codes[start : start + size - 1, j] = np.arange(size - 1)
-        start += size
-    frame = pd.DataFrame(
-        {
-            c: pd.Categorical.from_codes(codes[:, j], categories=[*levels[c], UNSEEN])
-            for j, c in enumerate(cols)
-        }
-    )
-    out = trans.transform(frame)
-    out = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype="float64")
-    if out.shape != (rows, width):
-        raise Unsupported(f"an encoder produced {out.shape[1]} columns, expected {width}")
-    reference = out[0]
+    sizes = [len(levels[c]) + 1 for c in cols]  # codes: every level, then unseen
+    categories = [[*levels[c], UNSEEN] for c in cols]
+
+    def encoded(codes: np.ndarray) -> Matrix:
+        frame = pd.DataFrame(
+            {
+                c: pd.Categorical.from_codes(codes[:, j], categories=categories[j])
+                for j, c in enumerate(cols)
+            }
+        )
+        out = trans.transform(frame)
+        out = np.asarray(out.to_numpy() if hasattr(out, "to_numpy") else out, dtype="float64")
+        if out.shape != (len(codes), width):
+            raise Unsupported(f"an encoder produced {out.shape[1]} columns, expected {width}")
+        return out
+
+    reference = encoded(np.full((1, len(cols)), -1))[0]  # every column missing
     tables, owned = [], np.zeros(width, dtype=bool)
-    start = 1
-    for size in sizes:
-        block = out[start : start + size]
-        block = np.vstack([block[:-1], reference])  # the last code (missing) is row 0's
-        differs = ~np.all((block == reference) | (np.isnan(block) & np.isnan(reference)), axis=0)
-        if (owned & differs).any():
-            raise Unsupported("an encoder whose output columns depend on several inputs")
-        owned |= differs
-        tables.append((np.flatnonzero(differs), block[:, differs]))
-        start += size
+    # Per column, each of its codes with the other columns missing: a row per level of every
+    # column, each row as wide as all of them, so many wide categoricals are encoded a group of
+    # columns at a time within CHUNK_CELLS (at once, 5,000 of them needed gigabytes).
+    for group in _groups(sizes, max(1, CHUNK_CELLS // len(cols))):
+        codes = np.full((sum(sizes[j] for j in group), len(cols)), -1, dtype=np.int32)
+        starts = np.cumsum([0] + [sizes[j] for j in group])
+        for j, start in zip(group, starts, strict=False):
+            codes[start : start + sizes[j], j] = np.arange(sizes[j])
+        out = encoded(codes)
+        for j, start in zip(group, starts, strict=False):
+            block = np.vstack([out[start : start + sizes[j]], reference])  # last code: missing
+            same = (block == reference) | (np.isnan(block) & np.isnan(reference))
+            differs = ~np.all(same, axis=0)
+            if (owned & differs).any():
+                raise Unsupported("an encoder whose output columns depend on several inputs")
+            owned |= differs
+            tables.append((np.flatnonzero(differs), block[:, differs]))
 
     def transform(X: Matrix) -> Matrix:
         Z = np.tile(reference, (len(X), 1))

@@ -36,6 +36,10 @@ SPLINE_KNOTS = 5
 # One-hot: levels seen fewer than this many times share one "infrequent" column.
 ONEHOT_MIN_FREQUENCY = 10
 ONEHOT_MAX_CATEGORIES = 40
+# One-hot columns across all categorical features: with many of them each keeps fewer levels (at
+# least its most frequent one and "infrequent"), so the encoded width grows with the number of
+# input columns, not up to 40 times as fast (5,000 categorical columns reached 4 GB).
+ONEHOT_MAX_WIDTH = 2_000
 # HistGradientBoosting needs fewer than max_bins (255) codes per categorical feature; rarer
 # levels beyond this many are grouped, which also keeps splits from chasing tiny levels.
 ORDINAL_MAX_CATEGORIES = 60
@@ -142,7 +146,7 @@ def _linear(numeric: list[str], categorical: list[str]) -> list[tuple]:
                             OneHotEncoder(
                                 handle_unknown="ignore",
                                 min_frequency=ONEHOT_MIN_FREQUENCY,
-                                max_categories=ONEHOT_MAX_CATEGORIES,
+                                max_categories=onehot_max_categories(len(categorical)),
                                 sparse_output=False,
                             ),
                         ),
@@ -152,6 +156,11 @@ def _linear(numeric: list[str], categorical: list[str]) -> list[tuple]:
             )
         )
     return steps
+
+
+def onehot_max_categories(n_categorical: int) -> int:
+    """Levels kept per categorical feature (the rest share one column) within ONEHOT_MAX_WIDTH."""
+    return max(2, min(ONEHOT_MAX_CATEGORIES, ONEHOT_MAX_WIDTH // max(n_categorical, 1)))
 
 
 def _tree(numeric: list[str], categorical: list[str]) -> list[tuple]:
