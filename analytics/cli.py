@@ -181,6 +181,7 @@ def cmd_generate(args) -> int:
 def cmd_train(args) -> int:
     settings = settings_from_env(window_months=args.window_months)
     progress = Progress(args.quiet)
+    artifacts.check_writable(args.models_dir)  # before minutes of training, not after
     table = _load(args, settings, progress, require_label=True)
     trained = workflow.train(
         table,

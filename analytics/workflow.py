@@ -255,7 +255,6 @@ def _finite(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-
 def new_version(data_hash: str, now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
@@ -543,6 +542,7 @@ def load_or_train(
             raise
         if before_retrain is not None:
             before_retrain(exc.reason)
+        artifacts.check_writable(models_dir)  # before minutes of training, not after
         progress(f"no usable model ({exc.reason}); training one now")
         model = train(table, settings, source=str(data), progress=progress)
         save(model, models_dir)

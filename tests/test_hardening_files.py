@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import gzip
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
@@ -13,12 +18,13 @@ from sklearn.linear_model import LogisticRegression
 
 from analytics import cli, synthetic, workflow
 from analytics import columns as C
-from analytics.config import settings_from_env
+from analytics.config import PROJ_ROOT, settings_from_env
 from analytics.export import FORMULA_STARTS
 from analytics.ingest import read
 from analytics.ingest.errors import TableTooLargeError
 from analytics.model import explain, fastscore
 from analytics.model.features import ONEHOT_MAX_WIDTH, build_preprocessor
+from analytics.store import artifacts
 
 
 def one_error_line(capsys) -> str:
@@ -321,3 +327,111 @@ def test_categorical_encoders_are_tabulated_a_group_of_columns_at_a_time(monkeyp
         dtype="float64",
     )
     np.testing.assert_array_equal(transform(codes), encoder.transform(X))
+
+
+# -- the models directory ---------------------------------------------------------------------
+
+SLOW_SAVE = """
+import sys, time
+from analytics.store import artifacts
+
+class Slow:  # pickled after the bytes before it: the save hangs with a partial pipeline file
+    def __reduce__(self):
+        time.sleep(120)
+        return (int, (0,))
+
+artifacts.save_model_version(
+    sys.argv[1], "v1", {"weights": b"x" * 1_000_000, "slow": Slow()}, {"data_hash": "x"}, {}
+)
+"""
+
+
+def age(path, seconds: float) -> None:
+    then = time.time() - seconds
+    for p in [path, *path.rglob("*")]:
+        os.utime(p, (then, then))
+
+
+def wait_for(condition, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_a_killed_save_is_removed_at_the_next_start_but_not_while_it_runs(tmp_path, capsys):
+    models = tmp_path / "models"
+    saving = subprocess.Popen([sys.executable, "-c", SLOW_SAVE, str(models)], cwd=PROJ_ROOT)
+    try:
+        partial = wait_for(
+            lambda: [p for p in models.glob(".tmp-v1-*") if (p / "pipeline.joblib").is_file()]
+        )[0]
+        age(partial, 3600)
+        # Old, but a live process is writing it (two workers starting while one saves).
+        assert artifacts.remove_stale_temp(models) == []
+    finally:
+        saving.kill()
+        saving.wait()
+    assert partial.is_dir()
+    fresh = models / ".tmp-v2-0123abcd"  # unlocked but just made: maybe a save about to lock
+    fresh.mkdir()
+    other = models / ".tmp-somebody-else"  # not a name this code makes
+    other.mkdir()
+    age(other, 3600)
+    cli.main(["evaluate", "--models-dir", str(models)])
+    assert "no trained model" in capsys.readouterr().err
+    assert not partial.exists()
+    assert fresh.is_dir()
+    assert other.is_dir()
+
+
+def test_two_processes_cleaning_at_once_each_remove_a_leftover_once(tmp_path):
+    for i in range(30):
+        folder = tmp_path / f".tmp-v{i}-{i:08x}"
+        folder.mkdir()
+        (folder / "pipeline.joblib").write_bytes(b"partial")
+        age(folder, 3600)
+    with ThreadPoolExecutor(4) as pool:
+        runs = list(pool.map(lambda _: artifacts.remove_stale_temp(tmp_path), range(4)))
+    removed = [name for run in runs for name in run]
+    assert sorted(removed) == sorted(f".tmp-v{i}-{i:08x}" for i in range(30))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A directory this process cannot write to, even as root (where chmod is not enough)."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):  # root
+        chattr = subprocess.run(["chattr", "+i", str(folder)], capture_output=True)
+        immutable = chattr.returncode == 0
+        if not immutable:
+            pytest.skip("cannot make a directory read-only here (root without chattr)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def test_a_read_only_models_directory_is_refused_before_training(
+    small_model, read_only_dir, tmp_path, capsys
+):
+    base, _ = small_model
+    data = tmp_path / "base.csv"
+    base.to_csv(data, index=False)
+    code = cli.main(["train", "--data", str(data), "--models-dir", str(read_only_dir)])
+    err = capsys.readouterr().err
+    assert code == cli.EXIT_ERROR
+    assert "reading" not in err  # nothing read, nothing trained
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert lines == [
+        f"error: the models directory {read_only_dir} is not writable "
+        f"({'Operation not permitted' if os.geteuid() == 0 else 'Permission denied'}): "
+        "make it writable or choose another with --models-dir or RETENTION_MODELS_DIR"
+    ]

@@ -2,7 +2,9 @@
 
 Writes are atomic: a temp file in the target directory, fsync, os.replace; a failed write
 leaves nothing. Model versions are directories written whole then renamed, with a JSON sidecar
-whose checksum and library versions are checked before anything is unpickled.
+whose checksum and library versions are checked before anything is unpickled. A save that is
+killed leaves its temp folder behind: the next save or load removes it once no live process
+holds it (a lock the writer keeps while writing) and nothing has touched it for a while.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import contextlib
 import gzip
 import hashlib
 import json
+import logging
 import os
 import platform
 import re
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +39,19 @@ META_FILE = "model.json"
 CURRENT_FILE = "CURRENT"
 TRAIN_HINT = "run `python -m analytics train`"
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+# What a killed save leaves: save_model_version's folder and _atomic_path's temp CURRENT file.
+_TEMP_VERSION = re.compile(r"\.tmp-[A-Za-z0-9][A-Za-z0-9._-]{0,99}-[0-9a-f]{8}")
+_TEMP_CURRENT = re.compile(r"\.tmp-CURRENT-[A-Za-z0-9_]{1,32}")
+# Untouched this long and not locked, a temp folder is an interrupted save. The age also covers
+# the instant between the writer creating its folder and locking it.
+STALE_AFTER_SECONDS = 120
+
+try:
+    import fcntl
+except ImportError:  # Windows: a stale folder is known by its age alone
+    fcntl = None
+
+log = logging.getLogger(__name__)
 
 
 class ArtifactError(Exception):
@@ -180,6 +197,89 @@ def _plain(value: object) -> object:
     return value
 
 
+def check_writable(models_dir: str | os.PathLike) -> None:
+    """Refuse, before any training, a models directory where no model could be saved."""
+    models_dir = Path(models_dir)
+    try:
+        models_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=models_dir):  # unnamed where the OS allows: no trace
+            pass
+    except OSError as exc:
+        raise ArtifactError(
+            f"the models directory {models_dir} is not writable ({exc.strerror or exc}): make it "
+            "writable or choose another with --models-dir or RETENTION_MODELS_DIR"
+        ) from None
+
+
+@contextlib.contextmanager
+def _locked(folder: Path, *, wait: bool = True) -> Iterator[bool]:
+    """An exclusive lock on `folder` (True when held). The OS releases it when its process dies,
+    however it dies, so an unlocked temp folder is no live writer's."""
+    if fcntl is None:
+        yield True
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # removed meanwhile (by another process cleaning up)
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except OSError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _last_touched(path: Path) -> float:
+    """Latest modification time of a file, or of a folder and the files in it (a file being
+    written is modified as it grows)."""
+    if not path.is_dir():
+        return path.stat().st_mtime
+    with os.scandir(path) as entries:
+        times = [e.stat(follow_symlinks=False).st_mtime for e in entries]
+    return max([path.stat().st_mtime, *times])
+
+
+def remove_stale_temp(models_dir: str | os.PathLike) -> list[str]:
+    """Remove what interrupted saves left in models_dir (temp version folders no live process
+    holds, temp CURRENT files), once untouched for STALE_AFTER_SECONDS; returns their names.
+    Two processes starting at once are safe: a folder is removed only under its lock."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return []
+    removed = []
+    before = time.time() - STALE_AFTER_SECONDS
+    for entry in sorted(models_dir.iterdir()):
+        folder = _TEMP_VERSION.fullmatch(entry.name) is not None
+        if not folder and not _TEMP_CURRENT.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_symlink() or _last_touched(entry) > before:
+                continue
+            if folder and entry.is_dir():
+                with _locked(entry, wait=False) as held:
+                    if not held:
+                        continue
+                    shutil.rmtree(entry)
+            elif not folder and entry.is_file():
+                entry.unlink()
+            else:
+                continue
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # another process removed it first
+        except OSError as exc:  # e.g. a read-only models directory: nothing to do about it here
+            log.warning("could not remove %s left by an interrupted save: %s", entry, exc)
+            continue
+        log.warning("removed %s, left by an interrupted save", entry)
+        removed.append(entry.name)
+    return removed
+
+
 def _check_name(name: str, what: str) -> str:
     if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name == CURRENT_FILE:
         raise ArtifactError(
@@ -208,11 +308,13 @@ def save_model_version(
     if final.exists():
         raise ArtifactError(f"model version {final} already exists; choose a new version name")
     models_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp(models_dir)
     tmp = models_dir / f".tmp-{version}-{secrets.token_hex(4)}"
     tmp.mkdir()
     try:
-        _write_version(tmp, version, objects, meta, tables)
-        os.rename(tmp, final)
+        with _locked(tmp):  # held until renamed: a cleaner never takes a save in progress
+            _write_version(tmp, version, objects, meta, tables)
+            os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -311,6 +413,7 @@ def load_model_version(models_dir: str | os.PathLike, version: str | None = None
     library versions are compatible; every refusal is an ArtifactError saying what to run.
     """
     models_dir = Path(models_dir)
+    remove_stale_temp(models_dir)
     version = _current_version(models_dir) if version is None else version
     _check_name(version, "model version")
     folder = models_dir / version
