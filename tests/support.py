@@ -1,12 +1,28 @@
 """Signing test clients in: a user of a role (and scope) in the app's state database and a
-client that sends their API token, or logs in through the form like a browser."""
+client that sends their API token, or logs in through the form like a browser. Starting
+gunicorn for real on loopback (gunicorn.conf.py, 2 workers) and stopping it."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
 
 from analytics.access import Scope
+from analytics.config import PROJ_ROOT
 from analytics.store import accounts
 from dashboard.auth import STATE_DB
 
@@ -54,3 +70,128 @@ def log_in(client, name: str, password: str = PASSWORD, **kwargs):
         data={"csrf_token": token, "username": name, "password": password},
         **kwargs,
     )
+
+
+# -- gunicorn for real -----------------------------------------------------------------------
+
+START_TIMEOUT = 60  # seconds for gunicorn to load the demo base and model and answer
+
+
+def save_demo_model(models: Path, workspace) -> Path:
+    """A models directory holding the workspace's model, so gunicorn starts in seconds."""
+    from analytics.workflow import save
+
+    save(dataclasses.replace(workspace.model), models)  # a copy: save() sets .version
+    return models
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+TEST_SECRET = "test-secret-key-of-forty-characters-long-x"
+
+
+def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
+    env.update(
+        RETENTION_LOG_LEVL="DEBUG",  # a typo: one WARNING line at start, nothing else
+        RETENTION_MODELS_DIR=str(models),
+        RETENTION_PORT=str(port),
+        RETENTION_WORKERS="2",
+        RETENTION_SECRET_KEY=TEST_SECRET,
+        RETENTION_STATE_DIR=tempfile.mkdtemp(prefix="state-"),  # a new database
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return {k: v for k, v in env.items() if v is not None}
+
+
+def accounts_cli(env: dict[str, str], *args: str, password: str | None = None) -> str:
+    """`python -m dashboard users|tokens ...` on the server's database, as ops run it."""
+    extra = {"RETENTION_NEW_PASSWORD": password} if password else {}
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard", *args],
+        cwd=PROJ_ROOT,
+        env={**env, **extra},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout
+
+
+def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
+            cwd=PROJ_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+class Server:
+    def __init__(self, proc: subprocess.Popen, port: int, log: Path, token: str = "") -> None:
+        self.proc, self.port, self.log = proc, port, log
+        self.url = f"http://127.0.0.1:{port}"
+        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def get(self, path: str, *, timeout: float = 20, headers=None) -> tuple[int, bytes]:
+        request = urllib.request.Request(self.url + path, headers={**self.auth, **(headers or {})})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def post_json(self, path: str, body, *, timeout: float = 20) -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            self.url + path,
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", **self.auth},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def workers(self) -> set[int]:
+        """Worker pids: the master's child processes (from /proc)."""
+        children = set()
+        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
+            text = (task / "children").read_text().split()
+            children |= {int(pid) for pid in text}
+        return children
+
+    def log_text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log_text()}")
+        try:
+            if server.get("/api/v1/health", timeout=2)[0] == 200 and len(server.workers()) == 2:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn not ready after {timeout} s:\n{server.log_text()}")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(35)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

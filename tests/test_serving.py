@@ -6,7 +6,6 @@ load run, a killed worker replaced, graceful SIGTERM, and clean refusals at star
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import http.client
 import json
@@ -15,10 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -40,10 +35,19 @@ from analytics.config import (
 from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
 from dashboard.server import BATCH_LIMIT_KEY, column_mapping, load_workspace
+from tests.support import (
+    Server,
+    accounts_cli,
+    free_port,
+    gunicorn_env,
+    save_demo_model,
+    start_gunicorn,
+    stop,
+    wait_ready,
+)
 
 HAS_API = (PROJ_ROOT / "dashboard" / "api" / "routes.py").is_file()
 needs_api = pytest.mark.skipif(not HAS_API, reason="dashboard/api (the REST API) not built yet")
-START_TIMEOUT = 60  # seconds for gunicorn to load the demo base and model and answer
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -328,126 +332,10 @@ class _Capture:
 # -- gunicorn for real -----------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def trained_models(tmp_path_factory, demo_workspace) -> Path:
     """A models directory holding a model for the demo base, so gunicorn starts in seconds."""
-    from analytics.workflow import save
-
-    models = tmp_path_factory.mktemp("serve-models")
-    save(dataclasses.replace(demo_workspace.model), models)  # a copy: save() sets .version
-    return models
-
-
-TEST_SECRET = "test-secret-key-of-forty-characters-long-x"
-
-
-def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RETENTION_")}
-    env.update(
-        RETENTION_LOG_LEVL="DEBUG",  # a typo: one WARNING line at start, nothing else
-        RETENTION_MODELS_DIR=str(models),
-        RETENTION_PORT=str(port),
-        RETENTION_WORKERS="2",
-        RETENTION_SECRET_KEY=TEST_SECRET,
-        RETENTION_STATE_DIR=tempfile.mkdtemp(prefix="state-"),  # a new database
-        PYTHONUNBUFFERED="1",
-    )
-    env.update(extra)
-    return {k: v for k, v in env.items() if v is not None}
-
-
-def accounts_cli(env: dict[str, str], *args: str, password: str | None = None) -> str:
-    """`python -m dashboard users|tokens ...` on the server's database, as ops run it."""
-    extra = {"RETENTION_NEW_PASSWORD": password} if password else {}
-    done = subprocess.run(
-        [sys.executable, "-m", "dashboard", *args],
-        cwd=PROJ_ROOT,
-        env={**env, **extra},
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    return done.stdout
-
-
-def start_gunicorn(env: dict[str, str], log: Path) -> subprocess.Popen:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--no-control-socket"],
-            cwd=PROJ_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-class Server:
-    def __init__(self, proc: subprocess.Popen, port: int, log: Path, token: str = "") -> None:
-        self.proc, self.port, self.log = proc, port, log
-        self.url = f"http://127.0.0.1:{port}"
-        self.auth = {"Authorization": f"Bearer {token}"} if token else {}
-
-    def get(self, path: str, *, timeout: float = 20, headers=None) -> tuple[int, bytes]:
-        request = urllib.request.Request(self.url + path, headers={**self.auth, **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def post_json(self, path: str, body, *, timeout: float = 20) -> tuple[int, bytes]:
-        request = urllib.request.Request(
-            self.url + path,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json", **self.auth},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read()
-
-    def workers(self) -> set[int]:
-        """Worker pids: the master's child processes (from /proc)."""
-        children = set()
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            text = (task / "children").read_text().split()
-            children |= {int(pid) for pid in text}
-        return children
-
-    def log_text(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-
-def wait_ready(server: Server, timeout: float = START_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            pytest.fail(f"gunicorn exited with {server.proc.returncode}:\n{server.log_text()}")
-        try:
-            if server.get("/api/v1/health", timeout=2)[0] == 200 and len(server.workers()) == 2:
-                return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"gunicorn not ready after {timeout} s:\n{server.log_text()}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(35)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    return save_demo_model(tmp_path_factory.mktemp("serve-models"), demo_workspace)
 
 
 BROWSER_USER = ("ops-admin", "ops-admin-password-1")
