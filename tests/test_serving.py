@@ -216,8 +216,8 @@ def client(demo_workspace):
         ("/_dash-layout", 200),
         ("/assets/app.css", 200),
         ("/assets/no-such-file.css", 404),
-        # Dash answers an unregistered component file with a 500: headers on errors too
-        ("/_dash-component-suites/no_such_package/x.js", 500),
+        # an unknown component file is a 404 (issue 11): headers on errors too
+        ("/_dash-component-suites/no_such_package/x.js", 404),
     ],
 )
 def test_security_headers_on_every_response(client, path, status):
