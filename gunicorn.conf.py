@@ -29,13 +29,40 @@ bind = [
 workers = _config.workers
 # gthread rather than sync: sync workers serve one connection at a time and drop keep-alive, so
 # a slow client or one long dashboard callback holds the whole worker while the browser's other
-# requests (assets, _dash-update-component, health checks) queue behind it; sync is only safe
-# behind a buffering proxy. A few threads per worker interleave those cheap requests with a
+# requests (assets, _dash-update-component, health checks) queue behind it. Not gevent/asgi
+# either: they run every request on one event loop, and with CPU-bound pandas under the GIL a
+# heavy callback would stop the loop, health checks included.
+#
+# dashboard.worker.RetentionWorker is gthread with three changes:
+# - its event loop reads each request's head and body (up to 1 MiB) before a thread sees it, so
+#   idle and slow-header connections hold no thread. gthread's own threads wait 5 s for a first
+#   byte and then read the head with no deadline, and gunicorn has no header timeout setting. A
+#   client has RETENTION_CLIENT_TIMEOUT seconds for a whole request, then it is disconnected.
+# - GET /api/v1/health has two threads of its own, so it never queues behind data requests.
+# - gunicorn's own 400/414/431 responses carry the app's security headers.
+# Health probes answered within 2 s over 20 s on loopback, 2 workers, plain gthread -> this
+# worker (`python -m tests.test_slow_clients PORT TOKEN`): 50 idle connections 0/10 -> 80/80;
+# 8 slow-header connections 1/11 -> 80/80; 16 slow 2 MB bodies 1/11 -> 80/80; 8 x 600 KB
+# callbacks (all 8 request threads busy for ~25 s) 7/16 -> 79/79.
+worker_class = "dashboard.worker.RetentionWorker"
+# Threads per worker for everything but health. A few threads interleave cheap requests with a
 # heavy one (numpy/pandas release the GIL in their inner loops) without adding processes and
-# their per-process caches. More threads would only contend for the GIL.
-worker_class = "gthread"
+# their per-process caches; they no longer wait on slow clients, so more would only contend for
+# the GIL.
 threads = 4
+# An idle kept-alive connection costs no thread (it waits in the worker's poller) and is closed
+# after this many seconds.
 keepalive = 5
+# Connections per worker (open, arriving, kept alive). Above it the worker stops accepting until
+# some close: with RETENTION_CLIENT_TIMEOUT that bounds what a flood of idle connections can
+# hold. Keep it under the open-files limit (ulimit -n). Past that, per client, is the proxy's job
+# (docs/deploy/nginx.conf: limit_conn).
+worker_connections = 1000
+# gunicorn's own request limits (its defaults, stated): a request line over 4094 bytes is a 414,
+# more than 100 header fields or one over 8190 bytes a 431; both with the security headers.
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
 
 # Load the table and its model ONCE, in the master, before forking: workers share the data
 # copy-on-write, and a missing or stale model is retrained once, not once per worker.

@@ -55,6 +55,12 @@ def content_security_policy(script_hashes=()) -> str:
     return "; ".join(f"{name} {' '.join(values)}" for name, values in policy.items())
 
 
+def error_page_headers() -> dict[str, str]:
+    """The same headers for a response the app does not write itself (gunicorn's own 400, 414
+    or 431, added by dashboard.worker): the policy of a page without scripts."""
+    return {**STATIC_HEADERS, "Content-Security-Policy": content_security_policy()}
+
+
 def install(app) -> None:
     """An after_request hook on the Dash app's Flask server. The script hashes are computed at
     the first response, after every clientside callback has been registered."""

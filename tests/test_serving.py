@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 import urllib.error
@@ -376,7 +377,7 @@ def test_gunicorn_logs_preload_once_and_its_workers(gunicorn_server):
     text = gunicorn_server.log_text()
     assert "no user accounts yet: create the first admin with" in text
     assert text.count("loaded model") == 1  # loaded once, in the master, before forking
-    assert "ready: 2 gthread worker(s)" in text
+    assert "ready: 2 dashboard.worker.RetentionWorker worker(s) x 4 threads" in text
     assert "Traceback" not in text
     typo = "RETENTION_LOG_LEVL is not a setting and is ignored; did you mean RETENTION_LOG_LEVEL?"
     assert [line for line in text.splitlines() if "WARNING" in line and typo in line] != []
@@ -590,6 +591,52 @@ def test_batch_predict_through_gunicorn(gunicorn_server, customers):
     status, body = gunicorn_server.post_json("/api/v1/predict", {"customers": customers})
     assert status == 200
     assert json.loads(body)["count"] == len(customers)
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str]]:
+    """Send bytes as they are (no client library fixes them) and read the status and headers."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in head[1:])
+    return int(head[0].split()[1]), headers
+
+
+def csp_directives(value: str) -> dict[str, str]:
+    return dict(d.strip().split(" ", 1) for d in value.split(";"))
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),  # limit_request_line
+        (b"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n", 400),
+        (b"BAD\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"X-A: b\r\n" * 101 + b"\r\n", 431),
+    ],
+)
+def test_gunicorns_own_error_responses_carry_the_security_headers(
+    gunicorn_server, request_bytes, status
+):
+    """gunicorn answers these itself, before the app: the same headers as the app's answers."""
+    code, headers = raw_exchange(gunicorn_server.port, request_bytes)
+    assert code == status
+    _, app_headers = raw_exchange(
+        gunicorn_server.port, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    for name in security.STATIC_HEADERS:
+        assert headers[name] == app_headers[name], name
+    ours, apps = (csp_directives(h["Content-Security-Policy"]) for h in (headers, app_headers))
+    assert ours.keys() == apps.keys()
+    assert ours["frame-ancestors"] == "'none'"
+    assert ours["default-src"] == "'self'"
+    assert "unsafe" not in ours["script-src"]
 
 
 # -- the browser under the real CSP ----------------------------------------------------------
