@@ -72,7 +72,11 @@ class Settings(_Declared):
         description="refuse input tables with more rows than this (counted while reading)",
     )
     max_columns: int = Field(
-        1_000, ge=1, le=100_000, description="refuse input tables with more columns than this"
+        500,
+        ge=1,
+        le=100_000,
+        description="refuse input tables with more columns than this (training time grows "
+        "with its square: permutation importance and drivers)",
     )
     random_state: int = Field(
         42, ge=0, le=2**32 - 1, description="seed for cross-validation, models and segments"
