@@ -260,7 +260,9 @@ def _parse_csv(name: str, text: str, limits: Limits) -> pd.DataFrame:
             f"(first line: '{header}'): is it a CSV table?"
         )
     # Counted on the header before parsing: a wide table costs memory per column at once.
-    header = next(csv.reader([text.split("\n", 1)[0]], delimiter=delimiter), [])
+    # (Sliced, not split: splitting would copy the whole text.)
+    end = text.find("\n")
+    header = next(csv.reader([text[:end] if end >= 0 else text], delimiter=delimiter), [])
     _check_columns(name, len(header), limits.columns)
     physical = text.count("\n") + 1
     # Parsed from UTF-8 bytes: io.StringIO would hold 4 bytes per character (1.3 GB more for
