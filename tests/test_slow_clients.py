@@ -15,15 +15,19 @@ import contextlib
 import http.client
 import json
 import re
+import shutil
 import socket
+import ssl
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from analytics.config import DEMO_DATA, PROJ_ROOT
+from analytics.config import DEMO_DATA, PROJ_ROOT, ServeSettings
 from tests.support import (
     Server,
     accounts_cli,
@@ -317,3 +321,207 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+
+
+# -- the reverse proxy (docs/deploy/nginx.conf) in front ------------------------------------
+
+
+def _nginx() -> str:
+    found = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
+    if not found:
+        pytest.skip("nginx is not installed (.ci/run installs Debian's nginx)")
+    return found
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for localhost and 127.0.0.1, valid for a day, and its key: made with the
+    `cryptography` package, or the openssl command."""
+    crt, pem = folder / "site.crt", folder / "site.key"
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        if not shutil.which("openssl"):
+            pytest.skip("neither the cryptography package nor openssl to make a certificate")
+        command = "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1"
+        command += " -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1"
+        subprocess.run(
+            [*command.split(), "-keyout", str(pem), "-out", str(crt)],
+            check=True,
+            capture_output=True,
+            timeout=30,
+        )
+        return crt, pem
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    crt.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return crt, pem
+
+
+def _site(text: str, replacements: dict[str, str]) -> str:
+    """The shipped site file with its deployment-specific lines replaced (each exactly once)."""
+    for old, new in replacements.items():
+        assert text.count(old) == 1, f"docs/deploy/nginx.conf no longer has {old!r} once"
+        text = text.replace(old, new)
+    return text
+
+
+def _setting(text: str, directive: str) -> str:
+    (value,) = re.findall(rf"^\s*{directive}\s+([^;]+);", text, flags=re.M)
+    return value
+
+
+def test_the_proxy_config_matches_the_app():
+    text = NGINX_SITE.read_text(encoding="utf-8")
+    assert _setting(text, "client_max_body_size") == f"{ServeSettings().max_body_mb:g}m"
+    # longer than gunicorn's worker timeout (gunicorn.conf.py)
+    assert int(_setting(text, "proxy_read_timeout").removesuffix("s")) > 60
+    for directive in ("proxy_request_buffering", "proxy_buffering", "reset_timedout_connection"):
+        assert _setting(text, directive) == "on"
+
+
+@pytest.fixture(scope="module")
+def nginx(server):
+    """docs/deploy/nginx.conf on loopback in front of the module's gunicorn, with a
+    self-signed certificate: (https port, http port, certificate)."""
+    binary = _nginx()
+    folder = Path(tempfile.mkdtemp(prefix="nginx-"))
+    folder.chmod(0o755)  # nginx's workers (nobody, when started as root) use its temp folders
+    crt, key = _self_signed(folder)
+    https, plain = free_port(), free_port()
+    site = _site(
+        NGINX_SITE.read_text(encoding="utf-8"),
+        {
+            "listen 443 ssl http2;": f"listen 127.0.0.1:{https} ssl http2;",
+            "listen [::]:443 ssl http2;": "",
+            "listen 80;": f"listen 127.0.0.1:{plain};",
+            "listen [::]:80;": "",
+            "server 127.0.0.1:8050;": f"server 127.0.0.1:{server.port};",
+            "/etc/ssl/certs/retention.crt": str(crt),
+            "/etc/ssl/private/retention.key": str(key),
+        },
+    )
+    (folder / "site.conf").write_text(site, encoding="utf-8")
+    temp = "\n".join(
+        f"  {kind}_temp_path {folder}/{kind};" for kind in ("proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    (folder / "nginx.conf").write_text(
+        f"daemon off;\npid {folder}/nginx.pid;\nerror_log {folder}/error.log info;\n"
+        "events { worker_connections 512; }\n"
+        f"http {{\n  access_log {folder}/access.log;\n  client_body_temp_path {folder}/body;\n"
+        f"{temp}\n  include {folder}/site.conf;\n}}\n",
+        encoding="utf-8",
+    )
+    command = [binary, "-p", str(folder), "-e", str(folder / "error.log"), "-c"]
+    command.append(str(folder / "nginx.conf"))
+    checked = subprocess.run([*command, "-t"], capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", https), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail((folder / "error.log").read_text())
+        yield https, plain, crt
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tls(crt: Path) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(crt))
+
+
+def test_the_proxy_serves_health_over_tls_with_hsts(nginx):
+    https, plain, crt = nginx
+    conn = http.client.HTTPSConnection("localhost", https, timeout=10, context=_tls(crt))
+    conn.request("GET", HEALTH)
+    response = conn.getresponse()
+    assert response.status == 200
+    assert json.loads(response.read())["status"] == "ready"
+    hsts = response.getheader("Strict-Transport-Security")
+    max_age = re.fullmatch(r"max-age=(\d+); includeSubDomains", hsts)
+    assert max_age, hsts
+    assert int(max_age.group(1)) >= 365 * 86400
+    assert response.getheader("X-Content-Type-Options") == "nosniff"  # the app's, passed on
+    assert response.getheader("Server") == "nginx"  # no version
+    conn.close()
+
+    conn = http.client.HTTPConnection("127.0.0.1", plain, timeout=10)
+    conn.request("GET", HEALTH, headers={"Host": "retention.example.com"})
+    response = conn.getresponse()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://retention.example.com{HEALTH}"
+
+    # a body over the app's limit is refused by nginx from its Content-Length, unread
+    conn = http.client.HTTPSConnection("localhost", https, timeout=10, context=_tls(crt))
+    conn.putrequest("POST", "/api/v1/predict")
+    conn.putheader("Content-Length", str(64 * 2**20))
+    conn.endheaders()
+    assert conn.getresponse().status == 413
+
+
+def test_the_proxy_cuts_a_slow_header_client(nginx):
+    https, _, crt = nginx
+    limit = float(_setting(NGINX_SITE.read_text(encoding="utf-8"), "client_header_timeout")[:-1])
+    raw = socket.create_connection(("127.0.0.1", https), timeout=5)
+    with _tls(crt).wrap_socket(raw, server_hostname="localhost") as sock:
+        started = time.monotonic()
+        sock.sendall(f"GET {HEALTH} HTTP/1.1\r\nHost: localhost\r\n".encode())
+        cut = None
+        for i in range(int(limit) * 4):
+            try:
+                sock.settimeout(0.5)
+                if not sock.recv(65536):
+                    cut = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+            except OSError:
+                cut = time.monotonic() - started
+                break
+            try:
+                sock.sendall(b"X-Slow-%d: 1\r\n" % i)
+            except OSError:
+                cut = time.monotonic() - started
+                break
+    assert cut is not None, f"still connected after {2 * limit:g} s"
+    assert limit - 1 < cut < limit + 3
