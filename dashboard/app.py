@@ -169,13 +169,16 @@ class RetentionDash(Dash):
 
 
 def _only_known_paths(server: Flask) -> None:
-    @server.errorhandler(DependencyException)
     def _unknown_component_file(exc):
-        # Dash raises this for a component file it never registered: the client asked for a
-        # file that does not exist, not a server fault.
+        # Dash raises DependencyException for a component file it never registered, and
+        # FileNotFoundError for a registered one its package does not ship (two source maps):
+        # the client asked for a file that does not exist, not a server fault.
         if request.path.startswith("/_dash-component-suites/"):
             return auth.json_response({"error": "not found"}, 404)
         raise exc
+
+    server.register_error_handler(DependencyException, _unknown_component_file)
+    server.register_error_handler(FileNotFoundError, _unknown_component_file)
 
     @server.before_request
     def _unknown_path_is_404():

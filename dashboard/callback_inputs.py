@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from analytics import filters
 from dashboard import ids, layout
 
 MAX_TEXT = 2_000  # a URL query, a filter text, a customer id
@@ -115,7 +116,7 @@ class CellClick(_Part):
 
 
 class Point(_Part):
-    label: Scalar | None = None
+    label: Scalar
 
 
 class ClickData(_Part):
@@ -148,17 +149,40 @@ def _range(x: list):
     return x
 
 
+def _only_columns(fields: Iterable[str]) -> Callable[[Any], Any]:
+    """A grid's filter, sort or column model may name only the grid's own columns."""
+    known = frozenset(fields)
+
+    def check(x):
+        if isinstance(x, RowsRequest):
+            named = [s.colId for s in x.sortModel] + list(x.filterModel or {})
+        elif isinstance(x, dict):
+            named = list(x)
+        else:
+            named = [c.colId for c in x]
+        unknown = next((c for c in named if c not in known), None)
+        if unknown is not None:
+            raise ValueError(f"the grid has no column {unknown[:40]!r}")
+        return x
+
+    return check
+
+
 def declarations(data) -> dict[tuple[str, str], Any]:
     """(component id, property) -> the type its value must have (None is always allowed: an
     input the renderer has no value for yet). A pattern-matching id is keyed by
     `pattern:<type>`."""
     tabs = [k for k, _ in layout.TABS]
     text = Text | None
+    # A query with every level of every filter selected, plus the view options, must pass.
+    everything = filters.FilterState({c: tuple(v) for c, v in data.allowed.items()}, 0.0, 0.0)
+    query = Annotated[StrictStr, Field(max_length=len(filters.to_query(everything)) + MAX_TEXT)]
+    grid = _only_columns(data.grid_fields)
     return {
-        (ids.URL, "search"): text,
+        (ids.URL, "search"): query,
         (ids.URL, "pathname"): text,
         (ids.URL, "hash"): text,
-        (ids.FILTER_QUERY, "data"): text,
+        (ids.FILTER_QUERY, "data"): query,
         (ids.TABS, "active_tab"): Annotated[StrictStr, AfterValidator(_one_of(tabs, "tabs"))],
         (ids.RESET, "n_clicks"): Clicks,
         (ids.TENURE, "value"): Annotated[list[Number], AfterValidator(_range)],
@@ -167,10 +191,10 @@ def declarations(data) -> dict[tuple[str, str], Any]:
         (ids.FACTOR, "value"): Annotated[
             StrictStr, AfterValidator(_one_of(layout.factor_options(data), "factors"))
         ],
-        (ids.AT_RISK_GRID, "filterModel"): FilterModel,
-        (ids.AT_RISK_GRID, "getRowsRequest"): RowsRequest,
+        (ids.AT_RISK_GRID, "filterModel"): Annotated[FilterModel, AfterValidator(grid)],
+        (ids.AT_RISK_GRID, "getRowsRequest"): Annotated[RowsRequest, AfterValidator(grid)],
         (ids.AT_RISK_GRID, "columnState"): Annotated[
-            list[ColumnState], Field(max_length=MAX_GRID_COLUMNS)
+            list[ColumnState], Field(max_length=MAX_GRID_COLUMNS), AfterValidator(grid)
         ],
         (ids.AT_RISK_GRID, "cellClicked"): CellClick,
         (ids.AT_RISK_EXPORT, "n_clicks"): Clicks,
@@ -183,7 +207,8 @@ def declarations(data) -> dict[tuple[str, str], Any]:
         (ids.PREDICT_SUBMIT, "n_clicks"): Clicks,
         (ids.PREDICT_LOAD, "n_clicks"): Clicks,
         (ids.PREDICT_LOAD_ID, "value"): Text,
-        (f"pattern:{ids.FILTER}", "value"): Annotated[list[Scalar], Field(max_length=MAX_ITEMS)],
+        # each level is also checked against its column's levels (Checker._levels)
+        (f"pattern:{ids.FILTER}", "value"): Annotated[list[Text], Field(max_length=MAX_ITEMS)],
         (f"pattern:{ids.FILTER_CHIP}", "n_clicks"): Clicks,
         (f"pattern:{ids.PREDICT_FIELD}", "value"): Scalar,
         # a pattern-matching id read as State: its value is its id (Checker._value)
@@ -215,7 +240,7 @@ _Items = Annotated[list[_Item], Field(max_length=MAX_ITEMS)]
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
     output: Annotated[StrictStr, Field(max_length=20_000)]
-    outputs: _Item | _Items
+    outputs: _Item | Annotated[list[_Item | _Items], Field(max_length=200)]
     inputs: Annotated[list[_Item | _Items], Field(max_length=200)]
     state: Annotated[list[_Item | _Items], Field(max_length=200)] = []
     changedPropIds: Annotated[
@@ -244,7 +269,10 @@ def _matches(pattern: dict, concrete: dict) -> bool:
     return all(isinstance(v, list) or concrete[k] == v for k, v in pattern.items())
 
 
-def _check_position(declared: dict, sent, where: str) -> None:
+def _check_position(declared: dict, sent, where: str, matched: dict) -> None:
+    """`sent` is what `declared` names: the same id and property; for a pattern, a list of
+    matching ids that is the same list, in the same order, wherever the pattern recurs in the
+    request (the callback zips its values, its ids and its outputs together)."""
     pattern = _pattern(declared["id"])
     prop = declared["property"]
     if pattern is None:
@@ -255,6 +283,30 @@ def _check_position(declared: dict, sent, where: str) -> None:
         isinstance(i.id, dict) and _matches(pattern, i.id) and i.property == prop for i in sent
     ):
         raise Refused(f"{where} should be a list of {pattern['type']} components' {prop}")
+    concrete = [i.id for i in sent]
+    if len({json.dumps(c, sort_keys=True) for c in concrete}) != len(concrete):
+        raise Refused(f"{where}: the same {pattern['type']} component twice")
+    first = matched.setdefault(pattern["type"], concrete)
+    if first != concrete:
+        raise Refused(f"{where}: not the same {pattern['type']} components as elsewhere")
+
+
+def _changed_are_inputs(body: Body) -> None:
+    """Each of changedPropIds names one of the inputs sent (Dash parses them as ids)."""
+    sent = [
+        (i.id, i.property)
+        for entry in body.inputs
+        for i in (entry if isinstance(entry, list) else [entry])
+    ]
+    for changed in body.changedPropIds:
+        cid, _, prop = changed.rpartition(".")
+        if cid.startswith("{"):
+            try:
+                cid = json.loads(cid)
+            except ValueError:
+                raise Refused("changedPropIds: not an input of this request") from None
+        if (cid, prop) not in sent:
+            raise Refused("changedPropIds: not an input of this request")
 
 
 def _declared_outputs(spec: dict) -> list[dict]:
@@ -268,6 +320,7 @@ class Checker:
     def __init__(self, callback_map: dict, data) -> None:
         self.callbacks = callback_map
         self.types = {k: TypeAdapter(t | None) for k, t in declarations(data).items()}
+        self.levels = {c: frozenset(v) for c, v in data.allowed.items()}
 
     def missing(self) -> set[tuple[str, str]]:
         """Inputs or state some callback reads that have no declaration."""
@@ -287,24 +340,35 @@ class Checker:
         spec = self.callbacks.get(body.output)
         if spec is None or "callback" not in spec:  # clientside ones run in the browser only
             raise Refused("no such callback")
-        self._outputs(spec, body.outputs)
+        matched: dict[str, list] = {}  # pattern type -> the concrete ids sent, in order
+        self._outputs(spec, body.outputs, matched)
         for part in ("inputs", "state"):
             declared = spec.get(part, [])
             sent = getattr(body, part)
             if len(sent) != len(declared):
                 raise Refused(f"the callback reads {len(declared)} {part}, got {len(sent)}")
             for n, (d, s) in enumerate(zip(declared, sent, strict=True)):
-                _check_position(d, s, f"{part}[{n}]")
+                _check_position(d, s, f"{part}[{n}]", matched)
                 for item in s if isinstance(s, list) else [s]:
                     self._value(d, item)
+        _changed_are_inputs(body)
 
-    def _outputs(self, spec: dict, sent) -> None:
+    def _levels(self, item: _Item) -> None:
+        """A filter's levels: its column is a filter column and each level one of its own."""
+        column = item.id.get("column") if isinstance(item.id, dict) else None
+        known = self.levels.get(column)
+        if known is None:
+            raise Refused("filter: no such filter column")
+        if item.value and not set(item.value) <= known:
+            raise Refused(f"filter {column[:40]!r}: a level it does not have")
+
+    def _outputs(self, spec: dict, sent, matched: dict) -> None:
         declared = _declared_outputs(spec)
         multi = isinstance(spec.get("output"), list)
         if multi and (not isinstance(sent, list) or len(sent) != len(declared)):
             raise Refused(f"the callback writes {len(declared)} outputs")
         for n, output in enumerate(declared):
-            _check_position(output, sent[n] if multi else sent, f"outputs[{n}]")
+            _check_position(output, sent[n] if multi else sent, f"outputs[{n}]", matched)
 
     def _value(self, declared: dict, item: _Item) -> None:
         key = (key_of(declared["id"]), declared["property"])
@@ -317,6 +381,8 @@ class Checker:
             checker.validate_python(item.value)
         except ValidationError as exc:
             raise Refused(f"{key[0]}.{key[1]}: {_first(exc)}") from None
+        if key == (f"pattern:{ids.FILTER}", "value"):
+            self._levels(item)
 
 
 def _first(exc: ValidationError) -> str:

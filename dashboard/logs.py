@@ -21,6 +21,7 @@ import re
 import secrets
 import sys
 import time
+import traceback
 from datetime import UTC, datetime
 
 from gunicorn import glogging
@@ -79,6 +80,21 @@ class TextFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return escape_controls(super().formatMessage(record))
+
+    def formatException(self, ei) -> str:
+        # The traceback keeps its lines; each exception's own message (which may quote a
+        # client's text) is escaped like any field.
+        found = traceback.TracebackException(*ei)
+        chain, seen = [found], set()
+        while chain:
+            te = chain.pop()
+            if id(te) in seen:
+                continue
+            seen.add(id(te))
+            if isinstance(getattr(te, "_str", None), str):
+                te._str = escape_controls(te._str)
+            chain += [t for t in (te.__cause__, te.__context__) if t is not None]
+        return "".join(found.format()).rstrip("\n")
 
 
 class JsonFormatter(logging.Formatter):

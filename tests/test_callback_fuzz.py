@@ -10,6 +10,7 @@ import logging
 import pytest
 
 from dashboard.app import create_app, dash_app
+from dashboard.layout import components_by_id
 from tests.support import signed_in
 
 # Values a hostile or broken client may send in place of any input.
@@ -41,15 +42,41 @@ def analyst(app):
     return signed_in(app, "analyst")
 
 
+PAGE: list = []  # the full page's layout, for the concrete pattern-matching ids
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _page(app):
+    PAGE[:] = [dash_app(app).layout()]
+
+
+def _concrete(pattern_text: str) -> list[dict]:
+    """The ids in the full page that a pattern-matching (ALL) id matches, as the renderer finds
+    them; a pattern with none there (the chips, made by a callback) gets one made-up id."""
+    pattern = json.loads(pattern_text)
+    found = [
+        json.loads(cid)
+        for cid in components_by_id(PAGE[0])
+        if cid.startswith("{") and json.loads(cid).get("type") == pattern["type"]
+    ]
+    if found:
+        return found
+    return [{k: (f"x{k}" if isinstance(v, list) else v) for k, v in pattern.items()}]
+
+
 def _item(spec_item, value=None, *, with_value=True):
-    """An input as the renderer sends it; a pattern-matching (ALL) input is a list of them."""
+    """An input as the renderer sends it; a pattern-matching (ALL) input is a list of them,
+    the first of which gets `value` (an id's value is the id itself)."""
     cid = spec_item["id"]
-    item = {"property": spec_item["property"], **({"value": value} if with_value else {})}
+    prop = spec_item["property"]
     if isinstance(cid, str) and cid.startswith("{"):
-        pattern = json.loads(cid)
-        concrete = {k: ("x" if isinstance(v, list) else v) for k, v in pattern.items()}
-        return [{"id": concrete, **item}]
-    return {"id": cid, **item}
+        items = [{"id": c, "property": prop} for c in _concrete(cid)]
+        if with_value:
+            for item in items:
+                item["value"] = item["id"] if prop == "id" and value is None else None
+            items[0]["value"] = value if value is not None else items[0]["value"]
+        return items
+    return {"id": cid, "property": prop, **({"value": value} if with_value else {})}
 
 
 def _body(key: str, spec: dict, inputs: list, state: list) -> dict:
@@ -95,22 +122,22 @@ def _baseline(spec: dict, tab: str | None) -> list:
 def _made(spec: dict, values: list) -> list:
     items = spec["inputs"] + spec.get("state", [])
     made = [_item(i, v) for i, v in zip(items, values, strict=True)]
-    for m, v in zip(made, values, strict=True):
-        if isinstance(m, list) and m[0]["property"] == "id" and v is None:
-            m[0]["value"] = m[0]["id"]  # as the renderer sends an id
     n = len(spec["inputs"])
     return made[:n], made[n:]
 
 
-def _tab_for(client, key: str, spec: dict) -> str | None:
-    """The tab on which the callback answers (not 204 "no update") with baseline inputs."""
+def _tab_for(client, key: str, spec: dict) -> tuple[str | None, list[int]]:
+    """The tab on which the callback answers (not 204 "no update") with baseline inputs, and
+    the statuses of every tab's baseline request."""
     from dashboard.layout import TABS
 
+    codes = []
     for tab, _ in TABS:
         body = _body(key, spec, *_made(spec, _baseline(spec, tab)))
-        if client.post("/_dash-update-component", json=body).status_code == 200:
-            return tab
-    return None
+        codes.append(client.post("/_dash-update-component", json=body).status_code)
+        if codes[-1] == 200:
+            return tab, codes
+    return None, codes
 
 
 def test_every_callback_answers_wrong_typed_inputs_without_a_5xx(app, analyst, caplog):
@@ -118,13 +145,14 @@ def test_every_callback_answers_wrong_typed_inputs_without_a_5xx(app, analyst, c
     failures = []
     tried = 0
     caplog.set_level(logging.INFO)
-    answered = 0
+    baseline_refused = []
     for key, spec in callbacks.items():
         if "callback" not in spec:
             continue  # clientside: runs in the browser only (refused: see below)
         items = spec["inputs"] + spec.get("state", [])
-        tab = _tab_for(analyst, key, spec)
-        answered += tab is not None
+        tab, codes = _tab_for(analyst, key, spec)
+        if any(c not in (200, 204) for c in codes):
+            baseline_refused.append((key[:60], codes))
         for n, item in enumerate(items):
             for value in WRONG:
                 values = _baseline(spec, tab)
@@ -135,7 +163,7 @@ def test_every_callback_answers_wrong_typed_inputs_without_a_5xx(app, analyst, c
                 if r.status_code >= 500:
                     failures.append((key[:60], item["id"], item["property"], repr(value)[:40]))
     assert tried > 300
-    assert answered >= 12  # most callbacks really ran with the baseline
+    assert not baseline_refused, f"working inputs refused: {baseline_refused}"
     assert not failures, f"{len(failures)} 5xx answers, e.g. {failures[:10]}"
     assert "Traceback" not in caplog.text
 
@@ -189,3 +217,81 @@ def test_a_clientside_callback_is_not_run_on_the_server(app, analyst):
     body = _body(key, spec, [_item(i) for i in spec["inputs"]], [])
     r = analyst.post("/_dash-update-component", json=body)
     assert r.status_code == 400, (key, r.get_data(as_text=True)[:300])
+
+
+def _key(app, startswith: str) -> tuple[str, dict]:
+    callbacks = dash_app(app).callback_map
+    return next((k, s) for k, s in callbacks.items() if k.startswith(startswith))
+
+
+def _filter_request(app, levels: dict, changed: list[str] | None = None) -> dict:
+    """The filter callback's request as the browser sends it after picking `levels`."""
+    key, spec = _key(app, "..url.search...filter-query.data")
+    values = _baseline(spec, None)
+    body = _body(key, spec, *_made(spec, values))
+    for entry in body["inputs"]:
+        if isinstance(entry, list) and entry and entry[0]["id"].get("type") == "filter":
+            for item in entry:
+                item["value"] = levels.get(item["id"]["column"])
+    body["changedPropIds"] = changed or []
+    return body
+
+
+def test_the_filter_callback_as_the_browser_sends_it(app, analyst):
+    changed = ['{"column":"region","type":"filter"}.value']
+    r = analyst.post(
+        "/_dash-update-component", json=_filter_request(app, {"region": ["North"]}, changed)
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert r.get_json()["response"]["filter-query"]["data"] == "?region=North"
+
+
+@pytest.mark.parametrize(
+    ("levels", "changed"),
+    [
+        ({"region": ["Atlantis"]}, None),  # a level the column does not have
+        ({"region": ["North", 1]}, None),  # a level that is not text
+        ({"region": ["North"]}, ["{bad.value"]),  # Dash would json.loads it
+        ({"region": ["North"]}, ["url.nope"]),  # not an input of the request
+    ],
+    ids=["unknown-level", "number-level", "broken-changed-id", "foreign-changed-id"],
+)
+def test_a_forged_filter_request_is_a_400(app, analyst, levels, changed):
+    r = analyst.post("/_dash-update-component", json=_filter_request(app, levels, changed))
+    assert r.status_code == 400
+
+
+def test_pattern_lists_must_agree_in_one_request(app, analyst):
+    body = _filter_request(app, {"region": ["North"]})
+    state = next(e for e in body["state"] if isinstance(e, list))
+    state.pop()  # one id fewer than values: the callback would zip them
+    assert analyst.post("/_dash-update-component", json=body).status_code == 400
+    body = _filter_request(app, {"region": ["North"]})
+    columns = next(e for e in body["inputs"] if isinstance(e, list))
+    columns.append(dict(columns[0]))  # the same component twice
+    assert analyst.post("/_dash-update-component", json=body).status_code == 400
+
+
+def test_a_doughnut_click_without_a_label_is_a_400(app, analyst):
+    key, spec = _key(app, "..url.search...filter-query.data")
+    values = _baseline(spec, None)
+    position = next(n for n, i in enumerate(spec["inputs"]) if i["id"] == "segment-doughnut")
+    values[position] = {"points": [{}]}
+    body = _body(key, spec, *_made(spec, values))
+    assert analyst.post("/_dash-update-component", json=body).status_code == 400
+
+
+def test_load_a_customer_into_the_prediction_card_as_the_browser_does(app, analyst):
+    from dashboard.app import served_base
+
+    key, spec = _key(app, '..{"feature":["ALL"],"type":"predict-field"}.value')
+    customer = str(served_base(app).scored["customer_id"].iloc[0])
+    values = _baseline(spec, None)
+    values[[i["id"] for i in spec["state"]].index("predict-load-id") + len(spec["inputs"])] = (
+        customer
+    )
+    body = _body(key, spec, *_made(spec, values))
+    body["changedPropIds"] = ["predict-load.n_clicks"]
+    r = analyst.post("/_dash-update-component", json=body)
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]
+    assert customer in json.dumps(r.get_json()["response"])

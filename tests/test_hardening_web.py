@@ -57,6 +57,8 @@ def test_a_body_under_the_limit_still_works(analyst):
         "/_dash-component-suites/dash/nope.js",
         "/_dash-component-suites/dash/../../etc/passwd",
         "/_dash-component-suites/dash_ag_grid/dash_ag_grid.v1m1.js.map.x",
+        # registered, but not shipped by the package (a browser's dev tools ask for it)
+        "/_dash-component-suites/dash/dash-renderer/build/dash_renderer.min.js.map",
     ],
 )
 def test_an_unknown_component_file_is_a_404(analyst, path):
@@ -131,12 +133,19 @@ def test_the_text_format_escapes_every_field_but_keeps_a_traceback_readable():
     record = logging.LogRecord("x\ny", logging.INFO, __file__, 1, "a\u2028b %s", ("c\rd",), None)
     assert formatter.format(record).endswith("x\\ny: a\\u2028b c\\rd")
     try:
-        raise ValueError("boom")
+        try:
+            raise KeyError("inner")
+        except KeyError as inner:
+            raise ValueError("boom\n2026-11-28 ERROR forged") from inner
     except ValueError:
         import sys
 
         record = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", (), sys.exc_info())
-    assert "\nTraceback" in formatter.format(record)
+    text = formatter.format(record)
+    assert "\nTraceback" in text
+    assert "ValueError: boom\\n2026-11-28 ERROR forged" in text
+    assert "\n2026-11-28" not in text
+    assert "KeyError: 'inner'" in text  # the chain is kept
 
 
 # -- responses -----------------------------------------------------------------------------------
