@@ -79,6 +79,17 @@ def test_the_page_reveals_no_versions_and_its_component_files_load(analyst):
         assert analyst.get(src).status_code == 200, src
 
 
+# The at-risk grid's first ten rows, as the browser asks for them.
+GRID_PAGE = {
+    "output": "at-risk-grid.getRowsResponse",
+    "outputs": {"id": "at-risk-grid", "property": "getRowsResponse"},
+    "inputs": [
+        {"id": "at-risk-grid", "property": "getRowsRequest", "value": {"startRow": 0, "endRow": 10}}
+    ],
+    "state": [{"id": "filter-query", "property": "data", "value": ""}],
+}
+
+
 # -- the time budget ---------------------------------------------------------------------------
 
 
@@ -89,21 +100,8 @@ def test_work_past_its_time_budget_is_a_503(demo_workspace):
     assert r.status_code == 503
     assert "RETENTION_REQUEST_SECONDS" in r.get_json()["error"]
     assert r.headers["Retry-After"] == "30"
-    spec_key = "at-risk-grid.getRowsResponse"
-    body = {
-        "output": spec_key,
-        "outputs": {"id": "at-risk-grid", "property": "getRowsResponse"},
-        "inputs": [
-            {
-                "id": "at-risk-grid",
-                "property": "getRowsRequest",
-                "value": {"startRow": 0, "endRow": 10},
-            }
-        ],
-        "state": [{"id": "filter-query", "property": "data", "value": ""}],
-    }
-    assert spec_key in dash_app(app).callback_map
-    assert client.post("/_dash-update-component", json=body).status_code == 503
+    assert GRID_PAGE["output"] in dash_app(app).callback_map
+    assert client.post("/_dash-update-component", json=GRID_PAGE).status_code == 503
     assert client.get("/api/v1/health").status_code == 200  # no budget to run out
 
 
@@ -173,19 +171,7 @@ def test_customer_data_is_never_cached(analyst, path):
 
 
 def test_a_callback_answer_is_never_cached(analyst):
-    body = {
-        "output": "at-risk-grid.getRowsResponse",
-        "outputs": {"id": "at-risk-grid", "property": "getRowsResponse"},
-        "inputs": [
-            {
-                "id": "at-risk-grid",
-                "property": "getRowsRequest",
-                "value": {"startRow": 0, "endRow": 10},
-            }
-        ],
-        "state": [{"id": "filter-query", "property": "data", "value": ""}],
-    }
-    r = analyst.post("/_dash-update-component", json=body)
+    r = analyst.post("/_dash-update-component", json=GRID_PAGE)
     assert r.status_code == 200
     assert r.headers["Cache-Control"] == "no-store"
 
