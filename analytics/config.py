@@ -72,7 +72,7 @@ class Settings(_Declared):
         description="refuse input tables with more rows than this (counted while reading)",
     )
     max_columns: int = Field(
-        500,
+        200,
         ge=1,
         le=100_000,
         description="refuse input tables with more columns than this (training time grows "
