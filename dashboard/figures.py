@@ -86,12 +86,21 @@ def plain_text(value: str) -> str:
     return html.escape(str(value), quote=False)
 
 
+def _has_markup(values) -> bool:
+    """Whether any text in `values` (a string or a nested array of them) needs escaping."""
+    if isinstance(values, str):
+        return "<" in values or ">" in values or "&" in values
+    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
+        return False  # numbers and dates
+    if isinstance(values, list | tuple | np.ndarray):
+        return any(_has_markup(v) for v in values)
+    return False
+
+
 def _escaped(values):
     if isinstance(values, str):
         return plain_text(values)
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
-        return values  # numbers and dates: nothing to escape
-    if isinstance(values, list | tuple | np.ndarray):
+    if isinstance(values, list | tuple | np.ndarray) and _has_markup(values):
         return [_escaped(v) for v in values]
     return values
 
@@ -106,7 +115,7 @@ def _data_as_text(builder):
         for trace in fig.data:
             for attr in _DATA_TEXT:
                 value = getattr(trace, attr, None) if attr in trace else None
-                if value is not None:
+                if _has_markup(value):  # reassigning costs plotly a validation: only if needed
                     trace[attr] = _escaped(value)
         if fig.layout.title.text:
             fig.layout.title.text = plain_text(fig.layout.title.text)
