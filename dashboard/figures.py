@@ -87,14 +87,23 @@ def plain_text(value: str) -> str:
 
 
 def _has_markup(values) -> bool:
-    """Whether any text in `values` (a string or a nested array of them) needs escaping."""
+    """Whether any text in `values` (a string or a nested array of them) needs escaping; one
+    pass over the strings joined, since a scatter carries thousands of them per trace."""
     if isinstance(values, str):
         return "<" in values or ">" in values or "&" in values
-    if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS":
-        return False  # numbers and dates
-    if isinstance(values, list | tuple | np.ndarray):
-        return any(_has_markup(v) for v in values)
-    return False
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "OUS":
+            return False  # numbers and dates
+        values = values.ravel()
+    elif not isinstance(values, list | tuple):
+        return False
+    strings = []
+    for v in values:
+        if isinstance(v, str):
+            strings.append(v)
+        elif isinstance(v, list | tuple | np.ndarray) and _has_markup(v):
+            return True
+    return _has_markup("".join(strings))
 
 
 def _escaped(values):
