@@ -242,10 +242,10 @@ def create_app(
         return layout.page(base, schema, *columns, role=role, levels=levels, user_menu=menu)
 
     full = page_for(access.ADMIN)
-    every_id = frozenset(map(_id_key, layout.components_by_id(full)))
+    every_id = frozenset(map(callback_inputs.key_of, layout.components_by_id(full)))
     for role in access.ROLES:
         forbidden[role] = every_id - frozenset(
-            map(_id_key, layout.components_by_id(page_for(role)))
+            map(callback_inputs.key_of, layout.components_by_id(page_for(role)))
         )
 
     def serve_layout():
@@ -274,7 +274,7 @@ def create_app(
             for entry in json.loads(response.get_data())
             if not (
                 entry.get("output") in callbacks
-                and _declared_ids(entry["output"], callbacks[entry["output"]]) & hidden
+                and callback_inputs.declared_ids(callbacks[entry["output"]]) & hidden
             )
         ]
         response.set_data(json.dumps(kept))
@@ -328,28 +328,6 @@ def _check_callback_requests(server: Flask, checker: callback_inputs.Checker) ->
         return None
 
 
-def _id_key(cid) -> str:
-    """A component id as the callback check compares it: a pattern-matching id by its type
-    (layout.components_by_id gives those as JSON text)."""
-    if isinstance(cid, str) and cid.startswith("{"):
-        cid = json.loads(cid)
-    if isinstance(cid, dict):
-        return f"pattern:{cid.get('type')}"
-    return str(cid)
-
-
-def _declared_ids(output: str, spec: dict) -> set[str]:
-    """Every component id a registered callback reads or writes, from its declaration (not
-    from what the request claims)."""
-    found = {_id_key(d["id"]) for d in spec.get("inputs", []) + spec.get("state", [])}
-    outputs = spec.get("output")
-    for out in outputs if isinstance(outputs, list) else [outputs]:
-        cid = getattr(out, "component_id", None)
-        if cid is not None:
-            found.add(_id_key(cid))
-    return found
-
-
 def _callback_right(forbidden: dict, callbacks: dict, user, body) -> str | None:
     """The right a callback request needs: MODEL when the callback Dash would run for it (its
     "output" key) touches a component outside the user's layout (the model view is the only
@@ -358,7 +336,7 @@ def _callback_right(forbidden: dict, callbacks: dict, user, body) -> str | None:
     spec = callbacks.get(output) if isinstance(output, str) else None
     if spec is None:
         return None  # no such callback: Dash refuses it itself
-    if _declared_ids(output, spec) & forbidden.get(user.role, frozenset()):
+    if callback_inputs.declared_ids(spec) & forbidden.get(user.role, frozenset()):
         return access.MODEL
     return None
 

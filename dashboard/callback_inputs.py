@@ -258,8 +258,22 @@ def _pattern(cid) -> dict | None:
 
 
 def key_of(cid) -> str:
+    """A component id as declarations and the role check compare it: a pattern-matching one
+    (a dict, or the JSON text Dash and layout.components_by_id give) by its type."""
     pattern = _pattern(cid)
-    return f"pattern:{pattern['type']}" if pattern is not None else str(cid)
+    return f"pattern:{pattern.get('type')}" if pattern is not None else str(cid)
+
+
+def declared_ids(spec: dict) -> set[str]:
+    """Every component a registered callback reads or writes (key_of), from its declaration,
+    not from what a request claims."""
+    found = {key_of(d["id"]) for d in spec.get("inputs", []) + spec.get("state", [])}
+    outputs = spec.get("output")
+    for out in outputs if isinstance(outputs, list) else [outputs]:
+        cid = getattr(out, "component_id", None)  # a clientside callback may write nothing
+        if cid is not None:
+            found.add(key_of(cid))
+    return found
 
 
 def _matches(pattern: dict, concrete: dict) -> bool:
