@@ -195,3 +195,49 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+# -- Dash callback requests, as the renderer sends them ----------------------------------------
+
+
+def _made_up(pattern_text: str) -> list[dict]:
+    """One concrete id for a pattern-matching (ALL) id: its wildcards filled in."""
+    pattern = json.loads(pattern_text)
+    return [{k: (f"x{k}" if isinstance(v, list) else v) for k, v in pattern.items()}]
+
+
+def callback_item(declared: dict, value=None, *, with_value=True, concrete=_made_up):
+    """An input, state or output as the renderer sends it. A pattern-matching (ALL) one is a
+    list, one per id of `concrete(pattern_text)`; the first gets `value`, and an id's value is
+    the id itself."""
+    cid, prop = declared["id"], declared["property"]
+    if not (isinstance(cid, str) and cid.startswith("{")):
+        return {"id": cid, "property": prop, **({"value": value} if with_value else {})}
+    items = [{"id": c, "property": prop} for c in concrete(cid)]
+    if with_value:
+        for item in items:
+            item["value"] = item["id"] if prop == "id" else None
+        if value is not None:
+            items[0]["value"] = value
+    return items
+
+
+def callback_body(key: str, spec: dict, inputs=None, state=None, *, concrete=_made_up) -> dict:
+    """A request for the callback `key` (declared as `spec`); inputs and state default to the
+    declared ones, every value None."""
+    output = spec["output"]
+    outputs = [
+        callback_item(o.to_dict(), with_value=False, concrete=concrete)
+        for o in (output if isinstance(output, list) else [output])
+    ]
+    if inputs is None:
+        inputs = [callback_item(i, concrete=concrete) for i in spec["inputs"]]
+    if state is None:
+        state = [callback_item(i, concrete=concrete) for i in spec.get("state", [])]
+    return {
+        "output": key,
+        "outputs": outputs if isinstance(output, list) else outputs[0],
+        "inputs": inputs,
+        "state": state,
+        "changedPropIds": [],
+    }

@@ -18,7 +18,15 @@ from analytics.store import accounts, db
 from dashboard import auth
 from dashboard.api.openapi import OPERATIONS
 from dashboard.app import create_app, dash_app, served_base
-from tests.support import PASSWORD, csrf_token, log_in, make_user, signed_in, token_for
+from tests.support import (
+    PASSWORD,
+    callback_body,
+    csrf_token,
+    log_in,
+    make_user,
+    signed_in,
+    token_for,
+)
 
 ROLES = ("admin", "analyst", "manager")
 CSRF_VALUE = re.compile(r'value="[^"]{40,}"')
@@ -180,27 +188,11 @@ def test_the_managers_region_filter_offers_their_scope_only(clients):
     assert "South" in filter_options(clients["analyst"], "region")
 
 
-def callback_body(key: str, spec: dict) -> dict:
-    """A request like the renderer's for the callback `key`, every input None."""
-
-    def ids(items):
-        return [{"id": i["id"], "property": i["property"], "value": None} for i in items]
-
-    output = spec["output"]
-    outputs = [o.to_dict() for o in (output if isinstance(output, list) else [output])]
-    return {
-        "output": key,
-        "outputs": outputs if isinstance(output, list) else outputs[0],
-        "inputs": ids(spec["inputs"]),
-        "state": ids(spec.get("state", [])),
-        "changedPropIds": [],
-    }
-
-
 def _named(body: dict) -> set[str]:
     outputs = body["outputs"] if isinstance(body["outputs"], list) else [body["outputs"]]
     items = outputs + body["inputs"] + body["state"]
-    return {i["id"] for i in items if isinstance(i["id"], str)}
+    flat = [i for entry in items for i in (entry if isinstance(entry, list) else [entry])]
+    return {i["id"] for i in flat if isinstance(i["id"], str)}
 
 
 def test_every_callback_is_refused_or_allowed_as_the_table_says(app, clients):

@@ -11,7 +11,7 @@ import pytest
 
 from dashboard.app import create_app, dash_app
 from dashboard.layout import components_by_id
-from tests.support import signed_in
+from tests.support import callback_body, callback_item, signed_in
 
 # Values a hostile or broken client may send in place of any input.
 WRONG = (
@@ -64,34 +64,12 @@ def _concrete(pattern_text: str) -> list[dict]:
     return [{k: (f"x{k}" if isinstance(v, list) else v) for k, v in pattern.items()}]
 
 
-def _item(spec_item, value=None, *, with_value=True):
-    """An input as the renderer sends it; a pattern-matching (ALL) input is a list of them,
-    the first of which gets `value` (an id's value is the id itself)."""
-    cid = spec_item["id"]
-    prop = spec_item["property"]
-    if isinstance(cid, str) and cid.startswith("{"):
-        items = [{"id": c, "property": prop} for c in _concrete(cid)]
-        if with_value:
-            for item in items:
-                item["value"] = item["id"] if prop == "id" and value is None else None
-            items[0]["value"] = value if value is not None else items[0]["value"]
-        return items
-    return {"id": cid, "property": prop, **({"value": value} if with_value else {})}
+def _item(declared, value=None):
+    return callback_item(declared, value, concrete=_concrete)
 
 
 def _body(key: str, spec: dict, inputs: list, state: list) -> dict:
-    output = spec["output"]
-    outputs = [
-        _item(o.to_dict(), with_value=False)
-        for o in (output if isinstance(output, list) else [output])
-    ]
-    return {
-        "output": key,
-        "outputs": outputs if isinstance(output, list) else outputs[0],
-        "inputs": inputs,
-        "state": state,
-        "changedPropIds": [],
-    }
+    return callback_body(key, spec, inputs, state, concrete=_concrete)
 
 
 # Sensible values for every other input while one is fuzzed, so that the callback gets past its
