@@ -487,12 +487,32 @@ class Workspace:
     """What a serving process holds, read-only: the table, its model and the scored base."""
 
     table: Table
-    model: TrainedModel
+    model: TrainedModel | None  # None: no model yet (model_free_workspace), one is training
     scored: pd.DataFrame  # the current base, scored out of fold, value columns per settings
     history: pd.DataFrame | None  # the whole dated table (trend, cohorts), None without dates
     settings: Settings
     source: str
-    how: str  # "loaded model <version>" or "trained model <version> because ..."
+    how: str  # "loaded model <version>", "trained model <version> because ...", "no model yet"
+
+
+NO_MODEL_YET = "no model yet"
+
+
+def model_free_workspace(table: Table, settings: Settings, source: str) -> Workspace:
+    """What a server can serve before its first model: the current base with no score columns
+    (no p_churn, reasons, risk band, segment, CLV or expected loss), only the value rules that
+    need no model (value at the base's churn rate, high value, value tier: the numbers the
+    scored base will have), and the history as load_or_train gives it. Nothing is fitted, so
+    it is ready in about a second on 100,000 rows while the model trains as a job."""
+    base, _ = prepare_base(table, settings)
+    scored = value.add_size_columns(
+        base.reset_index(drop=True),
+        margin=settings.margin,
+        discount=settings.discount,
+        window_months=settings.window_months,
+    )
+    history = table.frame if table.has_dates else None
+    return Workspace(table, None, scored, history, settings, source, NO_MODEL_YET)
 
 
 def load_or_train(

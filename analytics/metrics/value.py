@@ -133,28 +133,60 @@ def add_value_columns(
     }
     if C.MONTHLY_REVENUE in frame.columns:
         rev = frame[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
-        p0 = base_rate(frame, base_churn_rate)
-        val = customer_value(rev, p0, window_months, margin, discount)
-        low, high = (
-            value_cuts
-            if value_cuts is not None
-            else tier_cuts(val[active_mask(frame) & ~np.isnan(val)])
+        size = _size(
+            frame, base_rate(frame, base_churn_rate), window_months, margin, discount, value_cuts
         )
-        with np.errstate(invalid="ignore"):
-            tier = np.where(val >= high, 2, np.where(val >= low, 1, 0))
-        tier = np.where(np.isnan(val), -1, tier).astype(np.int8)
         new.update(
             {
                 C.CLV: clv(rev, p_month, margin, discount),
-                C.VALUE: val,
-                C.EXPECTED_LOSS: expected_loss(p, val),
-                C.HIGH_VALUE: val >= high,
-                C.VALUE_TIER: pd.Categorical.from_codes(
-                    tier, categories=list(C.VALUE_TIERS), ordered=True
-                ),
+                C.VALUE: size[C.VALUE],
+                C.EXPECTED_LOSS: expected_loss(p, size[C.VALUE]),
+                C.HIGH_VALUE: size[C.HIGH_VALUE],
+                C.VALUE_TIER: size[C.VALUE_TIER],
             }
         )
     return out.assign(**new)
+
+
+# What add_size_columns adds: the value rules that need no model (no p_i, no threshold).
+SIZE_COLUMNS = (C.VALUE, C.HIGH_VALUE, C.VALUE_TIER)
+
+
+def add_size_columns(
+    frame: pd.DataFrame,
+    *,
+    margin: float = 1.0,
+    discount: float = 0.01,
+    window_months: int = 1,
+) -> pd.DataFrame:
+    """The frame with value, high_value and value_tier, before any model exists: Value_i is the
+    customer's size at the base's churn rate p0 (not at their own risk), so it needs only the
+    label and monthly_revenue. The same numbers add_value_columns gives the scored base later.
+    The frame as it is without monthly_revenue or a churned label (no honest p0)."""
+    if C.MONTHLY_REVENUE not in frame.columns or C.CHURNED not in frame.columns:
+        return frame
+    p0 = float(frame[C.CHURNED].mean()) if len(frame) else float("nan")
+    return frame.assign(**_size(frame, p0, window_months, margin, discount))
+
+
+def _size(frame, p0, window_months, margin, discount, value_cuts=None) -> dict[str, object]:
+    """Value at the average risk p0, high value and the value tier (cut among active customers,
+    or at `value_cuts`)."""
+    rev = frame[C.MONTHLY_REVENUE].to_numpy(dtype=float, na_value=np.nan)
+    val = customer_value(rev, p0, window_months, margin, discount)
+    low, high = (
+        value_cuts
+        if value_cuts is not None
+        else tier_cuts(val[active_mask(frame) & ~np.isnan(val)])
+    )
+    with np.errstate(invalid="ignore"):
+        tier = np.where(val >= high, 2, np.where(val >= low, 1, 0))
+    tier = np.where(np.isnan(val), -1, tier).astype(np.int8)
+    return {
+        C.VALUE: val,
+        C.HIGH_VALUE: val >= high,
+        C.VALUE_TIER: pd.Categorical.from_codes(tier, categories=list(C.VALUE_TIERS), ordered=True),
+    }
 
 
 def tier_cuts(ref: np.ndarray) -> tuple[float, float]:
