@@ -443,11 +443,17 @@ def load_mapping_file(path: str | os.PathLike) -> dict[str, str]:
             f"mapping file {path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}:"
             f" {exc.msg})"
         ) from None
+    return mapping_from_json(data, f"mapping file {path.name}")
+
+
+def mapping_from_json(data: object, what: str = "the mapping") -> dict[str, str]:
+    """{canonical: source column} from parsed JSON (a file's, an upload form's, an API body's),
+    checked as --map pairs are; `what` names it in the error."""
     if not isinstance(data, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()
     ):
         raise MappingError(
-            f"mapping file {path.name} must be a JSON object of canonical column -> source "
+            f"{what} must be a JSON object of canonical column -> source "
             'column names, e.g. {"churned": "Exited", "customer_id": "CustomerId"}'
         )
     return parse_mapping_pairs([f"{k}={v}" for k, v in data.items()])

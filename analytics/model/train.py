@@ -303,6 +303,7 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
         )
     pipelines = candidate_pipelines(numeric, categorical, random_state=random_state, forest=forest)
     results = {}
+    progress(f"cross-validating {len(pipelines)} candidates: {', '.join(pipelines)}")
     for name, pipeline in pipelines.items():
         results[name] = _cross_validate(name, pipeline, X, y, folds, progress)
     summaries = [results[name][2] for name in pipelines]
