@@ -143,7 +143,10 @@ def _user(session: Session, username: str) -> User:
     return user
 
 
-def _audit(session: Session, action: str, actor: str | None, target=None, address=None, **details):
+def audit_in(
+    session: Session, action: str, actor: str | None, target=None, address=None, **details
+) -> None:
+    """Add an audit event to `session`: it commits with the change it records, or not at all."""
     session.add(
         AuditEvent(
             at=now(),
@@ -183,7 +186,7 @@ def add_user(
             updated_at=now(),
         )
         session.add(user)
-        _audit(
+        audit_in(
             session,
             "user.add",
             actor,
@@ -222,11 +225,11 @@ def change_user(
         else:
             new_scope = check_scope(new_role, scope)
         if new_role != user.role:
-            _audit(session, "user.role", actor, user.username, address, old=user.role, new=new_role)
+            audit_in(session, "user.role", actor, user.username, address, old=user.role, new=new_role)
             user.role = new_role
         old_scope = Scope.of(user.scope_column, user.scope_values)
         if new_scope != old_scope:
-            _audit(
+            audit_in(
                 session,
                 "user.scope",
                 actor,
@@ -238,7 +241,7 @@ def change_user(
             user.scope_column = new_scope.column if new_scope else None
             user.scope_values = list(new_scope.values) if new_scope else None
         if disabled is not None and bool(disabled) != bool(user.disabled):
-            _audit(
+            audit_in(
                 session,
                 "user.disable" if disabled else "user.enable",
                 actor,
@@ -248,7 +251,7 @@ def change_user(
             user.disabled = bool(disabled)
         if password is not None:
             user.password_hash = _hasher.hash(check_password(password, user.username))
-            _audit(session, "user.password", actor, user.username, address)
+            audit_in(session, "user.password", actor, user.username, address)
         user.updated_at = now()
         session.commit()
         return UserInfo.of(user)
@@ -302,9 +305,9 @@ def single_sign_on(engine: Engine, username: str, role: str, address: str | None
                 username=name, role=role, disabled=False, created_at=now(), updated_at=now()
             )
             session.add(user)
-            _audit(session, "user.add", "sso", name, address, role=role, source="proxy")
+            audit_in(session, "user.add", "sso", name, address, role=role, source="proxy")
         elif user.role != role:
-            _audit(session, "user.role", "sso", name, address, old=user.role, new=role)
+            audit_in(session, "user.role", "sso", name, address, old=user.role, new=role)
             user.role = role
             if role != MANAGER:
                 user.scope_column = user.scope_values = None
@@ -348,7 +351,7 @@ def create_token(
         )
         session.add(token)
         session.flush()
-        _audit(
+        audit_in(
             session,
             "token.create",
             actor,
@@ -414,7 +417,7 @@ def revoke_token(
         token, user = row
         if token.revoked_at is None:
             token.revoked_at = now()
-            _audit(session, "token.revoke", actor, user.username, address, token_id=token.id)
+            audit_in(session, "token.revoke", actor, user.username, address, token_id=token.id)
             session.commit()
         return _token_info(token, user.username)
 
@@ -440,7 +443,7 @@ def record(
     **details,
 ) -> None:
     with Session(engine) as session:
-        _audit(session, action, actor, target, address, **details)
+        audit_in(session, action, actor, target, address, **details)
         session.commit()
 
 
