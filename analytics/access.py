@@ -19,7 +19,7 @@ ROLES = (ADMIN, ANALYST, MANAGER)
 # Rights, each with the roles that hold it.
 VIEWS = "views"  # KPIs, trend, segments, drivers, lists, customer detail, planner, exports, predict
 MODEL = "model"  # the model view and GET /api/v1/model
-ADMINISTER = "admin"  # users, tokens, audit log (next: data and models)
+ADMINISTER = "admin"  # users, tokens, audit log, datasets, training, model versions
 RIGHTS: Mapping[str, tuple[str, ...]] = {
     VIEWS: (ADMIN, ANALYST, MANAGER),
     MODEL: (ADMIN, ANALYST),
@@ -28,7 +28,7 @@ RIGHTS: Mapping[str, tuple[str, ...]] = {
 RIGHT_NAMES = {
     VIEWS: "the customer views",
     MODEL: "the model view",
-    ADMINISTER: "administration (users, tokens, audit log)",
+    ADMINISTER: "administration (users, tokens, audit log, data and models)",
 }
 
 

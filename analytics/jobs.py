@@ -34,7 +34,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from analytics import datasets, workflow
+from analytics import datasets, versions, workflow
 from analytics.config import Settings
 from analytics.ingest.errors import DataError
 from analytics.store import artifacts, lifecycle
@@ -70,13 +70,14 @@ _STEPS = (
     (re.compile(r"^validated"), 0.02, 0.03),
     (re.compile(r"^current base"), 0.03, 0.04),
     (re.compile(r"^segmenting"), 0.04, 0.08),
-    (re.compile(r"^time-ordered holdout"), 0.08, 0.12),
-    (re.compile(r"^cross-validating"), 0.12, 0.70),
+    (re.compile(r"^cross-validating the holdout"), 0.92, 0.96),
+    (re.compile(r"^time-ordered holdout"), 0.92, 0.96),
+    (re.compile(r"^cross-validating"), 0.08, 0.70),
     (re.compile(r"^choosing the threshold"), 0.70, 0.72),
     (re.compile(r"^refitting"), 0.72, 0.78),
-    (re.compile(r"^permutation importance"), 0.78, 0.90),
-    (re.compile(r"^explaining"), 0.90, 0.95),
-    (re.compile(r"^saving"), 0.95, 0.99),
+    (re.compile(r"^permutation importance"), 0.78, 0.88),
+    (re.compile(r"^explaining"), 0.88, 0.92),
+    (re.compile(r"^saving"), 0.96, 0.99),
 )
 _FOLD = re.compile(r"\(fold (\d+)/(\d+)\)")
 _CANDIDATES = re.compile(r"^cross-validating (\d+) candidates")
@@ -198,6 +199,7 @@ def run_job(
     settings: Settings,
     key: bytes,
     promote_margin: float = 0.0,
+    keep_versions: int | None = None,
 ) -> lifecycle.JobInfo:
     """Run a claimed (running) job to its end and record the end; returns the job."""
     job = lifecycle.job(engine, job_id)
@@ -228,6 +230,9 @@ def run_job(
         lifecycle.finish(engine, job_id, lifecycle.FAILED, error=f"{type(exc).__name__}: {exc}")
     else:
         lifecycle.finish(engine, job_id, lifecycle.DONE, result=result)
+        if keep_versions:
+            with contextlib.suppress(OSError):  # pruning is housekeeping: retried next time
+                versions.prune(engine, Path(models_dir), keep_versions)
     return lifecycle.job(engine, job_id)  # type: ignore[return-value]
 
 
@@ -275,9 +280,8 @@ def describe_exit(code: int) -> str:
 
 
 class Runner:
-    """Claims queued jobs and runs each in its own process, one at a time. `command(job_id)`
-    is the job process's argv (default: `python -m analytics jobs run <id>` with this
-    runner's directories)."""
+    """Claims queued jobs and runs each in its own process (`python -m analytics jobs run
+    <id>`, configured by `env`), one at a time."""
 
     def __init__(
         self,
@@ -298,10 +302,9 @@ class Runner:
         self._process: subprocess.Popen | None = None
 
     def command(self, job_id: str) -> list[str]:
-        return [
-            sys.executable, "-m", "analytics", "jobs", "run", job_id,
-            "--state-dir", str(self.state_dir), "--models-dir", str(self.models_dir),
-        ]  # fmt: skip
+        # The directories and database travel in env (RETENTION_*): no password on a
+        # command line that `ps` shows.
+        return [sys.executable, "-m", "analytics", "jobs", "run", job_id]
 
     def start(self) -> Runner:
         self._thread = threading.Thread(target=self.loop, name="job-runner", daemon=True)

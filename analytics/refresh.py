@@ -88,6 +88,7 @@ def refresh(
         settings=settings,
         key=key,
         promote_margin=config.promote_margin,
+        keep_versions=config.keep_versions,
     )
     if job.state != lifecycle.DONE:
         return Refreshed(info, job, f"job {job.id} {job.state}: {job.error}")
