@@ -23,6 +23,7 @@ from analytics import access, budget, filters
 from analytics import columns as C
 from analytics.metrics import kpis, planner, trend, value
 from analytics.result import Unavailable
+from analytics.services.errors import ModelPending
 from analytics.workflow import Workspace
 
 # Columns that describe today's scored customers only: in the history, a customer who left
@@ -65,11 +66,16 @@ class _LRU:
 
 
 class ServedBase:
+    """A Workspace as the services read it. Without a model (ws.model None: the first model is
+    training) the views that need none are served as usual and the others raise ModelPending
+    (require_model); `meta` is then empty and `threshold` and `planner` None."""
+
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
-        self.meta = ws.model.meta
+        self.has_model = ws.model is not None
+        self.meta = ws.model.meta if ws.model is not None else {}
         self.scored = ws.scored
-        self.threshold = float(self.meta["threshold"])
+        self.threshold = float(self.meta["threshold"]) if self.has_model else None
         self.filter_columns = filters.filterable_columns(self.scored, ws.table.categorical)
         self.allowed = {
             col: [str(v) for v in _levels(self.scored[col])] for col in self.filter_columns
@@ -86,15 +92,20 @@ class ServedBase:
         self._history_index = self.dated = None
         if self.history is not None:
             self._history_index = filters.LevelIndex(self.history, self.filter_columns)
-            self.dated = trend.DatedHistory(self.history, by=C.SEGMENT)
+            by = C.SEGMENT if C.SEGMENT in self.history.columns else None
+            self.dated = trend.DatedHistory(self.history, by=by)
         self.active = kpis.active_mask(self.scored)
         # A fixed random order of the base: a selection's first rows in it are its sample.
         self.random_order = np.random.default_rng(0).permutation(len(self.scored))
-        self.planner = planner.Planner(
-            self.scored,
-            threshold=self.threshold,
-            window_months=self.meta.get("window_months", 1),
-            base_churn_rate=self.base_churn_rate,
+        self.planner = (
+            planner.Planner(
+                self.scored,
+                threshold=self.threshold,
+                window_months=self.meta.get("window_months", 1),
+                base_churn_rate=self.base_churn_rate,
+            )
+            if self.has_model
+            else None
         )
         self._at_risk_rows = value.at_risk_rows(self.scored)
         self._orders = _LRU(8)
@@ -118,12 +129,30 @@ class ServedBase:
         first = ~ids.duplicated().to_numpy()
         return pd.Series(np.flatnonzero(first), index=pd.Index(ids[first].to_numpy()))
 
+    def require_model(self, what: str) -> None:
+        """Raise ModelPending when there is no model yet: `what` (e.g. "the at-risk list")
+        needs one."""
+        if not self.has_model:
+            raise ModelPending(what)
+
+    @property
+    def window_months(self) -> int:
+        """The observation window of the churn label: the model's, else the settings' (what
+        training will record)."""
+        if self.has_model:
+            return int(self.meta.get("window_months", 1))
+        return int(self.ws.settings.window_months)
+
     def _history_with_segments(self) -> pd.DataFrame | None:
         if self.ws.history is None:
             return None
         history = self.ws.history
-        segments = pd.Series(self.ws.model.segments.assign(history).to_numpy(), index=history.index)
-        added = {C.SEGMENT: segments.astype(self.scored[C.SEGMENT].dtype)}
+        added = {}
+        if self.has_model:
+            segments = self.ws.model.segments.assign(history).to_numpy()
+            added[C.SEGMENT] = pd.Series(segments, index=history.index).astype(
+                self.scored[C.SEGMENT].dtype
+            )
         # Today's scores, by customer id; blank for customers who left before the window.
         current = [c for c in CURRENT_ONLY if c in self.scored.columns]
         if current:

@@ -26,6 +26,7 @@ def scatter(base: ServedBase, query: str) -> dict:
     """A fixed random sample (at most SCATTER_SAMPLE) of the selection's active customers with
     probability, value and expected loss; the threshold t and the high-value line for the
     quadrants; `total` is how many active customers the sample stands for."""
+    base.require_model("the value x risk view")
     active = base.mask(query) & base.active
     total = int(np.count_nonzero(active))
     out = {"total": total, "threshold": base.threshold, "value_cut": base.value_cut, "points": []}
@@ -39,6 +40,7 @@ def scatter(base: ServedBase, query: str) -> dict:
 
 
 def _at_risk(base: ServedBase, query: str) -> pd.DataFrame | Unavailable:
+    base.require_model("the at-risk list")
     return base.cached("at_risk", query, lambda: base.at_risk(query), large=True)
 
 
@@ -91,6 +93,7 @@ def at_risk(
 
 def summary(base: ServedBase, query: str) -> dict:
     """How many customers the selection's at-risk list holds and their expected loss."""
+    base.require_model("the at-risk list")
     rows = base.cached("at_risk_rows", query, lambda: base.at_risk_rows(query))
     if isinstance(rows, Unavailable):
         raise InvalidInput("list", rows.reason)
@@ -98,9 +101,7 @@ def summary(base: ServedBase, query: str) -> dict:
     return {"list_customers": len(rows), "list_expected_loss": loss}
 
 
-def at_risk_csv(
-    base: ServedBase, query: str, *, sort=(), conditions=()
-) -> tuple[str, int]:
+def at_risk_csv(base: ServedBase, query: str, *, sort=(), conditions=()) -> tuple[str, int]:
     """The whole list under these sort and column conditions, as spreadsheet-safe CSV with the
     grid's headers and units (export.list_csv), and its number of rows (for the audit log)."""
     selected = _selected(base, query, list(sort), list(conditions))
@@ -128,7 +129,9 @@ def _position(base: ServedBase, customer_id: str) -> int | None:
 
 def customer(base: ServedBase, customer_id: str) -> dict | None:
     """One customer's profile, probability, band, value, reasons and recommended action; None
-    when the id is not in the current base."""
+    when the id is not in the current base. Needs the model (ModelPending before it): the
+    detail is the customer's risk."""
+    base.require_model("a customer's detail")
     pos = _position(base, customer_id)
     if pos is None:
         return None

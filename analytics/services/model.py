@@ -23,6 +23,7 @@ SMALL_CLASS = 30
 def summary(base: ServedBase) -> dict:
     """What the model is: version, candidates with their CV scores, the chosen one, honest
     metrics, threshold, holdout, features and global importance."""
+    base.require_model("the model view")
     meta = base.meta
     importance = base.ws.model.importance
     return plain(
@@ -89,6 +90,7 @@ def _sample_warning(customers: int, churned: int) -> str:
 def curves(base: ServedBase, query: str) -> dict:
     """ROC, precision-recall, calibration and lift by decile of the selection's out-of-fold
     scores, with ROC-AUC (and its interval), PR-AUC and a small-sample warning."""
+    base.require_model("the model's curves")
     y, p = _scores(base, query)
     n, churned = len(y), int(np.sum(y))
     out = {"customers": n, "churned": churned, "note": "", "warning": ""}
@@ -120,6 +122,7 @@ def curves(base: ServedBase, query: str) -> dict:
 
 def threshold_view(base: ServedBase, query: str, threshold: float) -> dict:
     """Confusion matrix, precision, recall and F1 of the selection at threshold t (0..1)."""
+    base.require_model("the threshold view")
     if threshold is None or not 0.0 <= float(threshold) <= 1.0:
         raise InvalidInput("threshold", f"must be between 0 and 1, got {threshold}")
     y, p = _scores(base, query)
@@ -131,6 +134,7 @@ def threshold_view(base: ServedBase, query: str, threshold: float) -> dict:
 
 def predict_records(base: ServedBase, records_in: Sequence[Mapping], *, top: int = 3) -> list[dict]:
     """Scores of checked records (predict.check_record) by the live model."""
+    base.require_model("predictions")
     settings = base.ws.settings
     return predict.predict(
         base.ws.model, list(records_in), margin=settings.margin, discount=settings.discount, top=top

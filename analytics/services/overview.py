@@ -12,19 +12,29 @@ from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput
 
 NO_MATCH = "No customers match these filters."
+# Why a KPI that needs each customer's probability is null before the first model.
+NEEDS_MODEL = "Not available until the churn model is trained."
+MODEL_KPIS = ("mrr_at_risk", "avg_clv")
 NO_DATES = "Not available because the data has no signup_date and churn_date columns."
 KM_NOTE = "This table has no dates: retention is shown over tenure (Kaplan-Meier)."
 
 
 def kpis(base: ServedBase, query: str) -> dict:
-    """The KPI cards of the selection (METRICS.md), with why a KPI the data cannot give is off."""
-    return plain(base.kpis(query))
+    """The KPI cards of the selection (METRICS.md), with why a KPI the data cannot give is off
+    (before the first model: the risk figures, MRR at risk and average CLV)."""
+    found = plain(base.kpis(query))
+    if not base.has_model and C.MONTHLY_REVENUE in base.scored.columns:
+        found["reasons"] = {**found["reasons"], **dict.fromkeys(MODEL_KPIS, NEEDS_MODEL)}
+    return found
 
 
 def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
     """Monthly churn and retention with dates ("kind": "monthly", one point per month and, when
     split, per segment); the Kaplan-Meier retention curve over tenure without ("kind":
-    "survival"). An empty selection has no points and says why in "note"."""
+    "survival"). An empty selection has no points and says why in "note". The split needs the
+    segments, so the model (ModelPending before it)."""
+    if split:
+        base.require_model("the trend split by segment")
     by = C.SEGMENT if split else None
     if base.history is not None:
         selection = base.history_selection(query)
@@ -42,7 +52,10 @@ def trend(base: ServedBase, query: str, *, split: bool = False) -> dict:
         for point, month in zip(points, month_text(table["month"]), strict=True):
             point["month"] = month
         return {
-            "kind": "monthly", "split": split, "points": points, "note": base.history_note(query)
+            "kind": "monthly",
+            "split": split,
+            "points": points,
+            "note": base.history_note(query),
         }
     frame = base.view(query, (C.TENURE, C.CHURNED, C.SEGMENT))
     if not len(frame):
@@ -85,7 +98,9 @@ def cohorts(base: ServedBase, query: str) -> dict:
 
 def segments(base: ServedBase, query: str) -> dict:
     """Each segment's customers, churned, churn rate with its Wilson interval, and what defines
-    it; the counts add up to the selection's KPI count."""
+    it; the counts add up to the selection's KPI count. The segments are fitted with the model
+    (ModelPending before it)."""
+    base.require_model("the segments")
     frame = base.view(query, (C.CHURNED, C.SEGMENT))
     whole = base.kpis("")["churn_rate"]
     if not len(frame):
@@ -104,8 +119,9 @@ def segments(base: ServedBase, query: str) -> dict:
 
 def drivers(base: ServedBase, query: str, factor: str | None) -> dict:
     """Churn rate by one factor's levels (numbers in quantile bins) with intervals, the base's
-    rate ("all customers") and the selection's beside it, and the model's global importance."""
-    importance = base.ws.model.importance
+    rate ("all customers") and the selection's beside it, and the model's global importance
+    (before the first model: none, and "importance_note" says why)."""
+    importance = base.ws.model.importance if base.has_model else None
     out = {
         "factor": factor,
         "base_churn_rate": plain(base.kpis("")["churn_rate"]),
@@ -114,6 +130,8 @@ def drivers(base: ServedBase, query: str, factor: str | None) -> dict:
         "importance": records(importance) if importance is not None else [],
         "note": "",
     }
+    if not base.has_model:
+        out["importance_note"] = NEEDS_MODEL
     if not factor:
         out["note"] = "Choose a factor."
         return out

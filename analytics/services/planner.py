@@ -72,6 +72,7 @@ class Assumptions:
 
 
 def _plan(base: ServedBase, query: str, a: Assumptions):
+    base.require_model("the retention planner")
     return base.cached(
         "plan",
         query,
@@ -90,6 +91,7 @@ def _plan(base: ServedBase, query: str, a: Assumptions):
 def plan(base: ServedBase, query: str, a: Assumptions, *, contacts: int = CONTACT_ROWS) -> dict:
     """The plan: curve points (n, net_benefit, saved_value, cost), best_n and its figures, and
     the first `contacts` customers to contact with their expected saving."""
+    base.require_model("the retention planner")
     out = {"assumptions": asdict(a), "curve": [], "contacts": [], "note": ""}
     if not base.count(query):
         return {**out, "note": NO_MATCH}
