@@ -97,16 +97,43 @@ class NotReady(Out):
     error: str
 
 
-class Health(Out):
-    status: Literal["ready"]
+ModelState = Literal["ready", "training", "no model"]
+JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+
+
+class TrainingFields(Out):
+    """How far the first model is, on a server that started without one."""
+
+    job_id: str | None = Field(None, description="The training job, null when there is none.")
+    state: JobState | None = Field(None, description="The training job's state.")
+    progress: Number = Field(None, description="The training job's progress, 0 to 1.")
+    step: str | None = Field(None, description="What the training job is doing.")
+    error: str | None = None
+
+
+class Health(TrainingFields):
+    status: ModelState = Field(
+        description="ready: the model is loaded. training: the server answers the routes that "
+        "need no model while its first model trains (job_id, state, progress, step). no model: "
+        "no training job, or it failed (error) or was cancelled."
+    )
+    message: str | None = Field(None, description="The status in words, without a model.")
     rows: int
-    model_version: str
+    model_version: str | None = Field(description="null until the first model is trained.")
     data_hash: str | None
     data: str
     currency: str = Field(
         description="The currency of every amount of money this API returns (RETENTION_CURRENCY); "
         "amounts themselves are plain numbers."
     )
+
+
+class ModelPending(TrainingFields):
+    """503 from a route that needs the churn model before the server has one."""
+
+    error: str = Field(description="What is happening and when to try again.")
+    status: Literal["training", "no model"]
+    needs_model: str = Field(description="What needed the model.")
 
 
 class Filters(Out):
@@ -211,6 +238,9 @@ class Drivers(Out):
     selection_churn_rate: Number = Field(description="The customers the filters select.")
     levels: list[Level]
     importance: list[Importance]
+    importance_note: str | None = Field(
+        None, description="Why importance is empty: no model yet (it is training)."
+    )
     note: str
     filters: Filters
 
@@ -391,6 +421,7 @@ RESPONSES = (
     Audit,
     Error,
     NotReady,
+    ModelPending,
     Health,
     Kpis,
     Trend,

@@ -142,10 +142,13 @@ class Operation:
     right: str | None = access.VIEWS  # None: no user needed
 
 
+# One route per entry, laid out as a table.
+# fmt: off
 OPERATIONS = (
     Operation(
-        "/health", "get", "health", "Readiness: data and model loaded.", models.Health,
-        right=None,
+        "/health", "get", "health",
+        "Readiness: data loaded, and the model's status (ready, or training with progress).",
+        models.Health, right=None,
     ),
     Operation(
         "/kpis", "get", "kpis", "The KPI cards over the customers the filters select.",
@@ -219,6 +222,7 @@ OPERATIONS = (
     ),
     Operation("/openapi.json", "get", "openapi", "This document."),
 )
+# fmt: on
 
 
 def _not_null(prop: dict) -> dict:
@@ -279,7 +283,12 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
             "200": ok,
             **{code: _error(ERROR_NAMES[code]) for code in sorted(errors)},
             "500": _error("ServerError"),
-            "503": _json(_ref("NotReady"), "No data or model is loaded."),
+            "503": _json(
+                {"oneOf": [_ref("NotReady"), _ref("ModelPending")]},
+                "No data is loaded (NotReady); or this route needs the churn model and the "
+                "server's first model is still training (ModelPending: its progress; try again "
+                "when health says ready).",
+            ),
         },
     }
     if params:
@@ -293,9 +302,7 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
         out["requestBody"] = {
             "required": True,
             "content": {
-                "application/json": {
-                    "schema": {"oneOf": [_ref("Customer"), _ref("CustomerBatch")]}
-                }
+                "application/json": {"schema": {"oneOf": [_ref("Customer"), _ref("CustomerBatch")]}}
             },
         }
     return out
@@ -350,8 +357,11 @@ def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
         "paths": paths,
         "components": {
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "A personal "
-                           "API token (python -m dashboard tokens create NAME)."},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal API token (python -m dashboard tokens create NAME).",
+                },
                 "session": {"type": "apiKey", "in": "cookie", "name": "retention_session"},
             },
             "schemas": component_schemas(schema, batch_limit),

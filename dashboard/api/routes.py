@@ -19,14 +19,20 @@ Status codes (documented in dashboard/api/openapi.py, generated from dashboard/a
   RETENTION_BATCH_LIMIT setting, default 10,000): too large, not invalid, so the client splits it.
 - 422: the body is JSON but its customers are invalid (unknown or missing fields, wrong types,
   out-of-range numbers, unknown category levels); every problem is listed with its field path.
-- 503: no data or model is loaded.
+- 503: no data is loaded; or the route needs the churn model and the server has none yet (it
+  started on data without one and trains it as a job): the body says how far training is
+  ("status", "progress", "step") and GET /api/v1/health says "ready" once it is done. The routes
+  that need no model (health, kpis, trend, cohorts, drivers) answer meanwhile, without the risk
+  figures.
 A client never sees a stack trace: unexpected errors are logged here and answered with a
 generic JSON 500.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,9 +47,10 @@ from analytics.model import predict
 from analytics.services import customers as customer_service
 from analytics.services import model as model_service
 from analytics.services import overview, planner
+from analytics.services import training as training_status
 from analytics.services.base import ServedBase
-from analytics.services.errors import InvalidInput
-from analytics.store import accounts
+from analytics.services.errors import InvalidInput, ModelPending
+from analytics.store import accounts, artifacts
 from dashboard import auth
 from dashboard.api import models, openapi
 from dashboard.api.http import (
@@ -71,9 +78,11 @@ INTERNAL = "internal error: the server could not answer this request; it has bee
 
 
 def not_ready_reason(data: ServedBase | None) -> str | None:
+    """Why the API cannot answer at all; None when it can (without a model yet, it answers the
+    routes that need none)."""
     if data is None or getattr(data, "ws", None) is None:
         return "no data loaded"
-    if getattr(data.ws, "model", None) is None or data.ws.model.pipeline is None:
+    if data.ws.model is not None and data.ws.model.pipeline is None:
         return "no model loaded"
     if data.scored is None or not len(data.scored):
         return "the loaded data has no customers in the current base"
@@ -102,14 +111,48 @@ RIGHTS = {
     "threshold_view": access.MODEL,
     "audit_view": access.ADMINISTER,
 }
+# Routes that need the churn model (its scores, segments or pipeline), with what they show: 503
+# while the first model trains, after the login and rights checks.
+NEEDS_MODEL = {
+    "segments_view": "the segments",
+    "scatter_view": "the value x risk view",
+    "at_risk_list": "the at-risk list",
+    "customer": "a customer's detail",
+    "planner_view": "the retention planner",
+    "curves_view": "the model's curves",
+    "threshold_view": "the threshold view",
+    "predict_view": "predictions",
+    "model_view": "the model view",
+}
+# Filters on the model's columns (analytics.filters.NAMED): the same 503 before the model.
+MODEL_FILTERS = {"risk": "the risk band filter", "segment": "the segment filter"}
+Training = Callable[[], dict | None]
 
 
-def create_blueprint(data: ServedBase | None) -> Blueprint:
+def model_pending(status: training_status.ModelStatus, what: str):
+    """The 503 of a route that needs the model before there is one; Retry-After while one is
+    training."""
+    headers = {"Retry-After": "10"} if status.status == training_status.TRAINING else {}
+    body = {**status.as_dict(), "error": status.api_error(), "needs_model": what}
+    return json_response(body, 503, headers)
+
+
+def create_blueprint(data: ServedBase | None, training: Training | None = None) -> Blueprint:
+    """The API over `data`. Without a model yet, `training()` is the current training job of
+    the data (training_status.model_status reads it), asked per request."""
     bp = Blueprint(BLUEPRINT, __name__, url_prefix=PREFIX)
     ready_problem = not_ready_reason(data)
-    schema = predict.input_schema(data.meta) if ready_problem is None else {}
+    has_model = ready_problem is None and data.has_model
+    schema = predict.input_schema(data.meta) if has_model else {}
     # Table columns the model leaves out: a customer's profile carries them, /predict ignores them.
-    unused = set(data.ws.table.features) - set(schema) if ready_problem is None else set()
+    unused = set(data.ws.table.features) - set(schema) if has_model else set()
+
+    def status() -> training_status.ModelStatus:
+        return training_status.model_status(has_model, training() if training else None)
+
+    @functools.cache
+    def data_hash() -> str:  # of the table, as the model's sidecar will record it
+        return artifacts.frame_hash(data.ws.table.frame)
 
     @bp.before_request
     def _rights_limits_and_readiness():
@@ -129,6 +172,8 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
         right = RIGHTS.get(endpoint, access.VIEWS)
         if not access.allowed(user.role, right):
             return auth.forbidden(right)
+        if not has_model and endpoint in NEEDS_MODEL:
+            return model_pending(status(), NEEDS_MODEL[endpoint])
         return None
 
     @bp.errorhandler(ApiError)
@@ -144,6 +189,10 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
             },
             400,
         )
+
+    @bp.errorhandler(ModelPending)
+    def _model_pending(exc: ModelPending):  # an option of a route that needs the model
+        return model_pending(status(), exc.what)
 
     @bp.errorhandler(budget.OverBudget)
     def _over_budget(exc: budget.OverBudget):
@@ -161,6 +210,10 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
 
     def view(model=None, check=None):
         """(options, canonical filter query, filters echo) of this request."""
+        if not has_model:
+            for name, what in MODEL_FILTERS.items():
+                if name in request.args:
+                    raise ModelPending(what)
         options, state = parse_request(data, model, check)
         return options, filters.to_query(state), filters_echo(state)
 
@@ -168,6 +221,19 @@ def create_blueprint(data: ServedBase | None) -> Blueprint:
     def health():
         if ready_problem is not None:
             return not_ready(ready_problem)
+        if not has_model:  # serving: 200, with how far the model is
+            now = status()
+            return json_response(
+                {
+                    **now.as_dict(),
+                    "message": now.text(),
+                    "rows": len(data.scored),
+                    "model_version": None,
+                    "data_hash": data_hash(),
+                    "data": Path(data.ws.source).name,
+                    "currency": data.ws.settings.currency,
+                }
+            )
         return json_response(
             {
                 "status": "ready",
@@ -421,9 +487,9 @@ def _app_error(exc: HTTPException):
     return http_error_json(exc)
 
 
-def register(server: Flask, data: ServedBase | None) -> None:
-    """Add the API to the dashboard's Flask server."""
-    server.register_blueprint(create_blueprint(data))
+def register(server: Flask, data: ServedBase | None, training: Training | None = None) -> None:
+    """Add the API to the dashboard's Flask server (`training`: see create_blueprint)."""
+    server.register_blueprint(create_blueprint(data, training))
 
     # Dash answers every other GET path with its page; under /api/ an unknown path is a JSON
     # 404 (or 405 when another method has a route there). Other methods fall to the handlers.
