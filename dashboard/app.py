@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Callable
 
 from dash import Dash
 from dash.exceptions import DependencyException
@@ -25,6 +26,7 @@ from analytics import columns as C
 from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
 from analytics.formatting import header, money_js
 from analytics.model import predict
+from analytics.services import training as training_status
 from analytics.services.base import ServedBase
 from analytics.store import accounts, db
 from analytics.workflow import Workspace
@@ -198,13 +200,26 @@ def create_app(
     request_seconds: float | None = None,
     state: Engine | None = None,
     auth_config: auth.AuthConfig | None = None,
+    training: Callable[[], dict | None] | None = None,
 ) -> Flask:
     """The application over one loaded Workspace: a Flask app with the REST API and the Dash
     dashboard mounted on it, both answering from one ServedBase through analytics.services,
     behind the login (dashboard.auth). `state`: the state database (default: a private
-    in-memory one); `auth_config`: the auth settings (default: a random secret key)."""
+    in-memory one); `auth_config`: the auth settings (default: a random secret key).
+
+    A Workspace without a model (workflow.model_free_workspace) is served too: the views that
+    need none as usual, the others as a training panel (the page) or a 503 (the API) saying how
+    far `training()` is: the data's current training job ({"job_id", "state", "progress",
+    "step", "error"}, or None), asked per request. When the job is done the caller builds a new
+    app over the trained model; the page reloads itself once health says ready."""
     base = ServedBase(workspace)
-    schema = predict.input_schema(workspace.model.meta)
+    schema = predict.input_schema(workspace.model.meta) if base.has_model else {}
+
+    def model_status() -> training_status.ModelStatus | None:
+        if base.has_model:
+            return None
+        return training_status.model_status(False, training() if training else None)
+
     server = Flask(__name__)
     server.config[BATCH_LIMIT_KEY] = batch_limit or setting_from_env(ServeSettings, "batch_limit")
     # Werkzeug refuses a larger body (413) from its Content-Length, or while streaming a chunked
@@ -221,7 +236,7 @@ def create_app(
         auth_config or auth.AuthConfig.for_tests(),
         dash_rights=lambda user, body: _callback_right(forbidden, callbacks_of(server), user, body),
     )
-    api.register(server, base)
+    api.register(server, base, training)
     from dashboard import admin
 
     admin.register(server)
@@ -239,7 +254,15 @@ def create_app(
 
     def page_for(role, scope=None, menu=None):
         levels = base.levels_for(scope)
-        return layout.page(base, schema, *columns, role=role, levels=levels, user_menu=menu)
+        return layout.page(
+            base,
+            schema,
+            *columns,
+            role=role,
+            levels=levels,
+            user_menu=menu,
+            model_status=model_status(),
+        )
 
     full = page_for(access.ADMIN)
     every_id = frozenset(map(callback_inputs.key_of, layout.components_by_id(full)))

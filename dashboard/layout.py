@@ -15,6 +15,7 @@ from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
 from analytics.formatting import display_name, money
 from analytics.services import customers
+from analytics.services import training as training_status
 from dashboard import ids
 
 GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"scale": 2}}
@@ -186,8 +187,11 @@ def user_menu(username: str, role: str, scope: str | None, csrf_token: str) -> h
     if access.allowed(role, access.ADMINISTER):
         links = [
             html.A(text, href=href, className="nav-link px-1 text-white-50 small")
-            for text, href in (("Users", "/admin/users"), ("Tokens", "/admin/tokens"),
-                               ("Audit log", "/admin/audit"))
+            for text, href in (
+                ("Users", "/admin/users"),
+                ("Tokens", "/admin/tokens"),
+                ("Audit log", "/admin/audit"),
+            )
         ]
     return html.Div(
         [
@@ -197,7 +201,9 @@ def user_menu(username: str, role: str, scope: str | None, csrf_token: str) -> h
                 [
                     dcc.Input(type="hidden", name="csrf_token", value=csrf_token),
                     html.Button(
-                        "Log out", type="submit", id=ids.LOGOUT,
+                        "Log out",
+                        type="submit",
+                        id=ids.LOGOUT,
                         className="btn btn-sm btn-outline-light",
                     ),
                 ],
@@ -210,7 +216,63 @@ def user_menu(username: str, role: str, scope: str | None, csrf_token: str) -> h
     )
 
 
-def navbar(source: str, version: str, user_menu=None) -> dbc.Navbar:
+# The first model is training: views that need it show a training panel. assets/training.js
+# keeps every panel's text and bar current from GET /api/v1/health (its "message" is
+# ModelStatus.text()) and reloads the page when the model is ready; the classes below are what
+# it looks for.
+PANEL = "training-panel"
+PANEL_COLORS = {"training": "info", "failed": "danger"}
+
+
+def training_panel(headline: str, status: training_status.ModelStatus) -> html.Div:
+    """One panel in place of a view that needs the churn model: what the view needs
+    (`headline`), how far training is (a progress bar while a job runs), and that the page
+    switches by itself."""
+    color = PANEL_COLORS.get(
+        status.state if status.state == "failed" else status.status, "secondary"
+    )
+    training = status.status == training_status.TRAINING
+    return html.Div(
+        [
+            html.Div(headline, className="fw-semibold mb-1"),
+            html.Div(status.text(), className="training-text"),
+            html.Div(
+                html.Div(
+                    className="progress-bar progress-bar-striped progress-bar-animated",
+                    style={"width": f"{status.percent}%"},
+                ),
+                className="progress training-progress my-2",
+                role="progressbar",
+                hidden=not training,
+                **{
+                    "aria-label": "Training progress",
+                    "aria-valuemin": 0,
+                    "aria-valuemax": 100,
+                    "aria-valuenow": status.percent,
+                },
+            ),
+            html.Small(
+                "This page follows the training and switches to the full dashboard by itself "
+                "when the model is ready.",
+                className="text-body-secondary",
+            ),
+        ],
+        className=f"alert alert-{color} {PANEL}",
+        role="status",
+        **{"aria-live": "polite"},
+    )
+
+
+def model_text(ws, status: training_status.ModelStatus | None) -> str:
+    """The navbar's model: its version, or how far the first one is."""
+    if ws.model is not None:
+        return f"Model: {ws.model.version}"
+    if status is not None and status.status == training_status.TRAINING:
+        return f"Model: training {status.percent}%"
+    return "Model: none yet"
+
+
+def navbar(source: str, model: str, user_menu=None) -> dbc.Navbar:
     return dbc.Navbar(
         dbc.Container(
             [
@@ -219,7 +281,7 @@ def navbar(source: str, version: str, user_menu=None) -> dbc.Navbar:
                     [
                         f"Data: {Path(source).name}",
                         html.Span(" · ", className="mx-1"),
-                        f"Model: {version}",
+                        html.Span(model, className="model-status-short"),
                     ],
                     id=ids.STATUS,
                     className="navbar-text small text-white-50 text-truncate",
@@ -234,8 +296,23 @@ def navbar(source: str, version: str, user_menu=None) -> dbc.Navbar:
     )
 
 
-def overview_tab(has_dates: bool) -> list:
+def overview_tab(has_dates: bool, status: training_status.ModelStatus | None = None) -> list:
+    """The overview; without a model yet (`status`), the segments (k-means, fitted with the
+    model) are one training panel and the trend cannot be split by them."""
     trend_help = TERMS["monthly_churn"] if has_dates else TERMS["kaplan_meier"]
+    segments = [
+        dbc.Col(
+            card(
+                "Segments",
+                graph(ids.DOUGHNUT, 380),
+                help_text="Click a slice to filter to that segment.",
+            ),
+            lg=4,
+        )
+    ]
+    if status is not None:
+        panel = training_panel("The segments are fitted with the churn model.", status)
+        segments = [dbc.Col(card("Segments", panel), lg=4)]
     return [
         dbc.Row(
             [
@@ -244,8 +321,10 @@ def overview_tab(has_dates: bool) -> list:
                         "Churn and retention trend",
                         dbc.Switch(
                             id=ids.TREND_SPLIT,
-                            label="Split by segment",
+                            label="Split by segment"
+                            + (" (once the model is trained)" if status is not None else ""),
                             value=False,
+                            disabled=status is not None,
                             className="small",
                         ),
                         html.Div(id=ids.TREND_NOTE, className="small text-muted"),
@@ -254,17 +333,12 @@ def overview_tab(has_dates: bool) -> list:
                     ),
                     lg=8,
                 ),
-                dbc.Col(
-                    card(
-                        "Segments",
-                        graph(ids.DOUGHNUT, 380),
-                        help_text="Click a slice to filter to that segment.",
-                    ),
-                    lg=4,
-                ),
+                *segments,
             ]
         ),
-        dbc.Row(
+        None
+        if status is not None
+        else dbc.Row(
             [
                 dbc.Col(
                     card(
@@ -295,7 +369,14 @@ def overview_tab(has_dates: bool) -> list:
     ]
 
 
-def drivers_tab(factors: list[str]) -> list:
+def drivers_tab(factors: list[str], status: training_status.ModelStatus | None = None) -> list:
+    """Churn by factor (no model needed) and the model's importance (a training panel without
+    a model yet: `status`)."""
+    importance = (
+        graph(ids.IMPORTANCE, 470)
+        if status is None
+        else training_panel("Importance is measured on the churn model.", status)
+    )
     return [
         dbc.Row(
             [
@@ -316,7 +397,7 @@ def drivers_tab(factors: list[str]) -> list:
                 dbc.Col(
                     card(
                         "Model importance",
-                        graph(ids.IMPORTANCE, 470),
+                        importance,
                         help_text=TERMS["importance"],
                     ),
                     lg=5,
@@ -599,10 +680,19 @@ def predict_tab(schema: dict[str, dict]) -> list:
 RATES = ("churn_rate", "retention_rate")
 
 
-def _period(ws) -> str | None:
+def _period(data) -> str | None:
     """The observation window a churn rate covers, when the data has dates to say it."""
-    months = ws.model.meta.get("window_months") if ws.table.has_dates else None
+    months = data.window_months if data.ws.table.has_dates else None
     return f"{months}-month window" if months else None
+
+
+# Without a model yet, what each tab that needs one shows in its training panel.
+NEEDS_MODEL = {
+    "customers": "The value x risk view and the at-risk list need the churn model.",
+    "planner": "The retention planner needs the churn model.",
+    "model": "The model view shows the churn model.",
+    "predict": "Predictions need the churn model.",
+}
 
 
 def page(
@@ -615,25 +705,36 @@ def page(
     role: str | None = access.ADMIN,
     levels: dict[str, list[str]] | None = None,
     user_menu=None,
+    model_status: training_status.ModelStatus | None = None,
 ):
     """The page as `role` sees it: only the tabs its rights allow (their components are not
-    sent at all), filter levels cut to the user's scope (`levels`), and the user's menu."""
+    sent at all), filter levels cut to the user's scope (`levels`), and the user's menu.
+    Without a model yet the views that need one show a training panel (`model_status`: how far
+    the first model is), tabs and role rules unchanged."""
     ws = data.ws
+    pending = None
+    if not data.has_model:
+        pending = model_status or training_status.model_status(False, None)
     makers = {
-        "overview": lambda: overview_tab(ws.table.has_dates),
-        "drivers": lambda: drivers_tab(factor_options(data)),
+        "overview": lambda: overview_tab(ws.table.has_dates, pending),
+        "drivers": lambda: drivers_tab(factor_options(data), pending),
         "customers": lambda: customers_tab(grid_columns, value_note),
         "planner": lambda: planner_tab(ws.settings, plan_columns, value_note),
         "model": lambda: model_tab(data.threshold),
         "predict": lambda: predict_tab(schema),
     }
+    if pending is not None:
+        for key, what in NEEDS_MODEL.items():
+            if key in ("customers", "planner") and value_note:
+                continue  # no revenue: the value views are off whatever the model
+            makers[key] = lambda what=what: [training_panel(what, pending)]
     shown = tabs_for(role)
     tabs = {key: makers[key]() for key in shown}
     return html.Div(
         [
             dcc.Location(id=ids.URL, refresh=False),
             dcc.Store(id=ids.FILTER_QUERY),
-            navbar(ws.source, ws.model.version, user_menu),
+            navbar(ws.source, model_text(ws, pending), user_menu),
             dbc.Container(
                 [
                     dbc.Row(
@@ -671,7 +772,7 @@ def page(
                                     ),
                                     dbc.Row(
                                         [
-                                            kpi_card(name, _period(ws) if name in RATES else None)
+                                            kpi_card(name, _period(data) if name in RATES else None)
                                             for name in KPI_ORDER
                                         ],
                                         id=ids.KPI_ROW,

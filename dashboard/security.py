@@ -5,7 +5,9 @@ The Content-Security-Policy allows what the Dash page was checked to need in hea
 
 - scripts: only this origin, plus the sha256 hashes of Dash's inline scripts (the renderer
   start-up line and the clientside callbacks), from `Dash.csp_hashes()`; no 'unsafe-inline', so
-  an injected <script> does not run. Dash's `_dash-config` block is JSON, not script.
+  an injected <script> does not run. Dash's `_dash-config` block is JSON, not script. Scripts
+  of our own are files in assets/ (this origin), never inline: assets/training.js follows a
+  training model through GET /api/v1/health, which connect-src 'self' allows.
   No 'unsafe-eval' either: that would only be needed for plotly.js WebGL traces (regl compiles
   its draw calls with `Function(...)`), so every chart is SVG (the value x risk scatter shows a
   sample of at most 5,000 points, which SVG draws well). ALLOW_EVAL is the switch if a WebGL

@@ -186,8 +186,8 @@ def _show(column: str, x, currency: str) -> str:
 
 
 def register(app, data) -> None:
-    if C.MONTHLY_REVENUE not in data.scored.columns:
-        return  # the tab shows why value views are off; no components to update
+    if C.MONTHLY_REVENUE not in data.scored.columns or not data.has_model:
+        return  # the tab says why value views are off, or that the model is training
 
     @app.callback(
         Output(ids.SCATTER, "figure"),

@@ -28,6 +28,21 @@ def factor_figure(data, query, factor):
 
 
 def register(app, data) -> None:
+    if not data.has_model:  # importance is a training panel until the model exists
+
+        @app.callback(
+            Output(ids.FACTOR_GRAPH, "figure"),
+            Input(ids.FILTER_QUERY, "data"),
+            Input(ids.FACTOR, "value"),
+            Input(ids.TABS, "active_tab"),
+        )
+        def _factor(query, factor, tab):
+            if query is None or tab != "drivers":
+                raise PreventUpdate
+            return factor_figure(data, query, factor)
+
+        return
+
     named = data.ws.model.importance.assign(feature=lambda f: f["feature"].map(display_name))
     importance = figures.importance_bars(named)
 

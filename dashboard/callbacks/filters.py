@@ -145,7 +145,8 @@ def view_options(data, grid_columns: Sequence[dict]) -> tuple[ViewOption, ...]:
         switch_option("split", ids.TREND_SPLIT, "segment"),
         choice_option("factor", ids.FACTOR, factor_options(data)),
     ]
-    if C.MONTHLY_REVENUE in data.scored.columns:  # else no planner and no at-risk grid
+    # Else no planner and no at-risk grid: no revenue, or no model yet (training panels).
+    if C.MONTHLY_REVENUE in data.scored.columns and data.has_model:
         settings = data.ws.settings
         options += [
             number_option("save_rate", ids.PLAN_SAVE_RATE, settings.save_rate),
@@ -324,10 +325,13 @@ def selection_summary(selected: int, total: int) -> str:
 def register(app, data) -> None:
     # The layout is built per user; called outside a request it is the whole page.
     page = app.layout() if callable(app.layout) else app.layout
-    grid = components_by_id(page).get(ids.AT_RISK_GRID)
+    components = components_by_id(page)
+    grid = components.get(ids.AT_RISK_GRID)
     options = view_options(data, grid.columnDefs if grid is not None else ())
     filter_ids = {"type": ids.FILTER, "column": ALL}
     chip_ids = {"type": ids.FILTER_CHIP, "column": ALL, "value": ALL}
+    # A doughnut slice filters to its segment; without a model yet there is no doughnut.
+    click = {"click": Input(ids.DOUGHNUT, "clickData")} if ids.DOUGHNUT in components else {}
 
     @app.callback(
         output={
@@ -344,7 +348,7 @@ def register(app, data) -> None:
             "levels": Input(filter_ids, "value"),
             "tenure": Input(ids.TENURE, "value"),
             "_reset": Input(ids.RESET, "n_clicks"),
-            "click": Input(ids.DOUGHNUT, "clickData"),
+            **click,
             "chip_clicks": Input(chip_ids, "n_clicks"),
             "view": {o.name: Input(o.component, o.prop) for o in options},
         },
@@ -353,7 +357,7 @@ def register(app, data) -> None:
             "stored_query": State(ids.FILTER_QUERY, "data"),
         },
     )
-    def _sync(search, levels, tenure, _reset, click, chip_clicks, view, id_list, stored_query):
+    def _sync(search, levels, tenure, _reset, chip_clicks, view, id_list, stored_query, click=None):
         trigger = ctx.triggered_id
         chip = isinstance(trigger, dict) and trigger.get("type") == ids.FILTER_CHIP
         if chip and not ctx.triggered[0]["value"]:  # a chip just rendered, not clicked

@@ -132,6 +132,8 @@ def threshold_outputs(data, query, threshold):
 
 
 def register(app, data) -> None:
+    if not data.has_model:
+        return  # the tab is a training panel until the model exists
     table = candidates_table(data.meta)
 
     @app.callback(

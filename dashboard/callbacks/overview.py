@@ -71,14 +71,18 @@ def kpi_outputs(data, query):
 
 def _short_reason(reason: str) -> str:
     """'Not available because the data has no monthly_revenue column (map ...).' -> 'no
-    monthly_revenue column'."""
+    monthly_revenue column'; 'Not available until the churn model is trained.' -> 'once the
+    churn model is trained'."""
     text = reason.split(" (")[0].rstrip(".")
+    text = text.replace("Not available until ", "once ")
     return text.replace("Not available because the data has ", "not available: ")
 
 
 def trend_figure(data, query, split: bool):
     """The figure of services.overview.trend: monthly churn and retention with dates,
-    Kaplan-Meier over tenure without."""
+    Kaplan-Meier over tenure without. Without a model there are no segments to split by (the
+    switch is off and disabled; a link's split waits for the model)."""
+    split = split and data.has_model
     found = overview.trend(data, query, split=split)
     if not found["points"]:
         return figures.message(found["note"]), ""
@@ -91,7 +95,7 @@ def trend_figure(data, query, split: bool):
 
 
 def _colours(data) -> dict[str, str]:
-    return figures.colour_map(data.ws.model.segments.order)
+    return figures.colour_map(data.ws.model.segments.order) if data.has_model else {}
 
 
 def cohort_figure(data, query):
@@ -183,6 +187,9 @@ def register(app, data) -> None:
             if query is None or tab != "overview":
                 raise PreventUpdate
             return cohort_figure(data, query)
+
+    if not data.has_model:
+        return  # the segments are a training panel until the model (and its k-means) exists
 
     @app.callback(
         Output(ids.DOUGHNUT, "figure"),

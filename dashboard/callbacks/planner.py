@@ -105,8 +105,8 @@ def summary_cards(plan: dict, currency: str) -> dbc.Row:
 
 
 def register(app, data) -> None:
-    if C.MONTHLY_REVENUE not in data.scored.columns:
-        return
+    if C.MONTHLY_REVENUE not in data.scored.columns or not data.has_model:
+        return  # the tab says why value views are off, or that the model is training
 
     @app.callback(
         Output(ids.PLAN_ERROR, "children"),

@@ -106,6 +106,9 @@ def result_card(data, schema, features: list[str], values: list):
 
 
 def register(app, data, schema) -> None:
+    if not data.has_model:
+        return  # the tab is a training panel until the model exists
+
     @app.callback(
         Output(ids.PREDICT_RESULT, "children"),
         Input(ids.PREDICT_SUBMIT, "n_clicks"),
