@@ -252,7 +252,7 @@ def _train(engine, job, progress, state_dir, models_dir, settings, key, margin) 
     decision = promotion_decision(engine, metrics, mode, margin, info.id)
     if decision.promote:
         lifecycle.promote(engine, version, job.created_by, reason=decision.reason)
-    else:
+    elif mode == PROMOTE_IF_NOT_WORSE:  # a refresh that kept the live model says why
         from analytics.store import accounts
 
         accounts.record(engine, "model.kept", job.created_by, version, reason=decision.reason)

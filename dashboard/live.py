@@ -34,7 +34,7 @@ from analytics.ingest.validate import Table
 from analytics.services.lifecycle import Lifecycle
 from analytics.store import accounts, artifacts, db, lifecycle
 from analytics.workflow import Workspace
-from dashboard import auth, logs
+from dashboard import admin_data, auth, logs
 from dashboard.api import lifecycle as lifecycle_api
 from dashboard.app import LOOPBACK, create_app, dash_app, served_base
 from dashboard.server import column_mapping, settle
@@ -79,6 +79,7 @@ class Context:
             training=training,
         )
         lifecycle_api.register(server, self.service)
+        admin_data.register(server, self.service)
         # Dash finishes its set-up (registering the component files it may serve) on a
         # process's first request, and marks it done before it is: under gthread, a second
         # thread's request for a component file can arrive in between and get a 500. Running it
