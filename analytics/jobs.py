@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,11 +292,13 @@ class Runner:
         env: Mapping[str, str] | None = None,
         poll: float = POLL_SECONDS,
         stale_after: float = STALE_AFTER_SECONDS,
+        tick: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.state_dir, self.models_dir = Path(state_dir), Path(models_dir)
         self.env = dict(os.environ if env is None else env)
         self.poll, self.stale_after = poll, stale_after
+        self.tick = tick  # called between jobs by the host's runner (the refresh schedule)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._process: subprocess.Popen | None = None
@@ -338,6 +340,8 @@ class Runner:
         """Fail stale jobs, then run one queued job if there is one; True when one ran."""
         for job_id in lifecycle.fail_stale(self.engine, self.stale_after):
             log.warning("job %s failed: its heartbeat stopped", job_id)
+        if self.tick is not None:
+            self.tick()
         job = lifecycle.claim(self.engine, runner_name())
         if job is None:
             return False

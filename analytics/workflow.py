@@ -260,8 +260,8 @@ def new_version(data_hash: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%fZ}-{data_hash[:8]}"
 
 
-def save(trained: TrainedModel, models_dir: Path) -> str:
-    """Write a new model version atomically and make it current."""
+def save(trained: TrainedModel, models_dir: Path, *, key: bytes) -> str:
+    """Write a new model version atomically, signed with `key`, and make it current."""
     version = new_version(trained.meta["data_hash"])
     artifacts.save_model_version(
         models_dir,
@@ -269,14 +269,16 @@ def save(trained: TrainedModel, models_dir: Path) -> str:
         objects={"pipeline": trained.pipeline, "segments": trained.segments},
         meta=trained.meta,
         tables={"scored": trained.scored, "importance": trained.importance},
+        key=key,
     )
     trained.version = version
     return version
 
 
-def load(models_dir: Path, version: str | None = None) -> TrainedModel:
-    """The current (or named) model version, checked by analytics.store.artifacts."""
-    loaded = artifacts.load_model_version(models_dir, version)
+def load(models_dir: Path, version: str | None = None, *, key: bytes) -> TrainedModel:
+    """The current (or named) model version, checked by analytics.store.artifacts: signed
+    with `key` (artifacts.signing_key), files unchanged, libraries compatible."""
+    loaded = artifacts.load_model_version(models_dir, version, key=key)
     objects = loaded.objects
     return TrainedModel(
         pipeline=objects["pipeline"],
@@ -520,6 +522,7 @@ def load_or_train(
     settings: Settings,
     *,
     models_dir: Path,
+    key: bytes,
     mapping: Mapping[str, str] | None = None,
     drop: Sequence[str] = (),
     retrain: bool = True,
@@ -528,10 +531,11 @@ def load_or_train(
 ) -> Workspace:
     """Load the table and its current model; train one first when none fits this table.
 
-    A model fits when it was trained on exactly this table (same data hash). Otherwise, with
-    `retrain`, a new version is trained and saved (the documented automatic retrain); without
-    it, the reason is raised as an ArtifactError. before_retrain(reason) is called first and may
-    raise to refuse; the table is read once either way.
+    A model fits when this installation signed it (`key`, from artifacts.signing_key) and it was
+    trained on exactly this table (same data hash). Otherwise, with `retrain`, a new version is
+    trained, signed and saved (the documented automatic retrain); without it, the reason is
+    raised as an ArtifactError. before_retrain(reason) is called first and may raise to refuse;
+    the table is read once either way.
     """
     table = read.load_table(
         data,
@@ -541,21 +545,12 @@ def load_or_train(
         max_rows=settings.max_rows,
         max_columns=settings.max_columns,
     )
-    data_hash = artifacts.frame_hash(table.frame)
     model: TrainedModel | None = None
     try:
-        model = load(models_dir)
-        if model.meta.get("data_hash") != data_hash:
-            raise artifacts.ArtifactError(
-                f"the current model ({model.version}) was trained on other data "
-                f"({model.meta.get('source') or 'unknown source'})"
-            )
-        saved_format = model.meta.get("format_version", 1)
-        if saved_format != FORMAT_VERSION:
-            raise artifacts.ArtifactError(
-                f"the current model ({model.version}) was saved in format {saved_format}; this "
-                f"version reads format {FORMAT_VERSION}"
-            )
+        model = load(models_dir, key=key)
+        reason = unfit_reason(model, table)
+        if reason is not None:
+            raise artifacts.ArtifactError(reason)
         how = f"loaded model {model.version}"
     except artifacts.ArtifactError as exc:
         if not retrain:
@@ -565,8 +560,33 @@ def load_or_train(
         artifacts.check_writable(models_dir)  # before minutes of training, not after
         progress(f"no usable model ({exc.reason}); training one now")
         model = train(table, settings, source=str(data), progress=progress)
-        save(model, models_dir)
+        save(model, models_dir, key=key)
         how = f"trained and saved model {model.version}"
+    return model_workspace(model, table, settings, str(data), how)
+
+
+def unfit_reason(model: TrainedModel, table: Table) -> str | None:
+    """Why `model` cannot serve `table` (trained on other data, or saved in another format),
+    or None when it fits."""
+    if model.meta.get("data_hash") != artifacts.frame_hash(table.frame):
+        return (
+            f"the current model ({model.version}) was trained on other data "
+            f"({model.meta.get('source') or 'unknown source'})"
+        )
+    saved_format = model.meta.get("format_version", 1)
+    if saved_format != FORMAT_VERSION:
+        return (
+            f"the current model ({model.version}) was saved in format {saved_format}; this "
+            f"version reads format {FORMAT_VERSION}"
+        )
+    return None
+
+
+def model_workspace(
+    model: TrainedModel, table: Table, settings: Settings, source: str, how: str
+) -> Workspace:
+    """What a server serves of `table` with `model` (trained on it): its out-of-fold scores
+    with the value columns of these settings, and the dated history."""
     scored = value.add_value_columns(
         model.scored,
         threshold=model.meta["threshold"],
@@ -578,4 +598,69 @@ def load_or_train(
     # Compiled here, once: under gunicorn's preload every worker inherits it.
     if model.scorer is None:
         how += "; predictions by scikit-learn (fast scoring unavailable for this pipeline)"
-    return Workspace(table, model, scored, history, settings, str(data), how)
+    return Workspace(table, model, scored, history, settings, source, how)
+
+
+def apply_updates(
+    model: TrainedModel,
+    scored: pd.DataFrame,
+    updates: Sequence[tuple[str, Mapping]],
+    settings: Settings,
+) -> pd.DataFrame:
+    """`scored` with customers' upserted data (customer id, checked feature values; the last
+    update of an id wins) scored by `model`'s final model: a known customer's row is changed in
+    place, a new one is appended as an active customer. The model does not change; value
+    columns are recomputed over the whole base (the tiers are cut on it)."""
+    latest = dict((str(cid), dict(data)) for cid, data in updates)
+    if not latest:
+        return scored
+    meta = model.meta
+    frame = pd.DataFrame([{**data, C.CUSTOMER_ID: cid} for cid, data in latest.items()])
+    X = _align_features(frame, meta)
+    p, deltas = explain.probability_and_deltas(
+        model.pipeline, X, meta["typical"], scorer=model.scorer
+    )
+    reasons = explain.reasons_from_deltas(X, deltas, top=3, currency=settings.currency)
+    new = X.reset_index(drop=True)
+    new[C.CUSTOMER_ID] = frame[C.CUSTOMER_ID].to_numpy()
+    new[C.P_CHURN] = p
+    for col in C.REASONS:
+        new[col] = reasons[col].to_numpy()
+    new[C.SEGMENT] = model.segments.assign(new).to_numpy()
+    new = new[[c for c in new.columns if c in scored.columns]]
+    out = scored.copy()
+    for col in new.columns:  # a level the base never had (a new plan) widens the category
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            known_levels = set(out[col].cat.categories)
+            extra = sorted(set(new[col].dropna()) - known_levels, key=str)
+            if extra:
+                out[col] = out[col].cat.add_categories(extra)
+    ids = out[C.CUSTOMER_ID].astype(str)
+    first = ~ids.duplicated().to_numpy()
+    position = pd.Series(np.flatnonzero(first), index=ids[first].to_numpy())
+    known = new[C.CUSTOMER_ID].isin(position.index).to_numpy()
+    rows = position.loc[new.loc[known, C.CUSTOMER_ID]].to_numpy()
+    for col in new.columns:
+        if col == C.CUSTOMER_ID:
+            continue
+        values = new.loc[known, col]
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            values = pd.Categorical(values, dtype=out[col].dtype)
+        column = out[col].copy()
+        column.iloc[rows] = np.asarray(values, dtype=object) if column.dtype == object else values
+        out[col] = column
+    added = new.loc[~known].reindex(columns=out.columns)
+    if len(added):
+        if C.CHURNED in added:
+            added[C.CHURNED] = 0  # a customer the CRM just sent is a current one
+        for col in out.columns:
+            if isinstance(out[col].dtype, pd.CategoricalDtype):
+                added[col] = pd.Categorical(added[col], dtype=out[col].dtype)
+        out = pd.concat([out, added], ignore_index=True)
+    return value.add_value_columns(
+        out,
+        threshold=meta["threshold"],
+        margin=settings.margin,
+        discount=settings.discount,
+        window_months=meta.get("window_months", 1),
+    )

@@ -16,6 +16,7 @@ swapped in when done.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import logging
 import os
@@ -24,11 +25,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import Flask
 from sqlalchemy import Engine
 
-from analytics import datasets, jobs, workflow
+from analytics import datasets, jobs, refresh, workflow
 from analytics.config import ENV_PREFIX, ServeSettings, Settings
 from analytics.ingest.validate import Table
 from analytics.services.lifecycle import Lifecycle
@@ -97,6 +99,7 @@ class Serving:
     dataset_id: str
     version: str | None  # None: no model yet (the views that need none)
     serial: int | None  # the live row's serial it was built for
+    updates: int = 0  # the last customer update applied
 
 
 def training_status(engine: Engine, dataset_id: str) -> Callable[[], dict | None]:
@@ -130,7 +133,16 @@ def build_live(ctx: Context, live: lifecycle.LiveInfo) -> Serving:
     workspace = workflow.model_workspace(
         model, table, ctx.settings, info.name, f"live model {live.version}"
     )
-    return Serving(ctx.app(workspace), info.id, live.version, live.serial)
+    updates = lifecycle.customer_updates(ctx.engine, info.id)
+    if updates:  # customers a CRM upserted since: scored by this model, on top of the table
+        scored = workflow.apply_updates(
+            model, workspace.scored, [(cid, data) for _, cid, data in updates], ctx.settings
+        )
+        workspace = dataclasses.replace(
+            workspace, scored=scored, how=f"{workspace.how}; {len(updates):,} customer update(s)"
+        )
+    last = updates[-1][0] if updates else 0
+    return Serving(ctx.app(workspace), info.id, live.version, live.serial, last)
 
 
 def _adopt_saved(ctx: Context, table: Table) -> lifecycle.LiveInfo | None:
@@ -269,6 +281,7 @@ class LiveServer:
                 state_dir=config.state_dir,
                 models_dir=config.models_dir,
                 env=_job_env(config),
+                tick=Schedule(self.ctx) if config.refresh_cron else None,
             ).start()
 
     def _watch(self) -> None:
@@ -283,7 +296,12 @@ class LiveServer:
         """One look at the live row; builds and swaps in its app when it changed. True when
         the app changed."""
         found = lifecycle.live_serial(self.ctx.engine)
-        if found is None or found[0] in (self.serving.serial, self._failed):
+        if found is None or found[0] == self._failed:
+            return False
+        current = self.serving
+        if found[0] == current.serial and (
+            lifecycle.last_update_id(self.ctx.engine, current.dataset_id) <= current.updates
+        ):
             return False
         live = lifecycle.live(self.ctx.engine)
         if live is None:
@@ -305,6 +323,33 @@ class LiveServer:
         del old
         threading.Timer(COLLECT_AFTER_SECONDS, _collect).start()
         return True
+
+
+class Schedule:
+    """RETENTION_REFRESH_CRON in the host's job runner: at each due time, read the source and
+    queue its training when it changed (analytics.refresh decides and audits)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cron = str(ctx.config.refresh_cron)
+        self.due = refresh.next_run(self.cron, datetime.now())
+        log.info("scheduled refresh (%s): next at %s", self.cron, self.due)
+
+    def __call__(self) -> None:
+        if datetime.now() < self.due:
+            return
+        self.due = refresh.next_run(self.cron, datetime.now())
+        ctx = self.ctx
+        try:
+            done = refresh.refresh(
+                ctx.engine, ctx.config, ctx.settings, key=ctx.key, actor="schedule",
+                run_here=False,
+            )  # fmt: skip
+        except (ValueError, OSError) as exc:  # DataError, LifecycleError: the source is bad
+            log.error("scheduled refresh failed: %s", exc)
+            accounts.record(ctx.engine, "refresh.failed", "schedule", None, error=str(exc)[:500])
+        else:
+            log.info("scheduled refresh: %s; next at %s", done.message, self.due)
 
 
 def _collect() -> None:

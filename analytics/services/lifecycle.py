@@ -141,3 +141,12 @@ class Lifecycle:
 
     def promote(self, version: str, actor: str, address: str | None) -> lifecycle.LiveInfo:
         return lifecycle.promote(self.engine, str(version), actor, address)
+
+    def live(self) -> lifecycle.LiveInfo | None:
+        return lifecycle.live(self.engine)
+
+    # -- customers -------------------------------------------------------------------------
+
+    def upsert(self, dataset_id: str, rows, actor: str) -> int:
+        """Store checked customers' data for `dataset_id`; returns the last update id."""
+        return lifecycle.add_customer_updates(self.engine, dataset_id, rows, actor)

@@ -8,25 +8,31 @@ change is audited (analytics.store.lifecycle). Nothing trains here: POST /models
 - POST /datasets/<id>/mapping {"mapping": {...}} -> the same file with another mapping.
 - POST /models {"dataset_id"} -> 202 {"job_id"}; GET /jobs/<id>; POST /jobs/<id>/cancel.
 - GET /models; GET /models/<version>/compare[?against=]; POST /models/<version>/promote.
+- PUT /customers/<id>, POST /customers:batch: customers' current data, as a CRM sends it;
+  checked against the live model's inputs, scored now, stored, and applied by every server
+  process within seconds (dashboard.live); the model does not change until the next training.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Flask, request
+from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from analytics import access
+from analytics import columns as C
 from analytics.ingest.errors import DataError, FileTooLargeError, MappingError
+from analytics.model import predict
 from analytics.services.lifecycle import Lifecycle
 from analytics.store.lifecycle import LifecycleError
 from dashboard import auth
-from dashboard.api.http import ApiError, json_response, read_json
+from dashboard.api.http import ApiError, batch_limit, json_response, read_json
 
 log = logging.getLogger("dashboard.api")
 
 PREFIX = "/api/v1"
+SERVED_BASE = "retention_served_base"  # dashboard.app's key for the app's ServedBase
 # Multipart framing around the file: its headers and the mapping field.
 MULTIPART_SLACK = 1 << 20
 
@@ -156,6 +162,69 @@ def create_blueprint(service: Lifecycle) -> Blueprint:
             }
         )
 
+    @bp.put("/customers/<customer_id>")
+    def customer_upsert(customer_id: str):
+        body = read_json()
+        if isinstance(body, dict) and str(body.get(C.CUSTOMER_ID, customer_id)) != customer_id:
+            raise ApiError(422, f"the body's {C.CUSTOMER_ID} differs from the one in the path")
+        record = {**body, C.CUSTOMER_ID: customer_id} if isinstance(body, dict) else body
+        return _upsert([record], [""], single=True)
+
+    @bp.post("/customers:batch")
+    def customers_batch():
+        body = read_json()
+        records = body.get("customers") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records or set(body) != {"customers"}:
+            raise ApiError(422, 'send {"customers": [{"customer_id": ..., feature: value, ...}]}')
+        limit = batch_limit()
+        if len(records) > limit:
+            raise ApiError(
+                413,
+                f"batch of {len(records):,} customers exceeds the limit of {limit:,}: split it",
+                limit=limit,
+            )
+        return _upsert(records, [f"customers[{i}]" for i in range(len(records))], single=False)
+
+    def _upsert(records: list, where: list[str], *, single: bool):
+        """Check upserted customers against the live model's inputs (a known customer's missing
+        fields are kept from their current data), store them, score them now."""
+        data = current_app.extensions.get(SERVED_BASE)
+        live = service.live()
+        if data is None or getattr(data.ws, "model", None) is None or live is None:
+            raise ApiError(503, "no live model yet: customers can be upserted once one is live")
+        schema = predict.input_schema(data.meta)
+        unused = set(data.ws.table.features) - set(schema)
+        clean, problems = [], []
+        for record, path in zip(records, where, strict=True):
+            cid = record.get(C.CUSTOMER_ID) if isinstance(record, dict) else None
+            if isinstance(record, dict) and (
+                not isinstance(cid, str | int) or isinstance(cid, bool) or not str(cid).strip()
+            ):
+                prefix = f"{path}." if path else ""
+                problems.append({"field": f"{prefix}{C.CUSTOMER_ID}", "message": "required"})
+                continue
+            if isinstance(record, dict):
+                record = {**_current(data, str(cid), schema), **record}
+            values, found = predict.check_record(schema, record, where=path, ignored=unused)
+            problems += [p.as_dict() for p in found]
+            clean.append(values)
+        if problems:
+            raise ApiError(422, "invalid request body", problems[:50], errors_total=len(problems))
+        actor, _ = _actor()
+        rows = [(str(v.pop(C.CUSTOMER_ID)), v) for v in clean]
+        last = service.upsert(live.dataset_id, rows, actor)
+        scores = predict.predict(
+            data.ws.model,
+            [{**v, C.CUSTOMER_ID: cid} for cid, v in rows],
+            margin=data.ws.settings.margin,
+            discount=data.ws.settings.discount,
+        )
+        note = "scored by the live model now; the dashboard shows it within seconds"
+        head = {"model_version": live.version, "update": last, "note": note}
+        if single:
+            return json_response({**head, **scores[0]})
+        return json_response({**head, "count": len(scores), "predictions": scores})
+
     @bp.get("/jobs")
     def jobs_list():
         return json_response({"jobs": [j.public() for j in service.jobs()]})
@@ -170,6 +239,20 @@ def create_blueprint(service: Lifecycle) -> Blueprint:
         return json_response(service.cancel(job_id, actor, address).public())
 
     return bp
+
+
+def _current(data, customer_id: str, schema) -> dict:
+    """A known customer's current feature values (an update may send only what changed)."""
+    row = data.id_positions.get(customer_id)
+    if row is None:
+        return {}
+    values = {}
+    for feature in schema:
+        if feature in data.scored.columns:
+            value = data.scored[feature].iloc[int(row)]
+            if value is not None and not (isinstance(value, float) and value != value):
+                values[feature] = value.item() if hasattr(value, "item") else value
+    return values
 
 
 def _json_field(text: str | None):
