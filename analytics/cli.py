@@ -182,6 +182,7 @@ def cmd_train(args) -> int:
     settings = settings_from_env(window_months=args.window_months)
     progress = Progress(args.quiet)
     artifacts.check_writable(args.models_dir)  # before minutes of training, not after
+    key = artifacts.installation_key()  # likewise: a key that cannot be made fails here
     table = _load(args, settings, progress, require_label=True)
     trained = workflow.train(
         table,
@@ -192,7 +193,7 @@ def cmd_train(args) -> int:
         progress=progress,
     )
     progress(f"saving to {args.models_dir}")
-    workflow.save(trained, args.models_dir)
+    workflow.save(trained, args.models_dir, key=key)
     progress("done")
     print(workflow.report(trained, currency=settings.currency))
     return 0
@@ -200,7 +201,7 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     settings = settings_from_env()
-    model = workflow.load(args.models_dir, args.version)
+    model = workflow.load(args.models_dir, args.version, key=artifacts.installation_key())
     print(workflow.report(model, currency=settings.currency))
     return 0
 
@@ -208,7 +209,7 @@ def cmd_evaluate(args) -> int:
 def cmd_score(args) -> int:
     settings = settings_from_env()
     progress = Progress(args.quiet)
-    model = workflow.load(args.models_dir)
+    model = workflow.load(args.models_dir, key=artifacts.installation_key())
     progress(f"model {model.version}")
     table = _load(args, settings, progress, require_label=False)
     scored, how = workflow.score(model, table, settings, progress=progress)

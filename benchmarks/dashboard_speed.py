@@ -201,6 +201,7 @@ def main(argv=None) -> int:
         data_path,
         settings_from_env(env={}),
         models_dir=OUT / f"models-{args.customers}",
+        key=artifacts.installation_key(),  # the CLI's and the server's: the cached model loads
         progress=lambda m: print(f"  {m}", file=sys.stderr),
     )
     prepare = time.perf_counter() - t0

@@ -54,7 +54,8 @@ def one(size: int, seed: int, settings: Settings) -> dict:
         generate_s = time.perf_counter() - t0
     else:
         generate_s = float("nan")
-    model = workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS).model
+    key = artifacts.installation_key()
+    model = workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS, key=key).model
     t0 = time.perf_counter()
     table = read.load_table(path, max_bytes=settings.max_file_bytes)
     load_s = time.perf_counter() - t0
@@ -90,7 +91,7 @@ def main(argv=None) -> int:
         print(json.dumps(one(args.one, args.seed, settings)))
         return 0
     # Train (or load) the demo model first, so no size pays for it.
-    workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS)
+    workflow.load_or_train(DEMO_DATA, settings, models_dir=MODELS, key=artifacts.installation_key())
     rows = []
     for size in args.sizes:
         proc = subprocess.run(

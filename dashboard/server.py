@@ -96,7 +96,7 @@ def load_workspace(
     drop: tuple[str, ...] = (),
 ):
     """The table and its model for serving (mapping: default the RETENTION_MAPPING file's). A
-    missing, corrupt or other-data model is one WARNING line and the documented automatic
+    missing, corrupt, unsigned or other-data model is one WARNING line and the documented automatic
     retrain; with RETENTION_RETRAIN=0 it is an ArtifactError saying so (the caller exits
     non-zero)."""
     from analytics.workflow import load_or_train
@@ -116,6 +116,7 @@ def load_workspace(
         config.data,
         settings,
         models_dir=config.models_dir,
+        key=artifacts.signing_key(config.state_dir, config.secret_key),
         mapping=dict(column_mapping(config) if mapping is None else mapping) or None,
         drop=drop,
         progress=progress,

@@ -20,9 +20,12 @@ def telco_path() -> Path:
 def _workspace(tmp_path_factory, data: Path, name: str, **kwargs):
     from analytics.config import settings_from_env
     from analytics.workflow import load_or_train
+    from tests.support import MODEL_KEY
 
     models = tmp_path_factory.mktemp(f"models-{name}")
-    return load_or_train(data, settings_from_env(env={}), models_dir=models, **kwargs)
+    return load_or_train(
+        data, settings_from_env(env={}), models_dir=models, key=MODEL_KEY, **kwargs
+    )
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import pytest
 
 from analytics.access import Scope
 from analytics.config import PROJ_ROOT
-from analytics.store import accounts
+from analytics.store import accounts, artifacts
 from dashboard.auth import STATE_DB
 
 PASSWORD = "a-test-password-123"
@@ -81,7 +81,8 @@ def save_demo_model(models: Path, workspace) -> Path:
     """A models directory holding the workspace's model, so gunicorn starts in seconds."""
     from analytics.workflow import save
 
-    save(dataclasses.replace(workspace.model), models)  # a copy: save() sets .version
+    # A copy: save() sets .version. Signed as gunicorn started with TEST_SECRET checks it.
+    save(dataclasses.replace(workspace.model), models, key=MODEL_KEY)
     return models
 
 
@@ -92,6 +93,8 @@ def free_port() -> int:
 
 
 TEST_SECRET = "test-secret-key-of-forty-characters-long-x"
+# The model-signing key a server started with TEST_SECRET derives (its state directory unused).
+MODEL_KEY = artifacts.signing_key(Path(tempfile.gettempdir()), TEST_SECRET)
 
 
 def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:

@@ -45,7 +45,7 @@ def small_model(tmp_path_factory):
     settings = settings_from_env(env={})
     trained = workflow.train(read.load_table(path), settings)
     models = folder / "models"
-    workflow.save(trained, models)
+    workflow.save(trained, models, key=artifacts.installation_key())  # what cli.main checks
     return base, models
 
 
@@ -341,7 +341,8 @@ class Slow:  # pickled after the bytes before it: the save hangs with a partial 
         return (int, (0,))
 
 artifacts.save_model_version(
-    sys.argv[1], "v1", {"weights": b"x" * 1_000_000, "slow": Slow()}, {"data_hash": "x"}, {}
+    sys.argv[1], "v1", {"weights": b"x" * 1_000_000, "slow": Slow()}, {"data_hash": "x"}, {},
+    key=b"k" * 32,
 )
 """
 

@@ -355,16 +355,24 @@ def fitted_objects() -> dict:
     return {"pipeline": model, "threshold": 0.4}
 
 
+KEY = b"k" * 32  # the signing key (tests/test_artifacts_signing.py tests the signing)
+
+
 def save(models_dir, version="v1"):
     tables = {"scores": pd.DataFrame({"customer_id": ["a", "b"], "p_churn": [0.1, 0.9]})}
     meta = {"features": ["x"], "roc_auc": np.float64(0.75), "data_hash": "abc",
             "curve": np.array([0.5, np.nan])}
-    return artifacts.save_model_version(models_dir, version, fitted_objects(), meta, tables)
+    return artifacts.save_model_version(
+        models_dir, version, fitted_objects(), meta, tables, key=KEY
+    )
 
 
-def edit_meta(folder, **changes):
+def edit_meta(folder, *, sign=False, **changes):
+    """Change model.json; sign=True signs it again, as this installation would have."""
     meta = json.loads((folder / "model.json").read_text())
     meta.update(changes)
+    if sign:
+        meta["signature"] = artifacts._signature(meta, KEY)
     (folder / "model.json").write_text(json.dumps(meta))
 
 
@@ -375,7 +383,7 @@ def test_model_version_round_trip(tmp_path):
     assert (models / "CURRENT").read_text().strip() == "v1"
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "pipeline.joblib",
                                                         "scores.parquet"]
-    loaded = artifacts.load_model_version(models)
+    loaded = artifacts.load_model_version(models, key=KEY)
     assert loaded.version == "v1"
     assert loaded.path == folder
     assert loaded.objects["threshold"] == 0.4
@@ -389,21 +397,21 @@ def test_model_version_round_trip(tmp_path):
 
     save(models, "v2")
     assert artifacts.list_model_versions(models) == ["v1", "v2"]
-    assert artifacts.load_model_version(models).version == "v2"
-    assert artifacts.load_model_version(models, "v1").version == "v1"
+    assert artifacts.load_model_version(models, key=KEY).version == "v2"
+    assert artifacts.load_model_version(models, "v1", key=KEY).version == "v1"
 
 
 def test_no_model_yet(tmp_path):
     hint = r"no trained model in .*: run `python -m analytics train`"
     with pytest.raises(ArtifactError, match=hint):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
     (tmp_path / "models").mkdir()
     with pytest.raises(ArtifactError, match=hint):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
     assert artifacts.list_model_versions(tmp_path / "models") == []
     save(tmp_path / "models")
     with pytest.raises(ArtifactError, match=r"no model version 'v9' .*available: v1"):
-        artifacts.load_model_version(tmp_path / "models", "v9")
+        artifacts.load_model_version(tmp_path / "models", "v9", key=KEY)
 
 
 def test_corrupt_pipeline_is_refused_before_unpickling(tmp_path):
@@ -411,39 +419,41 @@ def test_corrupt_pipeline_is_refused_before_unpickling(tmp_path):
     data = bytearray((folder / "pipeline.joblib").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (folder / "pipeline.joblib").write_bytes(bytes(data))
-    with pytest.raises(ArtifactError, match=r"does not match the checksum .*refusing to load"):
-        artifacts.load_model_version(tmp_path / "models")
+    with pytest.raises(ArtifactError, match=r"pipeline.joblib was changed after .*refusing"):
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
 
 
 def test_foreign_or_unreadable_sidecar(tmp_path):
     folder = save(tmp_path / "models")
     edit_meta(folder, format="someone-else/3")
     with pytest.raises(ArtifactError, match=r"not a model of this dashboard.*someone-else/3"):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
     (folder / "model.json").write_text("{broken")
     with pytest.raises(ArtifactError, match=r"model.json is unreadable"):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
 
 
 def test_library_version_mismatch(tmp_path):
     folder = save(tmp_path / "models")
     libraries = artifacts.library_versions()
-    edit_meta(folder, libraries={**libraries, "sklearn": "0.24.2"})
+    edit_meta(folder, sign=True, libraries={**libraries, "sklearn": "0.24.2"})
     with pytest.raises(ArtifactError) as exc:
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
     assert (f"trained with scikit-learn 0.24.2, installed {libraries['sklearn']}: "
             "retrain with `python -m analytics train`") in str(exc.value)
-    edit_meta(folder, libraries={**libraries, "numpy": "1.26.4"})
+    edit_meta(folder, sign=True, libraries={**libraries, "numpy": "1.26.4"})
     with pytest.raises(ArtifactError, match=r"trained with numpy 1.26.4"):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
 
 
-def test_unloadable_pipeline_with_matching_checksum(tmp_path):
+def test_unloadable_pipeline_signed_by_this_installation(tmp_path):
     folder = save(tmp_path / "models")
     (folder / "pipeline.joblib").write_bytes(b"not a pickle")
-    edit_meta(folder, pipeline_sha256=artifacts.file_sha256(folder / "pipeline.joblib"))
+    digest = artifacts.file_sha256(folder / "pipeline.joblib")
+    files = {**json.loads((folder / "model.json").read_text())["files"], "pipeline.joblib": digest}
+    edit_meta(folder, sign=True, pipeline_sha256=digest, files=files)
     with pytest.raises(ArtifactError, match="could not be loaded"):
-        artifacts.load_model_version(tmp_path / "models")
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
 
 
 class Unpicklable:
@@ -455,9 +465,9 @@ def test_failed_save_leaves_nothing_and_keeps_current(tmp_path):
     models = tmp_path / "models"
     save(models)
     with pytest.raises(TypeError, match="cannot pickle"):
-        artifacts.save_model_version(models, "v2", {"f": Unpicklable()}, {}, {})
+        artifacts.save_model_version(models, "v2", {"f": Unpicklable()}, {}, {}, key=KEY)
     assert sorted(p.name for p in models.iterdir()) == ["CURRENT", "v1"]
-    assert artifacts.load_model_version(models).version == "v1"
+    assert artifacts.load_model_version(models, key=KEY).version == "v1"
 
 
 def test_versions_are_immutable_and_safely_named(tmp_path):
@@ -471,7 +481,7 @@ def test_versions_are_immutable_and_safely_named(tmp_path):
 
 def test_artifact_error_reason_drops_the_advice_to_train(tmp_path):
     with pytest.raises(artifacts.ArtifactError) as exc:
-        artifacts.load_model_version(tmp_path / "none")
+        artifacts.load_model_version(tmp_path / "none", key=KEY)
     assert "python -m analytics train" in str(exc.value)
     assert "python -m analytics train" not in exc.value.reason
     assert "no trained model" in exc.value.reason

@@ -33,6 +33,7 @@ from analytics.config import (
     serve_settings_from_env,
     settings_from_env,
 )
+from analytics.store import artifacts
 from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
 from dashboard.server import BATCH_LIMIT_KEY, column_mapping, load_workspace
@@ -170,11 +171,13 @@ def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
     assert err == "error: RETENTION_LOG_FORMAT='yaml': expected one of text, json"
 
 
-def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
+def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog, tmp_path):
     calls = []
 
-    def fake_load_or_train(data, settings, *, progress, before_retrain, **kwargs):
+    def fake_load_or_train(data, settings, *, progress, before_retrain, key, **kwargs):
         calls.append(data)  # the table is read once, whatever happens to the model
+        # No RETENTION_SECRET_KEY: the key kept in the state directory signs and checks.
+        assert key == artifacts.signing_key(tmp_path, None)
         before_retrain("models/CURRENT is missing")
         progress("no usable model: models/CURRENT is missing; training one now")
         progress("segmenting customers")
@@ -183,7 +186,8 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     monkeypatch.setattr("analytics.workflow.load_or_train", fake_load_or_train)
     log = logging.getLogger("test.serving")
     with caplog.at_level(logging.INFO, logger="test.serving"):
-        assert load_workspace(ServeSettings(), settings_from_env(env={}), log) == "workspace"
+        config = ServeSettings(state_dir=tmp_path)
+        assert load_workspace(config, settings_from_env(env={}), log) == "workspace"
     assert calls == [DEMO_DATA]
     assert [r.getMessage() for r in caplog.records] == [
         f"model: models/CURRENT is missing; retraining on {DEMO_DATA}",
@@ -192,7 +196,7 @@ def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog):
     assert caplog.records[0].levelname == "WARNING"
 
     calls.clear()
-    no_retrain = ServeSettings(retrain=False)
+    no_retrain = ServeSettings(retrain=False, state_dir=tmp_path)
     with pytest.raises(ArtifactError, match="not retraining because RETENTION_RETRAIN=0"):
         load_workspace(no_retrain, settings_from_env(env={}), log)
     assert calls == [DEMO_DATA]
@@ -726,7 +730,7 @@ def test_corrupt_model_without_retrain_exits_nonzero_with_one_line(tmp_path, tra
     errors = [line for line in lines if "ERROR" in line]
     assert len(errors) == 1, lines
     assert "cannot start: model:" in errors[0]
-    assert "corrupt or replaced file" in errors[0]
+    assert "pipeline.joblib was changed after model version" in errors[0]
     assert "RETENTION_RETRAIN=0" in errors[0]
     assert not any("Traceback" in line for line in lines)
 

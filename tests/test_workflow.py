@@ -17,6 +17,7 @@ from analytics.formatting import display_name
 from analytics.metrics import value
 from analytics.model import predict
 from analytics.store import artifacts
+from tests.support import MODEL_KEY as KEY
 
 
 def test_planted_drivers_come_out_on_top(demo_workspace):
@@ -72,8 +73,8 @@ def test_saved_model_round_trips_and_scores_the_training_table_out_of_fold(
     demo_workspace, tmp_path
 ):
     model = demo_workspace.model
-    version = workflow.save(model, tmp_path)
-    loaded = workflow.load(tmp_path)
+    version = workflow.save(model, tmp_path, key=KEY)
+    loaded = workflow.load(tmp_path, key=KEY)
     assert loaded.version == version
     assert loaded.meta["threshold"] == pytest.approx(model.meta["threshold"])
     scored, how = workflow.score(loaded, demo_workspace.table, settings_from_env(env={}))
@@ -134,30 +135,30 @@ def test_prediction_input_problems_are_all_listed(demo_workspace):
 
 
 def test_load_or_train_retrains_when_the_model_is_for_other_data(demo_workspace, tmp_path):
-    workflow.save(demo_workspace.model, tmp_path)
+    workflow.save(demo_workspace.model, tmp_path, key=KEY)
     small = pd.read_csv(DEMO_DATA).sample(3000, random_state=5)
     path = tmp_path / "small.csv"
     small.to_csv(path, index=False)
     messages = []
     ws = workflow.load_or_train(
-        path, settings_from_env(env={}), models_dir=tmp_path, progress=messages.append
+        path, settings_from_env(env={}), models_dir=tmp_path, key=KEY, progress=messages.append
     )
     assert any("trained on other data" in m for m in messages)
     assert ws.model.meta["data_hash"] != demo_workspace.model.meta["data_hash"]
     assert len(artifacts.list_model_versions(tmp_path)) == 2
     again = workflow.load_or_train(
-        path, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+        path, settings_from_env(env={}), models_dir=tmp_path, key=KEY, retrain=False
     )
     assert again.how.startswith("loaded model")
 
 
 def test_a_corrupt_model_is_refused_without_retrain(demo_workspace, tmp_path):
-    version = workflow.save(demo_workspace.model, tmp_path)
+    version = workflow.save(demo_workspace.model, tmp_path, key=KEY)
     blob = tmp_path / version / "pipeline.joblib"
     blob.write_bytes(blob.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(artifacts.ArtifactError, match=r"pipeline\.joblib"):
         workflow.load_or_train(
-            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, key=KEY, retrain=False
         )
 
 
@@ -237,9 +238,9 @@ def test_a_model_saved_in_an_older_format_is_not_loaded_as_current(demo_workspac
         demo_workspace.model,
         meta={k: v for k, v in demo_workspace.model.meta.items() if k != "format_version"},
     )
-    workflow.save(old, tmp_path)
+    workflow.save(old, tmp_path, key=KEY)
     with pytest.raises(artifacts.ArtifactError, match="saved in format 1; this version reads"):
         workflow.load_or_train(
-            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, retrain=False
+            DEMO_DATA, settings_from_env(env={}), models_dir=tmp_path, key=KEY, retrain=False
         )
     assert demo_workspace.model.meta["format_version"] == workflow.FORMAT_VERSION

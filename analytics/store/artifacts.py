@@ -2,9 +2,12 @@
 
 Writes are atomic: a temp file in the target directory, fsync, os.replace; a failed write
 leaves nothing. Model versions are directories written whole then renamed, with a JSON sidecar
-whose checksum and library versions are checked before anything is unpickled. A save that is
-killed leaves its temp folder behind: the next save or load removes it once no live process
-holds it (a lock the writer keeps while writing) and nothing has touched it for a while.
+that lists every file's sha256 and is signed (HMAC-SHA256) with this installation's key: a
+version is loaded only when the signature and every file check, before anything is unpickled or
+read, so whoever can write the models directory cannot make this installation run their pickle
+or serve their scores. A save that is killed leaves its temp folder behind: the next save or load
+removes it once no live process holds it (a lock the writer keeps while writing) and nothing has
+touched it for a while.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
+import hmac
+import io
 import json
 import logging
 import os
@@ -30,6 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analytics.config import ServeSettings, setting_from_env
 from analytics.ingest.errors import DataError
 from analytics.ingest.read import CSV_SUFFIXES, PARQUET_SUFFIXES
 
@@ -38,6 +44,16 @@ PIPELINE_FILE = "pipeline.joblib"
 META_FILE = "model.json"
 CURRENT_FILE = "CURRENT"
 TRAIN_HINT = "run `python -m analytics train`"
+KEY_FILE = "artifact-signing.key"
+KEY_BYTES = 32
+# Derives the signing key from RETENTION_SECRET_KEY: never the secret that signs sessions itself.
+_KEY_LABEL = b"retention-dashboard/model-signing/1"
+# Why a model signed elsewhere is refused, said in every such refusal (before TRAIN_HINT, which
+# ArtifactError.reason drops when the caller retrains by itself).
+_SIGNED_HINT = (
+    "a model is loaded only with the key that signed it: after a new RETENTION_SECRET_KEY, or "
+    "for models copied from another installation, retrain"
+)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 # What a killed save leaves: save_model_version's folder and _atomic_path's temp CURRENT file.
 _TEMP_VERSION = re.compile(r"\.tmp-[A-Za-z0-9][A-Za-z0-9._-]{0,99}-[0-9a-f]{8}")
@@ -154,6 +170,93 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------
+# The installation's signing key.
+
+
+def signing_key(state_dir: Path, secret_key: str | None) -> bytes:
+    """The key this installation signs and checks its model versions with.
+
+    With RETENTION_SECRET_KEY: derived from it (HMAC-SHA256 under a fixed label), so every
+    worker and host sharing the secret shares the key, and the key is not the secret that signs
+    sessions. Without: 32 random bytes kept in <state_dir>/artifact-signing.key (mode 0600),
+    made once; processes starting at once all end up with the first one written.
+    """
+    if secret_key:
+        return hmac.new(secret_key.encode("utf-8"), _KEY_LABEL, hashlib.sha256).digest()
+    path = Path(state_dir) / KEY_FILE
+    try:
+        try:
+            return _read_key(path)
+        except FileNotFoundError:
+            _create_key(path)
+        return _read_key(path)
+    except OSError as exc:
+        raise ArtifactError(
+            f"the model-signing key {path} cannot be read or created ({exc.strerror or exc}): "
+            "make RETENTION_STATE_DIR writable by this user or set RETENTION_SECRET_KEY"
+        ) from None
+
+
+def installation_key(env: Mapping[str, str] | None = None) -> bytes:
+    """signing_key from RETENTION_STATE_DIR and RETENTION_SECRET_KEY in env (default
+    os.environ), for the command line and other callers without ServeSettings at hand."""
+    return signing_key(
+        setting_from_env(ServeSettings, "state_dir", env),
+        setting_from_env(ServeSettings, "secret_key", env),
+    )
+
+
+def _create_key(path: Path) -> None:
+    """Write a new key to a private temp file, then link it into place: like O_EXCL the link
+    fails when the key exists (another process won: its key stays), and unlike writing into an
+    O_EXCL file no reader ever sees it half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{KEY_FILE}-", dir=path.parent)  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(KEY_BYTES).hex().encode("ascii") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+            _fsync_dir(path.parent)
+            log.info("made a new model-signing key in %s (no RETENTION_SECRET_KEY)", path)
+    finally:
+        os.unlink(tmp)
+
+
+def _read_key(path: Path) -> bytes:
+    data = path.read_bytes()
+    try:
+        key = bytes.fromhex(data.decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        key = b""
+    if len(key) != KEY_BYTES:
+        raise ArtifactError(
+            f"{path} does not hold a model-signing key ({KEY_BYTES * 2} hex digits): restore it "
+            "from a backup, or remove it and retrain (models signed with the old key are refused)"
+        )
+    if os.name == "posix" and path.stat().st_mode & 0o077:
+        log.warning("%s can be read by other users: `chmod 600 %s`", path, path)
+    return key
+
+
+def _check_key(key: object) -> bytes:
+    if not isinstance(key, bytes) or len(key) < 16:
+        raise TypeError("key must be the installation's signing key: artifacts.signing_key(...)")
+    return key
+
+
+def _signature(sidecar: Mapping[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 (hex) of the sidecar without its signature, as canonical JSON."""
+    unsigned = {k: v for k, v in sidecar.items() if k != "signature"}
+    # NaN is allowed so a hostile sidecar holding one fails to match instead of raising: what
+    # this code signs never holds one (_plain makes it null).
+    text = json.dumps(unsigned, sort_keys=True, separators=(",", ":"))
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,12 +397,16 @@ def save_model_version(
     objects: dict[str, Any],
     meta: dict[str, Any],
     tables: Mapping[str, pd.DataFrame],
+    *,
+    key: bytes,
 ) -> Path:
     """Write models_dir/<version> whole (or not at all) and point models_dir/CURRENT at it.
 
-    Files: pipeline.joblib (joblib.dump of objects), model.json (meta plus format, checksum,
-    library versions, created_at) and <name>.parquet per table. Versions are immutable.
+    Files: pipeline.joblib (joblib.dump of objects), model.json (meta plus format, library
+    versions, created_at, each file's sha256 and the signature with `key`) and <name>.parquet
+    per table. Versions are immutable.
     """
+    _check_key(key)
     models_dir = Path(models_dir)
     _check_name(version, "model version")
     for name in tables:
@@ -313,7 +420,7 @@ def save_model_version(
     tmp.mkdir()
     try:
         with _locked(tmp):  # held until renamed: a cleaner never takes a save in progress
-            _write_version(tmp, version, objects, meta, tables)
+            _write_version(tmp, version, objects, meta, tables, key)
             os.rename(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -323,23 +430,29 @@ def save_model_version(
     return final
 
 
-def _write_version(tmp: Path, version: str, objects, meta, tables) -> None:
+def _write_version(tmp: Path, version: str, objects, meta, tables, key: bytes) -> None:
     import joblib
 
     pipeline = tmp / PIPELINE_FILE
     joblib.dump(objects, pipeline)
     for name, table in tables.items():
         table.to_parquet(tmp / f"{name}.parquet", index=False)
+    files = {PIPELINE_FILE: file_sha256(pipeline)}
+    files.update({f"{name}.parquet": file_sha256(tmp / f"{name}.parquet") for name in tables})
     sidecar = {
-        **meta,
+        **{k: v for k, v in meta.items() if k != "signature"},
         "format": MODEL_FORMAT,
         "version": version,
-        "pipeline_sha256": file_sha256(pipeline),
+        "pipeline_sha256": files[PIPELINE_FILE],  # also in files; kept for older readers
+        "files": files,
         "libraries": library_versions(),
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "tables": sorted(tables),
     }
-    text = json.dumps(_plain(sidecar), indent=2, allow_nan=False)
+    # Signed as it will read back: the JSON values, not the numpy ones meta may hold.
+    sidecar = _plain(sidecar)
+    sidecar["signature"] = _signature(sidecar, key)
+    text = json.dumps(sidecar, indent=2, allow_nan=False)
     (tmp / META_FILE).write_text(text + "\n", encoding="utf-8")
     for file in tmp.iterdir():
         with file.open("rb+") as f:
@@ -406,12 +519,17 @@ def _check_libraries(file: Path, meta: Mapping[str, Any]) -> None:
             )
 
 
-def load_model_version(models_dir: str | os.PathLike, version: str | None = None) -> LoadedModel:
+def load_model_version(
+    models_dir: str | os.PathLike, version: str | None = None, *, key: bytes
+) -> LoadedModel:
     """Load models_dir/<version> (default: the one named in CURRENT), checking it first.
 
-    Nothing is unpickled unless model.json is ours, the pipeline's sha256 matches it and the
-    library versions are compatible; every refusal is an ArtifactError saying what to run.
+    Nothing is unpickled or read unless model.json is ours and signed with `key`, every file
+    matches the sha256 it signed, and the library versions are compatible. Each file is read
+    once into memory, checked, then decoded from those bytes: nothing is swapped in between.
+    Every refusal is an ArtifactError saying what to run.
     """
+    _check_key(key)
     models_dir = Path(models_dir)
     remove_stale_temp(models_dir)
     version = _current_version(models_dir) if version is None else version
@@ -423,26 +541,68 @@ def load_model_version(models_dir: str | os.PathLike, version: str | None = None
             f"no model version '{version}' in {models_dir} (available: {available}): {TRAIN_HINT}"
         )
     meta = _read_meta(folder)
-    pipeline = folder / PIPELINE_FILE
-    if not pipeline.is_file():
-        raise ArtifactError(f"{pipeline} is missing (incomplete model): {TRAIN_HINT}")
-    if file_sha256(pipeline) != meta.get("pipeline_sha256"):
-        raise ArtifactError(
-            f"{pipeline} does not match the checksum in {META_FILE} (corrupt or replaced "
-            f"file): refusing to load it; {TRAIN_HINT}"
-        )
+    _check_signature(folder, version, meta, key)
     _check_libraries(folder / META_FILE, meta)
-    objects = _unpickle(pipeline)
-    tables = {name: _read_model_table(folder, name) for name in meta.get("tables", [])}
+    names = [f"{_check_name(name, 'table name')}.parquet" for name in meta.get("tables", [])]
+    blobs = {name: _signed_bytes(folder, meta, name) for name in [PIPELINE_FILE, *names]}
+    objects = _unpickle(folder / PIPELINE_FILE, blobs.pop(PIPELINE_FILE))
+    tables = {
+        name.removesuffix(".parquet"): _read_model_table(folder / name, blobs.pop(name))
+        for name in names
+    }
     return LoadedModel(version=version, objects=objects, meta=meta, tables=tables, path=folder)
 
 
-def _unpickle(pipeline: Path) -> dict[str, Any]:
+def _not_signed(folder: Path, why: str) -> ArtifactError:
+    return ArtifactError(
+        f"model version {folder} is not signed by this installation ({why}): refusing to load "
+        f"it; {_SIGNED_HINT}: {TRAIN_HINT}"
+    )
+
+
+def _check_signature(folder: Path, version: str, meta: Mapping[str, Any], key: bytes) -> None:
+    signature = meta.get("signature")
+    if not isinstance(signature, str) or not signature:
+        raise _not_signed(folder, f"{META_FILE} has no signature: saved before models were signed")
+    if not hmac.compare_digest(signature, _signature(meta, key)):
+        raise _not_signed(
+            folder,
+            f"the signature in {META_FILE} does not match this installation's key: signed "
+            f"elsewhere or with another key, or {META_FILE} was edited",
+        )
+    if meta.get("version") != version:  # a signed version copied under another name
+        raise _not_signed(folder, f"it was signed as version {meta.get('version')!r}")
+    if not isinstance(meta.get("files"), dict):
+        raise _not_signed(folder, f"{META_FILE} lists no files")
+
+
+def _signed_bytes(folder: Path, meta: Mapping[str, Any], name: str) -> bytes:
+    """The file's bytes, once they match the sha256 the signed sidecar lists for it."""
+    expected = meta["files"].get(name)
+    if not isinstance(expected, str):
+        raise _not_signed(folder, f"{name} is not among the files it signed")
+    file = folder / name
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ArtifactError(f"{file} is missing (incomplete model): {TRAIN_HINT}") from None
+    except OSError as exc:
+        raise ArtifactError(f"{file} cannot be read ({exc}): {TRAIN_HINT}") from None
+    if not hmac.compare_digest(hashlib.sha256(data).hexdigest(), expected):
+        raise ArtifactError(
+            f"{file} was changed after model version {folder.name} was signed (its "
+            f"sha256 differs from the signed one in {META_FILE}): refusing to load it; "
+            f"{_SIGNED_HINT}: {TRAIN_HINT}"
+        )
+    return data
+
+
+def _unpickle(pipeline: Path, data: bytes) -> dict[str, Any]:
     import joblib
 
     try:
-        objects = joblib.load(pipeline)
-    except Exception as exc:  # unpickling can raise anything; the file was checksummed
+        objects = joblib.load(io.BytesIO(data))
+    except Exception as exc:  # unpickling can raise anything; the bytes were signed here
         raise ArtifactError(
             f"{pipeline} could not be loaded ({type(exc).__name__}: {exc}): {TRAIN_HINT}"
         ) from None
@@ -451,9 +611,8 @@ def _unpickle(pipeline: Path) -> dict[str, Any]:
     return objects
 
 
-def _read_model_table(folder: Path, name: str) -> pd.DataFrame:
-    file = folder / f"{_check_name(name, 'table name')}.parquet"
+def _read_model_table(file: Path, data: bytes) -> pd.DataFrame:
     try:
-        return pd.read_parquet(file)
+        return pd.read_parquet(io.BytesIO(data))
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{file} cannot be read ({exc}): {TRAIN_HINT}") from None
