@@ -91,6 +91,18 @@ def test_evaluate_reprints_the_saved_report(trained):
     assert "Model version" in ev.stdout
 
 
+def test_a_model_signed_with_another_key_is_refused_in_one_line(trained, small_base, tmp_path):
+    """A new RETENTION_SECRET_KEY (or models from another installation) means retraining."""
+    models, _ = trained
+    env = {**os.environ, "RETENTION_SECRET_KEY": "another-secret-key-" + "x" * 30}
+    ev = run_cli("evaluate", "--models-dir", models, env=env)
+    assert_one_line_error(ev, "is not signed by this installation", "RETENTION_SECRET_KEY")
+    out = tmp_path / "scores.csv"
+    sc = run_cli("score", "--data", small_base, "--out", out, "--models-dir", models, env=env)
+    assert_one_line_error(sc, "is not signed by this installation", "python -m analytics train")
+    assert not out.exists()
+
+
 def test_the_report_prints_money_in_the_configured_currency(trained):
     models, proc = trained
     assert "total expected loss $" in proc.stdout
