@@ -96,23 +96,32 @@ def main(argv=None) -> int:
     for size in args.sizes:
         proc = subprocess.run(
             child_command(size, args.seed, args.max_file_mb),
-            capture_output=True, text=True, cwd=PROJ_ROOT, check=False,
+            capture_output=True,
+            text=True,
+            cwd=PROJ_ROOT,
+            check=False,
         )
         if proc.returncode != 0:
             print(proc.stderr[-2000:], file=sys.stderr)
             return proc.returncode
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print("| customers | file (MB, gzip) | load + validate (s) | score (s) | load + score (s) "
-          "| peak memory (MB) |")
+    print(
+        "| customers | file (MB, gzip) | load + validate (s) | score (s) | load + score (s) "
+        "| peak memory (MB) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['rows']:,} | {r['file_mb']:.1f} | {r['load_validate_s']:.1f} | "
-              f"{r['score_s']:.1f} | {r['load_validate_s'] + r['score_s']:.1f} | "
-              f"{r['peak_mb']:,.0f} |")
-    print("\nScore = probability, top three reasons (one model call per feature, METRICS.md's "
-          "drivers), segment, CLV, value and expected loss for every customer, with the final "
-          "model trained on the built-in demo base. Peak memory is the process's maximum "
-          "resident set size (it includes Python, pandas and scikit-learn, about 200 MB).")
+        print(
+            f"| {r['rows']:,} | {r['file_mb']:.1f} | {r['load_validate_s']:.1f} | "
+            f"{r['score_s']:.1f} | {r['load_validate_s'] + r['score_s']:.1f} | "
+            f"{r['peak_mb']:,.0f} |"
+        )
+    print(
+        "\nScore = probability, top three reasons (one model call per feature, METRICS.md's "
+        "drivers), segment, CLV, value and expected loss for every customer, with the final "
+        "model trained on the built-in demo base. Peak memory is the process's maximum "
+        "resident set size (it includes Python, pandas and scikit-learn, about 200 MB)."
+    )
     return 0
 
 

@@ -25,8 +25,16 @@ from analytics.ingest.validate import Table
 from analytics.store import artifacts
 from analytics.store.artifacts import ArtifactError
 
-HEADER = ["customerID", "gender", "SeniorCitizen", "tenure", "Contract", "MonthlyCharges",
-          "TotalCharges", "Churn"]
+HEADER = [
+    "customerID",
+    "gender",
+    "SeniorCitizen",
+    "tenure",
+    "Contract",
+    "MonthlyCharges",
+    "TotalCharges",
+    "Churn",
+]
 ROWS = [
     ["7590-VHVEG", "Female", "0", "1", "Month-to-month", "29.85", "29.85", "No"],
     ["5575-GNVDE", "Male", "0", "34", "One year", "56.95", "1889.5", "No"],
@@ -63,12 +71,14 @@ def relabel(rows, yes: str, no: str):
 
 def european(rows):
     """';' files from decimal-comma locales: 1.889,5 and 29,85."""
+
     def cell(column, value):
         if column not in NUMERIC or not value.strip():
             return value
         whole, _, frac = value.partition(".")
         whole = f"{int(whole):,}".replace(",", ".")
         return whole + ("," + frac if frac else "")
+
     return [[cell(c, v) for c, v in zip(HEADER, r, strict=True)] for r in rows]
 
 
@@ -105,8 +115,16 @@ def test_messy_copies_load_to_the_clean_frame(tmp_path, clean, name):
 
 @pytest.mark.parametrize(
     ("yes", "no"),
-    [("Yes", "No"), ("True", "False"), ("1", "0"), ("Y", "N"), ("T", "F"), ("1.0", "0.0"),
-     ("churned", "stayed"), ("Attrited Customer", "Existing Customer")],
+    [
+        ("Yes", "No"),
+        ("True", "False"),
+        ("1", "0"),
+        ("Y", "N"),
+        ("T", "F"),
+        ("1.0", "0.0"),
+        ("churned", "stayed"),
+        ("Attrited Customer", "Existing Customer"),
+    ],
 )
 def test_each_label_spelling_loads_to_the_clean_frame(tmp_path, clean, yes, no):
     table = read.load_table(write(tmp_path, "labels.csv", csv_text(relabel(ROWS, yes, no))))
@@ -139,12 +157,17 @@ def test_gzip_and_parquet_load_to_the_clean_frame(tmp_path, clean):
 def test_clean_frame_is_canonical(clean):
     frame = clean.frame
     assert clean.mapping == {
-        "customer_id": "customerID", "churned": "Churn", "tenure_months": "tenure",
-        "monthly_revenue": "MonthlyCharges", "total_revenue": "TotalCharges"}
+        "customer_id": "customerID",
+        "churned": "Churn",
+        "tenure_months": "tenure",
+        "monthly_revenue": "MonthlyCharges",
+        "total_revenue": "TotalCharges",
+    }
     assert frame[C.CHURNED].tolist() == [0, 0, 1, 0, 1, 0, 1, 0, 0, 1]
     assert frame[C.TOTAL_REVENUE][5] == 0.0
-    assert clean.notes == ("total_revenue: 1 missing cells filled with tenure_months x "
-                           "monthly_revenue",)
+    assert clean.notes == (
+        "total_revenue: 1 missing cells filled with tenure_months x monthly_revenue",
+    )
     assert clean.categorical == ("gender", "Contract")
 
 
@@ -184,8 +207,11 @@ def test_explicit_mapping_from_pairs_and_from_a_json_file(tmp_path):
     path = write(tmp_path, "odd.csv", csv_text(rows, header=["Kunde", "Monate", "Gekuendigt"]))
     pairs = ["customer_id=Kunde", "tenure_months=Monate", "churned=Gekuendigt"]
     from_pairs = read.load_table(path, parse_mapping_pairs(pairs))
-    mapping_file = write(tmp_path, "map.json", json.dumps(
-        {"customer_id": "Kunde", "tenure_months": "Monate", "churned": "Gekuendigt"}))
+    mapping_file = write(
+        tmp_path,
+        "map.json",
+        json.dumps({"customer_id": "Kunde", "tenure_months": "Monate", "churned": "Gekuendigt"}),
+    )
     from_file = read.load_table(path, read.load_mapping_file(mapping_file))
     pd.testing.assert_frame_equal(from_pairs.frame, from_file.frame)
     assert from_file.frame[C.CHURNED].sum() == 4
@@ -212,10 +238,24 @@ def test_bad_mapping_files(tmp_path, content, match):
 
 
 def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
-    rows = [[str(i), f"C{i:03d}", f"tok{i * 7919 % 1000}", "Yes" if i % 4 == 0 else "No",
-             str(i % 12), f"{i % 5}"] for i in range(80)]
-    path = write(tmp_path, "bank.csv", csv_text(
-        rows, header=["Unnamed: 0", "CustomerId", "Session", "Exited", "Tenure", "Rating"]))
+    rows = [
+        [
+            str(i),
+            f"C{i:03d}",
+            f"tok{i * 7919 % 1000}",
+            "Yes" if i % 4 == 0 else "No",
+            str(i % 12),
+            f"{i % 5}",
+        ]
+        for i in range(80)
+    ]
+    path = write(
+        tmp_path,
+        "bank.csv",
+        csv_text(
+            rows, header=["Unnamed: 0", "CustomerId", "Session", "Exited", "Tenure", "Rating"]
+        ),
+    )
     table = read.load_table(path)
     assert table.dropped["Unnamed: 0"].startswith("row number")
     assert table.dropped["Session"].startswith("identifier-like: 80 distinct values in 80 rows")
@@ -235,13 +275,25 @@ def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
         ("binary.csv", b"id,churn\n1,\x00\x01\x02", NotATableError, "NUL byte at offset 11"),
         ("book.csv", b"PK\x03\x04rest", NotATableError, "ZIP archive .*Excel"),
         ("page.csv", b"<!DOCTYPE html><html></html>", NotATableError, "HTML page"),
-        ("merge.csv", b"id,churn\n1,Yes\n<<<<<<< HEAD\n2,No\n=======\n2,Yes\n>>>>>>> main\n",
-         NotATableError, "line 3 holds a merge-conflict marker '<<<<<<< HEAD'"),
-        ("single.csv", b"customers\nalice\nbob\n", NotATableError,
-         "single column and no ',', ';', tab or '|' delimiter"),
+        (
+            "merge.csv",
+            b"id,churn\n1,Yes\n<<<<<<< HEAD\n2,No\n=======\n2,Yes\n>>>>>>> main\n",
+            NotATableError,
+            "line 3 holds a merge-conflict marker '<<<<<<< HEAD'",
+        ),
+        (
+            "single.csv",
+            b"customers\nalice\nbob\n",
+            NotATableError,
+            "single column and no ',', ';', tab or '|' delimiter",
+        ),
         ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n", NotATableError, "not a consistent comma-delimited"),
-        ("bytes.csv", b"id,churn\n1,Yes\n2,\x81\x90\n", EncodingError,
-         "neither UTF-8 nor Windows-1252 .*byte 0x81 at offset 17"),
+        (
+            "bytes.csv",
+            b"id,churn\n1,Yes\n2,\x81\x90\n",
+            EncodingError,
+            "neither UTF-8 nor Windows-1252 .*byte 0x81 at offset 17",
+        ),
         ("fake.parquet", b"id,churn\n1,Yes\n", NotATableError, "not a Parquet file"),
         ("broken.parquet", b"PAR1garbage", NotATableError, "not a readable Parquet file"),
         ("data.csv.gz", b"\x1f\x8bnot really gzip", NotATableError, "not a readable gzip"),
@@ -360,8 +412,12 @@ KEY = b"k" * 32  # the signing key (tests/test_artifacts_signing.py tests the si
 
 def save(models_dir, version="v1"):
     tables = {"scores": pd.DataFrame({"customer_id": ["a", "b"], "p_churn": [0.1, 0.9]})}
-    meta = {"features": ["x"], "roc_auc": np.float64(0.75), "data_hash": "abc",
-            "curve": np.array([0.5, np.nan])}
+    meta = {
+        "features": ["x"],
+        "roc_auc": np.float64(0.75),
+        "data_hash": "abc",
+        "curve": np.array([0.5, np.nan]),
+    }
     return artifacts.save_model_version(
         models_dir, version, fitted_objects(), meta, tables, key=KEY
     )
@@ -381,8 +437,11 @@ def test_model_version_round_trip(tmp_path):
     folder = save(models)
     assert folder == models / "v1"
     assert (models / "CURRENT").read_text().strip() == "v1"
-    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "pipeline.joblib",
-                                                        "scores.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "model.json",
+        "pipeline.joblib",
+        "scores.parquet",
+    ]
     loaded = artifacts.load_model_version(models, key=KEY)
     assert loaded.version == "v1"
     assert loaded.path == folder
@@ -439,8 +498,10 @@ def test_library_version_mismatch(tmp_path):
     edit_meta(folder, sign=True, libraries={**libraries, "sklearn": "0.24.2"})
     with pytest.raises(ArtifactError) as exc:
         artifacts.load_model_version(tmp_path / "models", key=KEY)
-    assert (f"trained with scikit-learn 0.24.2, installed {libraries['sklearn']}: "
-            "retrain with `python -m analytics train`") in str(exc.value)
+    assert (
+        f"trained with scikit-learn 0.24.2, installed {libraries['sklearn']}: "
+        "retrain with `python -m analytics train`"
+    ) in str(exc.value)
     edit_meta(folder, sign=True, libraries={**libraries, "numpy": "1.26.4"})
     with pytest.raises(ArtifactError, match=r"trained with numpy 1.26.4"):
         artifacts.load_model_version(tmp_path / "models", key=KEY)
