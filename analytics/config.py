@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
@@ -158,6 +158,38 @@ def _database_url(url: str) -> str:
     return url
 
 
+# The drivers a customer table may be read with (analytics.ingest.source): psycopg 3 is the
+# PostgreSQL driver installed; SQLAlchemy's bare `postgresql://` would look for psycopg2.
+SOURCE_DRIVERS = {"postgresql": "psycopg", "sqlite": "pysqlite"}
+SOURCE_URL_FORMS = "postgresql+psycopg://USER:PASSWORD@HOST/DB or sqlite:///PATH"
+
+
+def check_source_url(url: str) -> str:
+    """A database URL a customer table can be read from, or a ValueError saying why not (the
+    password is never echoed)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(f"not a database URL ({SOURCE_URL_FORMS})") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if SOURCE_DRIVERS.get(backend) != driver:
+        raise ValueError(
+            f"unsupported database driver {parsed.drivername!r}: postgresql+psycopg or sqlite"
+        )
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError("an SQLite source is a file: sqlite:///PATH")
+    return url
+
+
+def _table_name(value: str) -> str:
+    if not value.strip() or any(c in value for c in "\n\r\x00"):
+        raise ValueError("not a table name")
+    return value.strip()
+
+
 def _secret_key(value: str) -> str:
     if len(value) < 32:
         raise ValueError(f"too short ({len(value)} characters)")
@@ -191,6 +223,7 @@ def _storage_uri(value: str) -> str:
 
 
 SECRET_SETTINGS = ("secret_key",)
+URL_SETTINGS = ("database_url", "source_url")  # shown without their password
 
 
 def masked(name: str, value: Any) -> Any:
@@ -198,7 +231,7 @@ def masked(name: str, value: Any) -> Any:
     password, the secret key not at all."""
     if name in SECRET_SETTINGS and value is not None:
         return "<hidden>"
-    if name != "database_url" or value is None:
+    if name not in URL_SETTINGS or value is None:
         return value
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -235,6 +268,22 @@ class ServeSettings(_Declared):
         None,
         description='how the table\'s columns map to canonical ones: `{"churned": "Exited"}`',
         **_shown(allowed="an existing JSON file"),
+    )
+    source_url: Annotated[str, AfterValidator(check_source_url)] | None = Field(
+        None,
+        description="a database holding the customer table, read with RETENTION_SOURCE_TABLE or "
+        "RETENTION_SOURCE_QUERY in a read-only transaction",
+        **_shown(allowed=SOURCE_URL_FORMS),
+    )
+    source_table: Annotated[str, AfterValidator(_table_name)] | None = Field(
+        None,
+        description="the table or view in RETENTION_SOURCE_URL with one row per customer",
+        **_shown(allowed="a table name or SCHEMA.TABLE"),
+    )
+    source_query: str | None = Field(
+        None,
+        description="instead of a table: the query giving one row per customer",
+        **_shown(allowed="one SELECT or WITH ... SELECT statement"),
     )
     models_dir: Directory = Field(
         MODELS_DIR,
@@ -353,6 +402,21 @@ class ServeSettings(_Declared):
         **_shown(allowed="memory://, redis://HOST:PORT or memcached://HOST:PORT"),
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> ServeSettings:
+        if self.source_table and self.source_query:
+            raise ValueError(
+                f"{variable_name('source_table')} and {variable_name('source_query')} are both "
+                "set: set one, the table or the query"
+            )
+        if (self.source_table or self.source_query) and not self.source_url:
+            given = "source_table" if self.source_table else "source_query"
+            raise ValueError(
+                f"{variable_name(given)} is set but {variable_name('source_url')} is not: set "
+                f"the database URL too ({SOURCE_URL_FORMS})"
+            )
+        return self
+
 
 # Variables that are inputs to one command, not settings (`users add` reads the password here).
 INPUT_VARIABLES = ["NEW_PASSWORD"]
@@ -411,7 +475,9 @@ def variable_name(field_name: str) -> str:
 def _one_line(cls: type[_Declared], exc: ValidationError, found: Mapping[str, Any]) -> str:
     """The first error as `RETENTION_X='raw': [reason; ]expected <allowed>`."""
     error = exc.errors()[0]
-    name = str(error["loc"][0]) if error["loc"] else ""
+    if not error["loc"]:  # a rule across settings (a model validator): its message says all
+        return error["msg"].removeprefix("Value error, ")
+    name = str(error["loc"][0])
     field = cls.model_fields.get(name)
     if field is None:  # a keyword the class does not declare: a programming error
         return f"{name}: not a setting of {cls.__name__}"
