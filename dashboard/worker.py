@@ -50,6 +50,9 @@ HEAD_BUFFER = 64 * 1024  # a longer head goes to gunicorn's parser early (its li
 BODY_BUFFER = 1024 * 1024  # bodies up to this are read by the loop; the 600 KB callbacks fit
 BUFFER_BUDGET = 64 * 1024 * 1024  # at most this much buffered per worker at once
 READ_SIZE = 64 * 1024
+# A declared body over BODY_BUFFER gets a second per this many bytes on top of the client
+# timeout: a 200 MB table over a 1 MB/s link is not cut off, a trickle still is.
+MIN_BODY_RATE = 1024 * 1024
 
 _CONTENT_LENGTH = re.compile(rb"\r?\ncontent-length[ \t]*:[ \t]*(\d{1,18})[ \t]*\r?\n", re.I)
 _TRANSFER_OR_EXPECT = re.compile(rb"\r?\n(?:transfer-encoding|expect)[ \t]*:", re.I)
@@ -216,7 +219,9 @@ class RetentionWorker(ThreadWorker):
             pending.want = pending.head_end
             body = int(length.group(1)) if length else 0
             if _TRANSFER_OR_EXPECT.search(head) or body > BODY_BUFFER:
-                pass  # chunked, 100-continue or large: the thread reads it, by the deadline
+                # chunked, 100-continue or large: the thread reads it, by the deadline; a large
+                # declared body (an admin's table upload) gets time for its size on top
+                pending.deadline += body / MIN_BODY_RATE
             elif self.buffered - len(data) + pending.head_end + body <= BUFFER_BUDGET:
                 pending.want += body
         if len(data) < pending.want:
