@@ -52,9 +52,7 @@ class ModelStatus:
         """The 503 answer's one line: what is happening and when to try again."""
         if self.status == TRAINING:
             done = f"{self.percent}%" + (f": {self.step}" if self.step else "")
-            return (
-                f"the model is training ({done}); try again when GET /api/v1/health says ready"
-            )
+            return f"the model is training ({done}); try again when GET /api/v1/health says ready"
         if self.state == "failed":
             return (
                 f"no model: training failed ({self.error or 'no reason recorded'}); an admin "
