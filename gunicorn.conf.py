@@ -65,7 +65,7 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 # Load the table and its model ONCE, in the master, before forking: workers share the data
-# copy-on-write, and a missing or stale model is retrained once, not once per worker.
+# copy-on-write. A table without a model is served at once; a job trains its model.
 preload_app = True
 
 # A worker that has not checked in for this long is killed and replaced (gthread's main thread
@@ -98,3 +98,11 @@ def when_ready(server):
         server.cfg.threads,
         ", ".join(server.cfg.bind),
     )
+
+
+def post_fork(server, worker):
+    # Threads do not survive a fork: each worker starts its own watcher of the live model
+    # (and the job runner, which one process per host runs). The WSGI app is a LiveServer.
+    import wsgi
+
+    wsgi.server.begin()

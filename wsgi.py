@@ -2,7 +2,9 @@
 environment variables (dashboard/server.py); `python -m dashboard --check-config` prints them.
 
 With gunicorn.conf.py's preload_app this module is imported once, in the master: the table and
-its model are loaded (or trained, once) before the workers fork and share them copy-on-write.
+its model are loaded before the workers fork and share them copy-on-write (a table without a
+model is served at once while a job trains one: dashboard/live.py). gunicorn.conf.py's
+post_fork starts each worker's watcher of the live model and the job runner.
 A bad setting, an unusable table or, with RETENTION_RETRAIN=0, an unusable model is one ERROR
 line and exit status 1, not a traceback.
 """
@@ -15,8 +17,8 @@ from analytics.ingest.errors import DataError
 from analytics.store.artifacts import ArtifactError
 from analytics.store.db import StateError
 from dashboard import logs
-from dashboard.app import start
 from dashboard.auth import AuthSetupError
+from dashboard.live import start
 from dashboard.server import warn_unknown_variables
 
 log = logging.getLogger("dashboard")

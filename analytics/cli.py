@@ -6,6 +6,7 @@ Errors print one line to stderr and exit non-zero; a traceback only with --debug
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.store import artifacts
+from analytics.store.db import StateError
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 3
@@ -142,6 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-dir", type=Path, default=None, help="default: RETENTION_MODELS_DIR, else models/"
     )
     sc.add_argument("--quiet", action="store_true")
+
+    jb = sub.add_parser("jobs", parents=[common], help="run background jobs (training)")
+    jsub = jb.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    run = jsub.add_parser("run", parents=[common], help="run one claimed job (the runner does)")
+    run.add_argument("job_id")
+    jsub.add_parser(
+        "worker",
+        parents=[common],
+        help="claim and run queued jobs until stopped (on any host sharing the state database)",
+    )
+    sub.add_parser(
+        "refresh",
+        parents=[common],
+        help="re-read the source, train, and promote unless worse than the live model by more "
+        "than RETENTION_PROMOTE_MARGIN",
+    )
     return parser
 
 
@@ -220,7 +238,56 @@ def cmd_score(args) -> int:
     return 0
 
 
+def _state():
+    """(serve settings, state database engine) from the RETENTION_* variables."""
+    from analytics.config import serve_settings_from_env
+    from analytics.store import db
+
+    config = serve_settings_from_env()
+    engine, _ = db.open_state(db.database_url(config.state_dir, config.database_url))
+    return config, engine
+
+
+def cmd_jobs(args) -> int:
+    from analytics import jobs
+
+    # The job's own lines (its failure, above all) join the server's log on stderr.
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+    )
+    config, engine = _state()
+    if args.jobs_command == "run":
+        job = jobs.run_job(
+            engine,
+            args.job_id,
+            state_dir=config.state_dir,
+            models_dir=config.models_dir,
+            settings=settings_from_env(),
+            key=artifacts.installation_key(),
+            promote_margin=config.promote_margin,
+            keep_versions=config.keep_versions,
+        )
+        return 0 if job.state in ("done", "cancelled") else EXIT_ERROR
+    runner = jobs.Runner(engine, state_dir=config.state_dir, models_dir=config.models_dir)
+    print(f"job worker {jobs.runner_name()}: waiting for jobs (Ctrl-C stops)", file=sys.stderr)
+    runner.loop()
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from analytics import refresh
+
+    config, engine = _state()
+    done = refresh.refresh(engine, config, settings_from_env(), key=artifacts.installation_key())
+    print(f"dataset {done.dataset.id[:12]} ({done.dataset.name}, {done.dataset.rows:,} rows)")
+    print(done.message)
+    failed = done.job is not None and done.job.state != "done"
+    return EXIT_ERROR if failed else 0
+
+
 COMMANDS = {
+    "jobs": cmd_jobs,
+    "refresh": cmd_refresh,
     "generate": cmd_generate,
     "train": cmd_train,
     "evaluate": cmd_evaluate,
@@ -236,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "models_dir", "absent") is None:
             args.models_dir = setting_from_env(ServeSettings, "models_dir")
         return COMMANDS[args.command](args)
-    except (DataError, artifacts.ArtifactError, ConfigError) as exc:
+    except (DataError, artifacts.ArtifactError, ConfigError, StateError) as exc:
         if args.debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -190,6 +190,15 @@ def _table_name(value: str) -> str:
     return value.strip()
 
 
+def _cron(value: str) -> str:
+    from croniter import croniter
+
+    value = " ".join(value.split())
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError("not a cron schedule: five fields, e.g. `0 3 1 * *`")
+    return value
+
+
 def _secret_key(value: str) -> str:
     if len(value) < 32:
         raise ValueError(f"too short ({len(value)} characters)")
@@ -350,13 +359,38 @@ class ServeSettings(_Declared):
         True,
         description="retrain when the model is missing, corrupt or for other data; 0 exits",
     )
+    jobs: Literal["embedded", "external"] = Field(
+        "embedded",
+        description="who runs training jobs: a runner inside the server (one per host), or "
+        "only `python -m analytics jobs worker` processes",
+    )
+    promote_margin: float = Field(
+        0.005,
+        ge=0.0,
+        le=1.0,
+        description="a refreshed model goes live unless its ROC-AUC is below the live one's by "
+        "more than this",
+    )
+    keep_versions: int = Field(
+        10,
+        ge=2,
+        le=1000,
+        description="model versions kept on disk; older ones are pruned (never the live one or "
+        "the previous)",
+    )
+    refresh_cron: Annotated[str, AfterValidator(_cron)] | None = Field(
+        None,
+        description="an in-process schedule for `refresh` (cron syntax, server time), where "
+        "one server process is enough",
+        **_shown(allowed="five cron fields, e.g. `0 3 1 * *` (03:00 on the 1st)"),
+    )
     debug: bool = Field(
         False, description="Dash dev tools (tracebacks in the browser): never in production"
     )
     secret_key: Annotated[str, AfterValidator(_secret_key)] | None = Field(
         None,
-        description="signs session cookies and CSRF tokens; required except by the development "
-        "server on 127.0.0.1",
+        description="signs session cookies, CSRF tokens and model versions; required except by "
+        "the development server on 127.0.0.1",
         **_shown(
             allowed="32 or more random characters (`python -c 'import secrets; "
             "print(secrets.token_urlsafe(48))'`)",

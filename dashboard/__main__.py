@@ -107,7 +107,7 @@ def main(argv=None) -> int:
         if args.mapping_file:
             mapping.update(read.load_mapping_file(args.mapping_file))
         mapping.update(parse_mapping_pairs(args.pairs))
-        from dashboard.app import dash_app, start
+        from dashboard.live import start
 
         server = start(
             config, settings, mapping=mapping, drop=tuple(args.drop), development=True
@@ -123,7 +123,10 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     logging.getLogger("dashboard").info("serving on http://%s:%d", config.host, config.port)
-    dash_app(server).run(host=config.host, port=config.port, debug=config.debug)
+    from werkzeug.serving import run_simple
+
+    server.begin()  # the live-model watcher and the embedded job runner
+    run_simple(config.host, config.port, server, threaded=True)
     return 0
 
 

@@ -12,7 +12,6 @@ import hmac
 import json
 import logging
 import re
-import secrets
 from collections.abc import Callable
 
 from dash import Dash
@@ -23,16 +22,16 @@ from sqlalchemy import Engine
 
 from analytics import access, budget
 from analytics import columns as C
-from analytics.config import PROJ_ROOT, ServeSettings, Settings, setting_from_env
+from analytics.config import PROJ_ROOT, ServeSettings, setting_from_env
 from analytics.formatting import header, money_js
 from analytics.model import predict
 from analytics.services import training as training_status
 from analytics.services.base import ServedBase
-from analytics.store import accounts, db
+from analytics.store import db
 from analytics.workflow import Workspace
 from dashboard import auth, callback_inputs, callbacks, layout, logs, security
 from dashboard.api import routes as api
-from dashboard.server import BATCH_LIMIT_KEY, load_workspace, settle
+from dashboard.server import BATCH_LIMIT_KEY
 
 log = logging.getLogger("dashboard")
 
@@ -376,52 +375,3 @@ def dash_app(server: Flask) -> Dash:
 
 def served_base(server: Flask) -> ServedBase:
     return server.extensions[SERVED_BASE]
-
-
-def start(
-    config: ServeSettings,
-    settings: Settings,
-    *,
-    mapping: dict[str, str] | None = None,
-    drop: tuple[str, ...] = (),
-    development: bool = False,
-) -> Flask:
-    """The one start-up path of `wsgi.py` and `python -m dashboard`: load the table and its model
-    (retraining only as RETENTION_RETRAIN allows), build the app, finish Dash's set-up with one
-    request, and freeze what start-up loaded out of the garbage collector's sight."""
-    local = development and config.host in LOOPBACK
-    secret = config.secret_key or (secrets.token_urlsafe(48) if local else None)
-    auth_config = auth.AuthConfig.from_settings(config, secret)  # no key: cannot start
-    url = db.database_url(config.state_dir, config.database_url)
-    state, revision = db.open_state(url)
-    log.info("state database %s at revision %s", db.safe_url(url), revision)
-    workspace = load_workspace(config, settings, log, mapping=mapping, drop=drop)
-    log.info("%s: %s", workspace.source, workspace.how)
-    server = create_app(
-        workspace,
-        batch_limit=config.batch_limit,
-        max_body_mb=config.max_body_mb,
-        request_seconds=config.request_seconds,
-        state=state,
-        auth_config=auth_config,
-    )
-    if local and config.auth == "password":
-        made = auth.demo_accounts(state, served_base(server).allowed)
-        log.warning(
-            "development server: demo accounts with new passwords (shown this once): %s",
-            "; ".join(f"{name} ({role}) password {pw}" for name, role, pw in made),
-        )
-    elif config.auth == "password" and not accounts.user_count(state):
-        log.warning(auth.FIRST_ADMIN_HINT)
-    if config.debug:
-        dash_app(server).enable_dev_tools(debug=True, dev_tools_hot_reload=False)
-        log.warning("RETENTION_DEBUG is on: Dash dev tools show tracebacks to every client")
-    # Dash finishes its set-up (registering the component files it may serve) on a process's
-    # first request, and marks it done before it is: under gthread, a second thread's request
-    # for a component file can arrive in between and get a 500 ("not a registered library").
-    # Running it here completes the set-up once (a request would stop at the login guard);
-    # under gunicorn's preload every worker forks with it done.
-    with server.test_request_context("/", headers={logs.REQUEST_ID_HEADER: "preload"}):
-        dash_app(server)._setup_server()
-    settle()
-    return server

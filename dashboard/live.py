@@ -131,7 +131,7 @@ def build_live(ctx: Context, live: lifecycle.LiveInfo) -> Serving:
     if reason is not None:
         raise artifacts.ArtifactError(f"{reason}; dataset {info.id[:12]} ({info.name})")
     workspace = workflow.model_workspace(
-        model, table, ctx.settings, info.name, f"live model {live.version}"
+        model, table, ctx.settings, info.name, f"loaded model {live.version}"
     )
     updates = lifecycle.customer_updates(ctx.engine, info.id)
     if updates:  # customers a CRM upserted since: scored by this model, on top of the table
@@ -145,18 +145,18 @@ def build_live(ctx: Context, live: lifecycle.LiveInfo) -> Serving:
     return Serving(ctx.app(workspace), info.id, live.version, live.serial, last)
 
 
-def _adopt_saved(ctx: Context, table: Table) -> lifecycle.LiveInfo | None:
+def _adopt_saved(ctx: Context, table: Table) -> lifecycle.LiveInfo | str:
     """A model saved (by `python -m analytics train`) for exactly the configured table: recorded
-    as a version of its dataset and promoted, so start-up needs no training."""
+    as a version of its dataset and promoted, so start-up needs no training. Otherwise why not."""
     try:
         model = workflow.load(ctx.config.models_dir, key=ctx.key)
     except artifacts.ArtifactError as exc:
         log.info("no saved model to adopt: %s", exc.reason)
-        return None
+        return exc.reason
     reason = workflow.unfit_reason(model, table)
     if reason is not None:
         log.info("the saved model does not fit %s: %s", ctx.configured.name, reason)
-        return None
+        return reason
     lifecycle.add_version(
         ctx.engine, model.version, ctx.configured.id, jobs.version_metrics(model.meta), None
     )
@@ -195,6 +195,8 @@ def start(
     log.info("%s: dataset %s, %s rows", config.data, info.id[:12], f"{info.rows:,}")
     ctx = Context(config, settings, engine, auth_config, key, info, {info.id: table})
     serving = _initial(ctx, table, created)
+    workspace = served_base(serving.app).ws
+    log.info("%s: %s", workspace.source, workspace.how)
     server = LiveServer(ctx, serving)
     if local and config.auth == "password":
         made = auth.demo_accounts(engine, served_base(serving.app).allowed)
@@ -218,13 +220,12 @@ def _initial(ctx: Context, table: Table, created: bool) -> Serving:
             return _debug(ctx, build_live(ctx, live))
         except (artifacts.ArtifactError, ValueError) as exc:
             log.warning("the live model %s cannot be served: %s", live.version, exc)
-    live = _adopt_saved(ctx, table)
-    if live is not None:
-        return _debug(ctx, build_live(ctx, live))
+    adopted = _adopt_saved(ctx, table)
+    if not isinstance(adopted, str):
+        return _debug(ctx, build_live(ctx, adopted))
     if not config.retrain:
         raise artifacts.ArtifactError(
-            f"model: no model fits {ctx.configured.name}; not retraining because "
-            f"{ENV_PREFIX}RETRAIN=0"
+            f"model: {adopted}; not retraining because {ENV_PREFIX}RETRAIN=0"
         )
     job = lifecycle.active_job(ctx.engine, ctx.configured.id) or lifecycle.enqueue(
         ctx.engine, ctx.configured.id, None, options={"promote": jobs.PROMOTE_ALWAYS}

@@ -13,7 +13,6 @@ import os
 from collections.abc import Mapping
 
 from analytics.config import (
-    ENV_PREFIX,
     ConfigError,
     ServeSettings,
     Settings,
@@ -25,7 +24,6 @@ from analytics.config import (
 )
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
-from analytics.store import artifacts
 
 # Flask config key the REST API reads its rows-per-request limit from.
 BATCH_LIMIT_KEY = variable_name("batch_limit")
@@ -85,40 +83,3 @@ def settle() -> None:
     keeps the workers' collections from writing to, and so copying, the master's pages."""
     gc.collect()
     gc.freeze()
-
-
-def load_workspace(
-    config: ServeSettings,
-    settings: Settings,
-    log: logging.Logger,
-    *,
-    mapping: Mapping[str, str] | None = None,
-    drop: tuple[str, ...] = (),
-):
-    """The table and its model for serving (mapping: default the RETENTION_MAPPING file's). A
-    missing, corrupt, unsigned or other-data model is one WARNING line and the documented automatic
-    retrain; with RETENTION_RETRAIN=0 it is an ArtifactError saying so (the caller exits
-    non-zero)."""
-    from analytics.workflow import load_or_train
-
-    def before_retrain(reason: str) -> None:
-        if not config.retrain:
-            raise artifacts.ArtifactError(
-                f"model: {reason}; not retraining because {ENV_PREFIX}RETRAIN=0"
-            )
-        log.warning("model: %s; retraining on %s", reason, config.data)
-
-    def progress(message: str) -> None:
-        if not message.startswith("no usable model"):  # already said, by before_retrain
-            log.info("%s", message)
-
-    return load_or_train(
-        config.data,
-        settings,
-        models_dir=config.models_dir,
-        key=artifacts.signing_key(config.state_dir, config.secret_key),
-        mapping=dict(column_mapping(config) if mapping is None else mapping) or None,
-        drop=drop,
-        progress=progress,
-        before_retrain=before_retrain,
-    )

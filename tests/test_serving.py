@@ -36,7 +36,7 @@ from analytics.config import (
 from analytics.store import artifacts
 from analytics.store.artifacts import ArtifactError
 from dashboard import logs, security
-from dashboard.server import BATCH_LIMIT_KEY, column_mapping, load_workspace
+from dashboard.server import BATCH_LIMIT_KEY, column_mapping
 from tests.support import (
     Server,
     accounts_cli,
@@ -171,35 +171,35 @@ def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
     assert err == "error: RETENTION_LOG_FORMAT='yaml': expected one of text, json"
 
 
-def test_model_problem_is_one_warning_then_the_retrain(monkeypatch, caplog, tmp_path):
-    calls = []
+def test_without_a_model_start_up_serves_at_once_and_queues_the_training(tmp_path, caplog):
+    from analytics import synthetic
+    from analytics.store import lifecycle
+    from dashboard import live
 
-    def fake_load_or_train(data, settings, *, progress, before_retrain, key, **kwargs):
-        calls.append(data)  # the table is read once, whatever happens to the model
-        # No RETENTION_SECRET_KEY: the key kept in the state directory signs and checks.
-        assert key == artifacts.signing_key(tmp_path, None)
-        before_retrain("models/CURRENT is missing")
-        progress("no usable model: models/CURRENT is missing; training one now")
-        progress("segmenting customers")
-        return "workspace"
+    data = tmp_path / "small.csv"
+    artifacts.write_table(synthetic.generate(800, seed=3), data)
+    config = ServeSettings(
+        data=data,
+        state_dir=tmp_path / "state",
+        models_dir=tmp_path / "models",
+        secret_key="s" * 40,
+    )
+    with caplog.at_level(logging.INFO, logger="dashboard"):
+        server = live.start(config, settings_from_env(env={}))
+    assert server.serving.version is None  # nothing was trained during start-up
+    queued = lifecycle.jobs(server.ctx.engine)
+    assert [(j.state, j.options) for j in queued] == [("queued", {"promote": "always"})]
+    said = f"serving the views that need none while job {queued[0].id} trains one"
+    assert f"no model for small.csv yet: {said}" in caplog.text
+    health = server.app.test_client().get("/api/v1/health").get_json()
+    assert (health["status"], health["job_id"]) == ("training", queued[0].id)
 
-    monkeypatch.setattr("analytics.workflow.load_or_train", fake_load_or_train)
-    log = logging.getLogger("test.serving")
-    with caplog.at_level(logging.INFO, logger="test.serving"):
-        config = ServeSettings(state_dir=tmp_path)
-        assert load_workspace(config, settings_from_env(env={}), log) == "workspace"
-    assert calls == [DEMO_DATA]
-    assert [r.getMessage() for r in caplog.records] == [
-        f"model: models/CURRENT is missing; retraining on {DEMO_DATA}",
-        "segmenting customers",
-    ]
-    assert caplog.records[0].levelname == "WARNING"
-
-    calls.clear()
-    no_retrain = ServeSettings(retrain=False, state_dir=tmp_path)
+    fresh = ServeSettings(
+        data=DEMO_DATA, state_dir=tmp_path / "other", models_dir=tmp_path / "m2", retrain=False,
+        secret_key="s" * 40,
+    )  # fmt: skip
     with pytest.raises(ArtifactError, match="not retraining because RETENTION_RETRAIN=0"):
-        load_workspace(no_retrain, settings_from_env(env={}), log)
-    assert calls == [DEMO_DATA]
+        live.start(fresh, settings_from_env(env={}))
 
 
 # -- headers, request ids and logs through Flask's test client -------------------------------

@@ -225,7 +225,9 @@ def change_user(
         else:
             new_scope = check_scope(new_role, scope)
         if new_role != user.role:
-            audit_in(session, "user.role", actor, user.username, address, old=user.role, new=new_role)
+            audit_in(
+                session, "user.role", actor, user.username, address, old=user.role, new=new_role
+            )
             user.role = new_role
         old_scope = Scope.of(user.scope_column, user.scope_values)
         if new_scope != old_scope:
