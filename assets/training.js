@@ -55,9 +55,13 @@
     // Reload at most once per RELOAD_GAP_MS: a worker that has not switched yet serves this
     // page again, and it reloads again once the gap has passed.
     var key = "retention-model-ready-reload";
-    var before = Number(window.sessionStorage.getItem(key) || 0);
-    if (Date.now() - before < RELOAD_GAP_MS) return false;
-    window.sessionStorage.setItem(key, String(Date.now()));
+    try {
+      var before = Number(window.sessionStorage.getItem(key) || 0);
+      if (Date.now() - before < RELOAD_GAP_MS) return false;
+      window.sessionStorage.setItem(key, String(Date.now()));
+    } catch (blocked) {
+      // Storage switched off: reload anyway (at worst once per poll while workers switch).
+    }
     window.location.reload();
     return true;
   }

@@ -287,6 +287,7 @@ def _endpoint(op) -> str:
         ("/api/v1/trend?split=true", "the trend split by segment"),
         ("/api/v1/kpis?risk=High", "the risk band filter"),
         ("/api/v1/drivers?factor=contract&segment=x", "the segment filter"),
+        ("/api/v1/drivers?factor=segment", "churn by segment"),
     ],
 )
 def test_options_that_need_the_model_are_503_too(clients, running, path, what):

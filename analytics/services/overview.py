@@ -135,6 +135,8 @@ def drivers(base: ServedBase, query: str, factor: str | None) -> dict:
     if not factor:
         out["note"] = "Choose a factor."
         return out
+    if factor == C.SEGMENT:  # the segments are fitted with the model
+        base.require_model("churn by segment")
     if factor not in factors(base):
         known = ", ".join(factors(base))
         raise InvalidInput("factor", f"unknown factor {factor!r}; known: {known}")
