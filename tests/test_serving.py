@@ -173,7 +173,7 @@ def test_check_config_prints_the_effective_configuration(monkeypatch, capsys):
 
 def test_without_a_model_start_up_serves_at_once_and_queues_the_training(tmp_path, caplog):
     from analytics import synthetic
-    from analytics.store import lifecycle
+    from analytics.store import accounts, lifecycle
     from dashboard import live
 
     data = tmp_path / "small.csv"
@@ -193,6 +193,19 @@ def test_without_a_model_start_up_serves_at_once_and_queues_the_training(tmp_pat
     assert f"no model for small.csv yet: {said}" in caplog.text
     health = server.app.test_client().get("/api/v1/health").get_json()
     assert (health["status"], health["job_id"]) == ("training", queued[0].id)
+    # The admin's data and model routes are mounted, and documented.
+    accounts.add_user(server.ctx.engine, "ops", "admin", "a-long-password-here")
+    _, token = accounts.create_token(server.ctx.engine, "ops")
+    doc = (
+        server.app.test_client()
+        .get("/api/v1/openapi.json", headers={"Authorization": f"Bearer {token}"})
+        .get_json()
+    )
+    assert doc["paths"]["/api/v1/models"]["post"]["responses"].keys() >= {"202", "403", "409"}
+    assert (
+        "multipart/form-data" in doc["paths"]["/api/v1/datasets"]["post"]["requestBody"]["content"]
+    )
+    assert {"put", "get"} <= set(doc["paths"]["/api/v1/customers/{customer_id}"])
 
     fresh = ServeSettings(
         data=DEMO_DATA, state_dir=tmp_path / "other", models_dir=tmp_path / "m2", retrain=False,

@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from analytics import access, filters
 from analytics import columns as C
 from analytics.model import predict
+from dashboard.api import lifecycle_models as lm
 from dashboard.api import models
 
 PREFIX = "/api/v1"
@@ -140,6 +141,8 @@ class Operation:
     errors: tuple[str, ...] = ()
     path_params: tuple[str, ...] = ()
     right: str | None = access.VIEWS  # None: no user needed
+    body: dict | None = None  # the request body's content, by media type
+    ok: str = "200"  # the success status
 
 
 # One route per entry, laid out as a table.
@@ -222,6 +225,113 @@ OPERATIONS = (
     ),
     Operation("/openapi.json", "get", "openapi", "This document."),
 )
+
+
+def _body(schema: dict) -> dict:
+    return {"application/json": {"schema": schema}}
+
+
+ADMIN = access.ADMINISTER
+UPLOAD = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "properties": {
+                "file": {"type": "string", "format": "binary",
+                         "description": "CSV/TSV/TXT (optionally .gz) or Parquet"},
+                "mapping": {"type": "string",
+                            "description": 'JSON: {"churned": "Exited", ...} (optional)'},
+            },
+            "required": ["file"],
+        }
+    },
+    **_body({
+        "type": "object",
+        "properties": {
+            "source": {"type": "object", "description": "read from RETENTION_SOURCE_URL",
+                       "properties": {"table": {"type": "string"}, "query": {"type": "string"}}},
+            "mapping": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "required": ["source"],
+    }),
+}
+MAPPING = _body({
+    "type": "object",
+    "properties": {"mapping": {"type": "object", "additionalProperties": {"type": "string"}}},
+    "required": ["mapping"],
+})
+TRAIN = _body({
+    "type": "object", "properties": {"dataset_id": {"type": "string"}}, "required": ["dataset_id"],
+})
+UPSERT = _body({"$ref": "#/components/schemas/CustomerUpdate"})
+UPSERT_BATCH = _body({
+    "type": "object",
+    "properties": {"customers": {"type": "array", "minItems": 1,
+                                 "items": {"$ref": "#/components/schemas/CustomerUpdate"}}},
+    "required": ["customers"], "additionalProperties": False,
+})
+# The data and model lifecycle (admin): listed when the server mounts it (dashboard.live).
+LIFECYCLE_OPERATIONS = (
+    Operation(
+        "/datasets", "post", "dataset_add",
+        "Store a customer table as a dataset after validating it (a multipart file, or a table "
+        "or query of RETENTION_SOURCE_URL); 200 when that dataset exists already.",
+        lm.DatasetStored, errors=("400", "409", "413", "422"), right=ADMIN, body=UPLOAD, ok="201",
+    ),
+    Operation(
+        "/datasets", "get", "datasets", "The datasets, newest first.", lm.Datasets, right=ADMIN,
+    ),
+    Operation(
+        "/datasets/{dataset_id}", "get", "dataset", "One dataset and its load report.",
+        lm.Dataset, errors=("404",), path_params=("dataset_id",), right=ADMIN,
+    ),
+    Operation(
+        "/datasets/{dataset_id}/mapping", "post", "dataset_remap",
+        "The same stored file with another mapping: a new dataset.",
+        lm.DatasetStored, errors=("400", "404", "422"), path_params=("dataset_id",), right=ADMIN,
+        body=MAPPING, ok="201",
+    ),
+    Operation(
+        "/models", "post", "model_train", "Train a model on a dataset, as a job.",
+        lm.Job, errors=("400", "404", "409", "422"), right=ADMIN, body=TRAIN, ok="202",
+    ),
+    Operation(
+        "/models", "get", "models", "The model versions, the live one and the previous one.",
+        lm.Versions, right=ADMIN,
+    ),
+    Operation(
+        "/models/{version}/compare", "get", "model_compare",
+        "A version beside the live one (or ?against=): metrics and risk-band changes.",
+        lm.Comparison, errors=("404",), path_params=("version",), right=ADMIN,
+    ),
+    Operation(
+        "/models/{version}/promote", "post", "model_promote",
+        "Make a version live (promoting the previous one is the rollback); every server "
+        "process serves it within seconds.",
+        lm.Promoted, errors=("404", "409"), path_params=("version",), right=ADMIN,
+    ),
+    Operation("/jobs", "get", "jobs", "The newest jobs.", lm.Jobs, right=ADMIN),
+    Operation(
+        "/jobs/{job_id}", "get", "job", "A job's state, progress, step and result.",
+        lm.Job, errors=("404",), path_params=("job_id",), right=ADMIN,
+    ),
+    Operation(
+        "/jobs/{job_id}/cancel", "post", "job_cancel", "Cancel a queued or running job.",
+        lm.Job, errors=("404", "409"), path_params=("job_id",), right=ADMIN,
+    ),
+    Operation(
+        "/customers/{customer_id}", "put", "customer_upsert",
+        "Upsert a customer's current data (a known customer may send only what changed): "
+        "checked, scored by the live model, shown by every process within seconds.",
+        lm.Upserted, errors=("400", "413", "422"), path_params=("customer_id",), right=ADMIN,
+        body=UPSERT,
+    ),
+    Operation(
+        "/customers:batch", "post", "customers_upsert",
+        "Upsert several customers at once (up to the batch limit).",
+        lm.UpsertedBatch, errors=("400", "413", "422"), right=ADMIN, body=UPSERT_BATCH,
+    ),
+)
 # fmt: on
 
 
@@ -280,7 +390,7 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
         "operationId": op.operation_id,
         "summary": op.summary,
         "responses": {
-            "200": ok,
+            op.ok: ok,
             **{code: _error(ERROR_NAMES[code]) for code in sorted(errors)},
             "500": _error("ServerError"),
             "503": _json(
@@ -297,6 +407,8 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
         out["security"] = []  # open to all
     else:
         out["description"] = f"Needs {access.needed(op.right)}."
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": op.body}
     if op.operation_id == "predict":
         out["summary"] += f" Batches hold up to {batch_limit:,} customers."
         out["requestBody"] = {
@@ -308,15 +420,25 @@ def _operation(op: Operation, filter_params: list[dict], batch_limit: int) -> di
     return out
 
 
-def component_schemas(schema: Mapping[str, dict], batch_limit: int) -> dict:
+def component_schemas(
+    schema: Mapping[str, dict], batch_limit: int, *, lifecycle: bool = False
+) -> dict:
     """Every response model's JSON schema (pydantic), and the customer body from the model's
     input schema (what predict.check_record validates)."""
+    responses = [*models.RESPONSES, *(lm.RESPONSES if lifecycle else ())]
     _, top = models_json_schema(
-        [(m, "serialization") for m in models.RESPONSES],
+        [(m, "serialization") for m in responses],
         ref_template="#/components/schemas/{model}",
     )
     out = dict(top.get("$defs", {}))
     out["Customer"] = customer_schema(schema)
+    if lifecycle:
+        out["CustomerUpdate"] = {
+            **out["Customer"],
+            "required": [C.CUSTOMER_ID],
+            "description": "A customer's current data: every model feature for a new customer; "
+            "a known one may send only what changed.",
+        }
     out["CustomerBatch"] = {
         "type": "object",
         "properties": {
@@ -333,11 +455,14 @@ def component_schemas(schema: Mapping[str, dict], batch_limit: int) -> dict:
     return out
 
 
-def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
-    """The OpenAPI document for this server's data and model."""
+def document(
+    data, schema: Mapping[str, dict], *, batch_limit: int, lifecycle: bool = False
+) -> dict:
+    """The OpenAPI document for this server's data and model (`lifecycle`: with the admin's
+    data and model routes, when the server mounts them)."""
     filter_params = filter_parameters(data.levels_for(access.current_scope()))
     paths: dict = {}
-    for op in OPERATIONS:
+    for op in (*OPERATIONS, *(LIFECYCLE_OPERATIONS if lifecycle else ())):
         paths.setdefault(PREFIX + op.path, {})[op.method] = _operation(
             op, filter_params, batch_limit
         )
@@ -364,7 +489,7 @@ def document(data, schema: Mapping[str, dict], *, batch_limit: int) -> dict:
                 },
                 "session": {"type": "apiKey", "in": "cookie", "name": "retention_session"},
             },
-            "schemas": component_schemas(schema, batch_limit),
+            "schemas": component_schemas(schema, batch_limit, lifecycle=lifecycle),
             "responses": {name: _json(_ref("Error"), text) for name, text in RESPONSES.items()},
         },
     }

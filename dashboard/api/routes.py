@@ -72,6 +72,7 @@ log = logging.getLogger("dashboard.api")
 
 PREFIX = "/api/v1"
 BLUEPRINT = "api_v1"
+LIFECYCLE_BLUEPRINT = "api_lifecycle"  # dashboard/api/lifecycle.py, mounted by dashboard.live
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 NOT_FOUND = "not found: see /api/v1/openapi.json for the routes"
 INTERNAL = "internal error: the server could not answer this request; it has been logged"
@@ -430,7 +431,10 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
 
     @bp.get("/openapi.json")
     def openapi_document():
-        return json_response(openapi.document(data, schema, batch_limit=batch_limit()))
+        mounted = LIFECYCLE_BLUEPRINT in current_app.blueprints  # the admin's routes too
+        return json_response(
+            openapi.document(data, schema, batch_limit=batch_limit(), lifecycle=mounted)
+        )
 
     return bp
 
