@@ -45,6 +45,12 @@ def register(server: Flask, service: Lifecycle) -> None:
     def home():
         return overview()
 
+    @bp.errorhandler(LifecycleError)
+    def _unknown(exc: LifecycleError):
+        # A page of a dataset, job or version that does not exist (a stale link).
+        flash(str(exc), "danger")
+        return redirect(url_for("admin_data.home"))
+
     @bp.post("/datasets")
     def datasets():
         actor, address = _who()
@@ -79,11 +85,7 @@ def register(server: Flask, service: Lifecycle) -> None:
 
     @bp.get("/datasets/<dataset_id>")
     def dataset(dataset_id: str):
-        try:
-            info = service.dataset(dataset_id)
-        except LifecycleError as exc:
-            flash(str(exc), "danger")
-            return redirect(url_for("admin_data.home"))
+        info = service.dataset(dataset_id)
         report = info.report
         mapped = report.get("mapping", {})
         return render_template(
@@ -130,11 +132,7 @@ def register(server: Flask, service: Lifecycle) -> None:
 
     @bp.get("/jobs/<job_id>")
     def job(job_id: str):
-        try:
-            found = service.job(job_id)
-        except LifecycleError as exc:
-            flash(str(exc), "danger")
-            return redirect(url_for("admin_data.home"))
+        found = service.job(job_id)
         return render_template(
             "admin_job.html",
             active="data",
@@ -156,11 +154,7 @@ def register(server: Flask, service: Lifecycle) -> None:
 
     @bp.get("/models/<version>")
     def compare(version: str):
-        try:
-            found = service.compare(version, request.args.get("against") or None)
-        except LifecycleError as exc:
-            flash(str(exc), "danger")
-            return redirect(url_for("admin_data.home"))
+        found = service.compare(version, request.args.get("against") or None)
         return render_template(
             "admin_compare.html",
             active="data",

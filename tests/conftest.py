@@ -1,5 +1,6 @@
 """Shared fixtures. The IBM Telco sample lives in ../shared and is never copied here."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -96,3 +97,29 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "browser" in item.keywords:
             item.add_marker(skip)
+
+
+# .ci/run starts PostgreSQL and sets this; elsewhere the PostgreSQL half skips and says why.
+POSTGRES = os.environ.get("CI_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_state(request, tmp_path):
+    """An empty state database: an SQLite file, and a real PostgreSQL with a fresh schema."""
+    from sqlalchemy import text
+
+    from analytics.store import db
+
+    if request.param == "sqlite":
+        engine = db.make_engine(db.database_url(tmp_path / "state", None))
+    else:
+        if not POSTGRES:
+            if os.environ.get("CI") == "true":  # CI must test the real thing, never skip it
+                pytest.fail("CI_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
+            pytest.skip("CI_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
+        engine = db.make_engine(POSTGRES)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE"))
+            connection.execute(text("CREATE SCHEMA public"))
+    yield engine
+    engine.dispose()

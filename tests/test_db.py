@@ -3,42 +3,20 @@ the schema the tables declare, twice is a no-op, and the constraints hold."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, select, text
+from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from analytics.store import db
 from analytics.store.tables import ApiToken, AuditEvent, Base, User
 
-# .ci/run starts PostgreSQL and sets this; elsewhere the PostgreSQL half skips and says why.
-POSTGRES = os.environ.get("CI_POSTGRES_URL")
 
-
-def _fresh_postgres(url: str):
-    engine = db.make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    return engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = db.make_engine(db.database_url(tmp_path / "state", None))
-    else:
-        if not POSTGRES:
-            if os.environ.get("CI") == "true":  # CI must test the real thing, never skip it
-                pytest.fail("CI_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-            pytest.skip("CI_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
-        engine = _fresh_postgres(POSTGRES)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(empty_state):
+    return empty_state
 
 
 def test_migrations_build_the_declared_schema_and_rerun_as_a_no_op(engine):

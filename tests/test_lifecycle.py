@@ -6,14 +6,13 @@ versions, progress that only goes forward, and upserts applied by the live model
 from __future__ import annotations
 
 import io
-import os
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from sqlalchemy import text, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from analytics import columns as C
@@ -24,26 +23,13 @@ from analytics.store import accounts, db, lifecycle
 from analytics.store.tables import Job
 from tests.support import MODEL_KEY
 
-POSTGRES = os.environ.get("CI_POSTGRES_URL")
 SETTINGS = settings_from_env(env={})
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        engine = db.make_engine(db.database_url(tmp_path / "state", None))
-    else:
-        if not POSTGRES:
-            if os.environ.get("CI") == "true":
-                pytest.fail("CI_POSTGRES_URL is not set: .ci/run starts PostgreSQL and sets it")
-            pytest.skip("CI_POSTGRES_URL is not set (.ci/run starts PostgreSQL)")
-        engine = db.make_engine(POSTGRES)
-        with engine.begin() as connection:
-            connection.execute(text("DROP SCHEMA public CASCADE"))
-            connection.execute(text("CREATE SCHEMA public"))
-    db.upgrade(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(empty_state):
+    db.upgrade(empty_state)
+    return empty_state
 
 
 def _table_bytes(rows: int = 60) -> bytes:
