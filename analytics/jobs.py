@@ -35,7 +35,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from analytics import datasets, versions, workflow
-from analytics.config import Settings
+from analytics.config import PROJ_ROOT, Settings
 from analytics.ingest.errors import DataError
 from analytics.store import artifacts, lifecycle
 
@@ -350,7 +350,10 @@ class Runner:
 
     def run(self, job_id: str) -> None:
         log.info("job %s: started", job_id)
-        process = subprocess.Popen(self.command(job_id), env=self.env, stdin=subprocess.DEVNULL)
+        # From the project root: `-m analytics` is found whatever the server's directory.
+        process = subprocess.Popen(
+            self.command(job_id), env=self.env, stdin=subprocess.DEVNULL, cwd=PROJ_ROOT
+        )
         self._process = process
         try:
             while process.poll() is None:
