@@ -546,3 +546,19 @@ def test_artifact_error_reason_drops_the_advice_to_train(tmp_path):
     assert "python -m analytics train" in str(exc.value)
     assert "python -m analytics train" not in exc.value.reason
     assert "no trained model" in exc.value.reason
+
+
+def test_rows_with_another_delimiter_than_the_header_are_refused(tmp_path):
+    # Two exports pasted together: pandas would read the ';' rows as one cell and blanks.
+    path = tmp_path / "mixed.csv"
+    path.write_text("customer_id,tenure,churn\nA,1,Yes\nB;2;No\nC,3,No\nD;4;Yes\n")
+    with pytest.raises(NotATableError) as exc:
+        read.read_table(path)
+    assert str(exc.value) == (
+        "mixed.csv mixes delimiters: its header uses comma but line 3 (and 1 more) uses "
+        "semicolon; save the file again with one delimiter"
+    )
+    # A first cell that merely holds a ';' with the other cells blank is data, not a row of
+    # another delimiter.
+    path.write_text("customer_id,tenure,churn\nA;x,,\nB,2,No\n")
+    assert len(read.read_table(path)) == 2

@@ -290,11 +290,41 @@ def _parse_csv(name: str, text: str, limits: Limits) -> pd.DataFrame:
         raise EmptyTableError(f"{name} has a header but no data rows")
     _check_columns(name, len(raw.columns), limits.columns)
     _check_rows(name, len(raw), limits.rows)
-    if physical == len(raw) + 1:  # no quoted line breaks: row i sits on file line i + first
+    lines_known = physical == len(raw) + 1  # no quoted line breaks: row i on line i + first
+    _check_one_delimiter(name, raw, delimiter, first_line + 1 if lines_known else None)
+    if lines_known:
         raw.attrs[ATTR_FIRST_LINE] = first_line + 1
     if delimiter == ";":
         raw.attrs[ATTR_DECIMAL] = ","  # ';' files come from decimal-comma locales
     return raw
+
+
+def _check_one_delimiter(name: str, raw: pd.DataFrame, delimiter: str, first: int | None):
+    """Refuse a file whose rows use another delimiter than its header (two exports pasted
+    together): pandas reads such a row as one cell and blanks, which would lose it silently.
+    A row counts when every cell but the first is blank and the first splits, by another
+    delimiter, into as many fields as the header has."""
+    width = len(raw.columns)
+    if width < 2:
+        return
+    lone = raw.iloc[:, 1:].isna().all(axis=1).to_numpy()
+    if not lone.any():
+        return
+    first_cells = raw.iloc[:, 0][lone].dropna().astype(str)
+    for other in DELIMITERS:
+        if other == delimiter:
+            continue
+        fields = first_cells.str.count(re.escape(other)) + 1
+        hits = fields.index[fields.to_numpy() == width]
+        if len(hits):
+            row = int(hits[0])
+            where = f"line {first + row}" if first is not None else f"data row {row + 1}"
+            more = f" (and {len(hits) - 1:,} more)" if len(hits) > 1 else ""
+            raise NotATableError(
+                f"{name} mixes delimiters: its header uses {_delimiter_name(delimiter)} but "
+                f"{where}{more} uses {_delimiter_name(other)}; save the file again with one "
+                "delimiter"
+            )
 
 
 def _trim(text: str) -> tuple[str, int, str | None]:
