@@ -192,6 +192,18 @@ def create_blueprint(service: Lifecycle) -> Blueprint:
         live = service.live()
         if data is None or getattr(data.ws, "model", None) is None or live is None:
             raise ApiError(503, "no live model yet: customers can be upserted once one is live")
+        if data.ws.model.version != live.version:
+            # This process still serves the model promoted before: customers checked against
+            # its inputs but stored for the new live dataset would stop every process from
+            # building the new model's app (its inputs missing from the update).
+            return json_response(
+                {
+                    "error": f"model {live.version} went live a moment ago and this server is "
+                    "still switching to it: retry in a few seconds"
+                },
+                503,
+                {"Retry-After": "5"},
+            )
         schema = predict.input_schema(data.meta)
         unused = set(data.ws.table.features) - set(schema)
         clean, problems = [], []
