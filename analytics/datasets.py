@@ -146,9 +146,10 @@ def _store(
     drop: Sequence[str],
     actor: str | None,
     address: str | None,
+    require_label: bool = True,
 ) -> tuple[DatasetInfo, Table, bool]:
     mapping = dict(mapping or {})
-    table = _validated(tmp, name, settings, mapping, drop)
+    table = _validated(tmp, name, settings, mapping, drop, require_label)
     final = folder(state_dir) / f"{file_sha}{suffix}"
     if final.exists():
         tmp.unlink()
@@ -169,10 +170,12 @@ def _store(
     return (lifecycle.dataset(engine, info.id) or info), table, created
 
 
-def _validated(path: Path, name: str, settings, mapping, drop) -> Table:
+def _validated(path: Path, name: str, settings, mapping, drop, require_label=True) -> Table:
     """read.load_table of `path`, with errors naming the client's file, not the temp file."""
     try:
-        return read.load_table(path, mapping or None, drop=drop, **_limits(settings))
+        return read.load_table(
+            path, mapping or None, drop=drop, require_label=require_label, **_limits(settings)
+        )
     except DataError as exc:
         raise type(exc)(str(exc).replace(path.name, name)) from None
 
@@ -189,15 +192,18 @@ def add_stream(
     kind: str = "upload",
     actor: str | None = None,
     address: str | None = None,
+    require_label: bool = True,
 ) -> tuple[DatasetInfo, Table, bool]:
-    """Validate and store a table read from `stream`: (dataset, its table, newly created)."""
+    """Validate and store a table read from `stream`: (dataset, its table, newly created).
+    require_label=False stores a table whose label was not recognised (its report says so) for
+    an admin to map one; a table to train now (start-up, refresh) needs it."""
     name = shown_name(name)
     suffix = suffix_of(name)
     with _temp_file(folder(state_dir), suffix) as tmp:
         file_sha = _copy(stream, tmp, settings.max_file_bytes, name)
         return _store(
             engine, state_dir, tmp, file_sha, suffix, name, kind, settings, mapping, drop,
-            actor, address,
+            actor, address, require_label,
         )  # fmt: skip
 
 
@@ -238,6 +244,7 @@ def add_frame(
     kind: str = "database",
     actor: str | None = None,
     address: str | None = None,
+    require_label: bool = True,
 ) -> tuple[DatasetInfo, Table, bool]:
     """Store rows read from a database as a Parquet snapshot (a dataset never changes under
     its id, even when the source table does); the hash is of the rows, not of the file's bytes,
@@ -247,7 +254,7 @@ def add_frame(
         raw.to_parquet(tmp, index=False)
         return _store(
             engine, state_dir, tmp, artifacts.frame_hash(raw), ".parquet", name, kind, settings,
-            mapping, (), actor, address,
+            mapping, (), actor, address, require_label,
         )  # fmt: skip
 
 
@@ -260,6 +267,7 @@ def remap(
     *,
     actor: str | None = None,
     address: str | None = None,
+    require_label: bool = True,
 ) -> tuple[DatasetInfo, Table, bool]:
     """The same stored file with another mapping: a new dataset (the old one stays)."""
     stored = folder(state_dir) / source.path
@@ -270,7 +278,7 @@ def remap(
             _copy(src, tmp, max(settings.max_file_bytes, stored.stat().st_size), source.name)
         return _store(
             engine, state_dir, tmp, source.file_sha256, suffix, source.name, source.kind,
-            settings, mapping, source.report.get("drop", []), actor, address,
+            settings, mapping, source.report.get("drop", []), actor, address, require_label,
         )  # fmt: skip
 
 
@@ -279,7 +287,10 @@ def open_table(info: DatasetInfo, state_dir: Path, settings: Settings) -> Table:
     path = folder(state_dir) / info.path
     if not path.is_file():
         raise DataError(f"dataset {info.id[:12]} ({info.name}): its stored file {path} is missing")
-    return _validated(path, info.name, settings, info.mapping, info.report.get("drop", []))
+    return _validated(
+        path, info.name, settings, info.mapping, info.report.get("drop", []),
+        require_label=info.report.get("has_label", True),
+    )  # fmt: skip
 
 
 STALE_TEMP_SECONDS = 3600

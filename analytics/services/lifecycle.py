@@ -50,7 +50,7 @@ class Lifecycle:
     ) -> tuple[lifecycle.DatasetInfo, bool]:
         info, _, created = datasets.add_stream(
             self.engine, self.state_dir, stream, name, self.settings,
-            mapping=mapping, actor=actor, address=address,
+            mapping=mapping, actor=actor, address=address, require_label=False,
         )  # fmt: skip
         return info, created
 
@@ -77,7 +77,7 @@ class Lifecycle:
         name = f"table {text}" if kind == "table" else "query"
         info, _, created = datasets.add_frame(
             self.engine, self.state_dir, raw, name, self.settings,
-            mapping=mapping, actor=actor, address=address,
+            mapping=mapping, actor=actor, address=address, require_label=False,
         )  # fmt: skip
         return info, created
 
@@ -86,7 +86,7 @@ class Lifecycle:
     ) -> tuple[lifecycle.DatasetInfo, bool]:
         info, _, created = datasets.remap(
             self.engine, self.state_dir, self.dataset(dataset_id), mapping, self.settings,
-            actor=actor, address=address,
+            actor=actor, address=address, require_label=False,
         )  # fmt: skip
         return info, created
 
