@@ -11,6 +11,8 @@ every POST; every change goes through analytics.services.lifecycle, which audits
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Blueprint, Flask, flash, redirect, render_template, request, url_for
 
 from analytics import columns as C
@@ -28,6 +30,7 @@ def _who() -> tuple[str, str]:
 
 def register(server: Flask, service: Lifecycle) -> None:
     bp = Blueprint("admin_data", __name__, url_prefix="/admin/data")
+    bp.add_app_template_filter(when, "when")
 
     def overview(status: int = 200):
         models = service.models()
@@ -161,6 +164,7 @@ def register(server: Flask, service: Lifecycle) -> None:
             cmp=found,
             models=service.models(),
             metric_names=METRIC_NAMES,
+            better=BETTER,
         )
 
     @bp.post("/models/<version>/promote")
@@ -195,6 +199,31 @@ METRIC_NAMES = {
     "threshold": ("Threshold t", ""),
     "chosen": ("Model", ""),
 }
+
+
+# +1: a higher value is better, -1: lower is better; the compare page colours the difference.
+BETTER = {
+    "roc_auc": 1,
+    "pr_auc": 1,
+    "brier": -1,
+    "lift_top_decile": 1,
+    "f1": 1,
+    "holdout_roc_auc": 1,
+}
+
+
+def when(value: str | None) -> str:
+    """A stored ISO time as the pages show it: '2026-12-03 08:59 UTC' (to the minute; the
+    exact time is in the element's title)."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _parsed(text: str):
