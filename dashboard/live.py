@@ -274,6 +274,10 @@ class LiveServer:
             if self._pid == os.getpid():
                 return
             self._pid = os.getpid()
+        # The pool's connections were opened before the fork (preload) and are shared with the
+        # master and the other workers: two processes on one socket mix their queries'
+        # answers. This process opens its own; close=False leaves the others' sockets alone.
+        self.ctx.engine.dispose(close=False)
         threading.Thread(target=self._watch, name="live-watcher", daemon=True).start()
         config = self.ctx.config
         if config.jobs == "embedded":
