@@ -7,6 +7,7 @@ extra body time of uploads given to every route; a job id read as an option."""
 from __future__ import annotations
 
 import os
+import time
 from types import SimpleNamespace
 
 from analytics.config import ServeSettings, settings_from_env
@@ -60,3 +61,55 @@ def test_a_forked_worker_opens_its_own_state_database_connections(empty_state):
     assert os.waitstatus_to_exitcode(status) == 0, "the worker used the master's connection"
     with engine.connect() as connection:  # the master's own connection still works
         assert connection.connection.info["opened_in"] == os.getpid()
+
+
+# -- upserts cannot keep every process rebuilding ---------------------------------------------
+
+
+def test_upserts_alone_rebuild_the_app_at_most_half_the_time(tmp_path, monkeypatch):
+    """Each upsert made every process rebuild its app from all updates since the last training
+    (9 s with 50,000 updates): a CRM upserting every second kept every worker rebuilding back to
+    back. Now updates alone wait as long as the last build took; a promotion never waits."""
+    from dashboard import live
+
+    engine = _migrated(db.make_engine(db.database_url(tmp_path / "state", None)))
+    info = _dataset(engine)
+    for version in ("v1", "v2"):
+        lifecycle.add_version(engine, version, info.id, {}, "ada")
+    lifecycle.promote(engine, "v1", "ada")
+    builds = []
+
+    def build(_ctx, now):
+        time.sleep(0.3)  # what a build costs
+        builds.append(now.version)
+        last = lifecycle.last_update_id(engine, now.dataset_id)
+        return live.Serving(None, now.dataset_id, now.version, now.serial, last)
+
+    monkeypatch.setattr(live, "build_live", build)
+    monkeypatch.setattr(live, "POLL_SECONDS", 0.1)
+    monkeypatch.setattr(live, "_collect", lambda: None)
+    monkeypatch.setattr(live, "COLLECT_AFTER_SECONDS", 0.0)
+    now = lifecycle.live(engine)
+    server = live.LiveServer(
+        SimpleNamespace(engine=engine, config=SimpleNamespace(debug=False)),
+        live.Serving(None, info.id, "v1", now.serial, 0),
+    )
+
+    def upsert(n: int) -> None:
+        lifecycle.add_customer_updates(engine, info.id, [(f"C{n}", {"tenure_months": n})], "crm")
+
+    upsert(1)
+    assert server.poll() is True  # the first update is applied at once
+    upsert(2)
+    assert server.poll() is False  # the next waits as long as the build took
+    lifecycle.promote(engine, "v2", "ada")
+    assert server.poll() is True  # a promotion does not wait
+    assert server.serving.version == "v2"
+    upsert(3)
+    assert server.poll() is True  # the hold-off follows update builds only
+    upsert(4)
+    assert server.poll() is False
+    time.sleep(0.35)
+    assert server.poll() is True
+    assert server.serving.updates == lifecycle.last_update_id(engine, info.id)
+    assert builds == ["v1", "v2", "v2", "v2"]
