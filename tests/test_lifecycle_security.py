@@ -6,11 +6,19 @@ extra body time of uploads given to every route; a job id read as an option."""
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from types import SimpleNamespace
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from analytics import datasets
 from analytics.config import ServeSettings, settings_from_env
+from analytics.ingest import read
+from analytics.ingest.errors import FileTooLargeError
 from analytics.store import db, lifecycle
 from analytics.store.lifecycle import DatasetInfo
 
@@ -113,3 +121,51 @@ def test_upserts_alone_rebuild_the_app_at_most_half_the_time(tmp_path, monkeypat
     assert server.poll() is True
     assert server.serving.updates == lifecycle.last_update_id(engine, info.id)
     assert builds == ["v1", "v2", "v2", "v2"]
+
+
+# -- a Parquet bomb ----------------------------------------------------------------------------
+
+
+def _parquet(path, rows: int, text: str, *, ints: int = 0) -> bytes:
+    columns = {
+        "customer_id": [f"C{i}" for i in range(rows)],
+        "tenure": [1 + i % 40 for i in range(rows)],
+        "churn": ["Yes" if i % 3 else "No" for i in range(rows)],
+        "plan": pa.array([text] * rows, pa.large_string()),
+    }
+    columns.update({f"n{k}": [7] * rows for k in range(ints)})
+    # No Arrow schema stored: a reader decodes the repeated value once per row.
+    pq.write_table(pa.table(columns), path, compression="zstd", store_schema=False)
+    return path.read_bytes()
+
+
+def test_a_parquet_that_decodes_past_the_byte_limit_is_refused_before_decoding(tmp_path):
+    """A 1.5 KB Parquet held one 5 MB value on 200 rows (dictionary encoding): reading it took
+    1.4 GB in the web worker, whose limit was the file's bytes only (a gzip is refused once it
+    decompresses past the limit)."""
+    limits = {"max_bytes": MB, "max_rows": 100_000, "max_columns": 50}
+    bomb = tmp_path / "bomb.parquet"
+    size = len(_parquet(bomb, 200, "a" * 20_000))
+    assert size < 10_000  # 4 MB of text in a few kilobytes
+    with pytest.raises(FileTooLargeError, match=r"bomb.parquet decodes to 3\.\d MB, over the 1\.0"):
+        read.load_table(bomb, **limits)
+    one_value = tmp_path / "one_value.parquet"  # one huge value: the pages' size says it
+    _parquet(one_value, 2, "b" * (2 * MB))
+    with pytest.raises(FileTooLargeError, match=r"one_value\.parquet decompresses to 2\.0 MB"):
+        read.load_table(one_value, **limits)
+    numbers = tmp_path / "numbers.parquet"  # run-length encoded numbers
+    _parquet(numbers, 20_000, "x", ints=8)
+    with pytest.raises(FileTooLargeError, match=r"numbers\.parquet decodes to"):
+        read.load_table(numbers, **limits)
+    fine = tmp_path / "fine.parquet"  # the same table with ordinary values loads as before
+    _parquet(fine, 200, "Basic", ints=2)
+    assert len(read.load_table(fine, **limits).frame) == 200
+
+    # Uploaded: refused (413 in the API) and nothing kept.
+    engine = _migrated(db.make_engine(db.database_url(tmp_path / "state", None)))
+    settings = settings_from_env(env={"RETENTION_MAX_FILE_MB": "1"})
+    with pytest.raises(FileTooLargeError):
+        datasets.add_stream(engine, tmp_path / "files", io.BytesIO(bomb.read_bytes()),
+                            "bomb.parquet", settings)  # fmt: skip
+    assert list(datasets.folder(tmp_path / "files").iterdir()) == []
+    assert lifecycle.datasets(engine) == []

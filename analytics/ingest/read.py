@@ -9,6 +9,7 @@ load_table reads and validates; load_mapping_file reads a user's mapping.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics.config import ENV_PREFIX, settings_from_env
@@ -356,6 +358,43 @@ def _type_text(kind: pa.DataType) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _is_text(kind: pa.DataType) -> bool:
+    return any(
+        check(kind)
+        for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                      pa.types.is_large_binary)
+    )  # fmt: skip
+
+
+def _check_decoded(path: Path, schema: pa.Schema, names: list[str], limits: Limits) -> None:
+    """Refuse a Parquet file that decodes to more than the byte limit, before decoding it, as a
+    gzip is refused. Compression, dictionary and run-length encodings store a value repeated on
+    every row once: 1.5 KB held 1 GB of text. The footer gives the decompressed page sizes and
+    the fixed-width columns' sizes; text columns are read as dictionaries (as stored) and their
+    decoded size is summed from those."""
+    meta = pq.read_metadata(path)
+    pages = sum(
+        meta.row_group(g).column(c).total_uncompressed_size
+        for g in range(meta.num_row_groups)
+        for c in range(meta.num_columns)
+    )
+    if pages > limits.bytes:
+        raise _too_large(path, pages, limits.bytes, what="decompresses to")
+    text = [n for n in names if _is_text(schema.field(n).type)]
+    size = 0
+    for name in names:
+        if name not in text:
+            with contextlib.suppress(ValueError):  # not fixed-width (a dictionary): as stored
+                size += meta.num_rows * max(schema.field(name).type.bit_width // 8, 1)
+    if text:
+        table = pq.read_table(path, columns=text, read_dictionary=text)
+        for chunk in (c for column in table.columns for c in column.chunks):
+            lengths = pc.take(pc.binary_length(chunk.dictionary), chunk.indices)
+            size += pc.sum(lengths).as_py() or 0
+    if size > limits.bytes:
+        raise _too_large(path, size, limits.bytes, what="decodes to")
+
+
 def _read_parquet(path: Path, limits: Limits) -> pd.DataFrame:
     with path.open("rb") as f:
         magic = f.read(4)
@@ -379,7 +418,9 @@ def _read_parquet(path: Path, limits: Limits) -> pd.DataFrame:
                 f"{path.name} has no usable column: {listing(list(nested))} hold nested values "
                 "(lists, structs or maps), not one value per customer"
             )
-        raw = pd.read_parquet(path, columns=[n for n in names if n not in nested] or None)
+        kept = [n for n in names if n not in nested]
+        _check_decoded(path, schema, kept, limits)
+        raw = pd.read_parquet(path, columns=kept or None)
     except (OSError, ValueError, pa.ArrowException) as exc:  # ArrowInvalid is a ValueError
         if isinstance(exc, DataError):
             raise
