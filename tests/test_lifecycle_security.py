@@ -16,11 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from analytics import datasets
-from analytics.config import ServeSettings, settings_from_env
+from analytics.config import DEMO_DATA, ServeSettings, settings_from_env
 from analytics.ingest import read
 from analytics.ingest.errors import FileTooLargeError
 from analytics.store import db, lifecycle
-from analytics.store.lifecycle import DatasetInfo
+from analytics.store.lifecycle import DatasetInfo, LifecycleError
+from tests.support import TEST_SECRET, save_demo_model, signed_in
 
 SETTINGS = settings_from_env(env={})
 MB = 2**20
@@ -169,3 +170,57 @@ def test_a_parquet_that_decodes_past_the_byte_limit_is_refused_before_decoding(t
                             "bomb.parquet", settings)  # fmt: skip
     assert list(datasets.folder(tmp_path / "files").iterdir()) == []
     assert lifecycle.datasets(engine) == []
+
+
+# -- ids a client sends ------------------------------------------------------------------------
+
+
+def test_ids_holding_a_nul_byte_are_unknown_not_a_server_error(empty_state):
+    """PostgreSQL refuses a NUL byte in text with an error: GET /api/v1/datasets/A%00,
+    /jobs/A%00, /models/A%00/compare, POST /models/A%00/promote, /jobs/A%00/cancel and
+    POST /models {"dataset_id": "A\\u0000"} were 500s there."""
+    engine = _migrated(empty_state)
+    info = _dataset(engine)
+    lifecycle.add_version(engine, "v1", info.id, {}, "ada")
+    job = lifecycle.enqueue(engine, info.id, "ada")
+    for key in (f"{info.id}\x00", "\x00", "v1\x00"):
+        assert lifecycle.dataset(engine, key) is None
+        assert lifecycle.version(engine, key) is None
+        assert lifecycle.job(engine, key) is None
+        for call in (
+            lambda k=key: lifecycle.promote(engine, k, "ada"),
+            lambda k=key: lifecycle.enqueue(engine, k, "ada"),
+            lambda k=key: lifecycle.request_cancel(engine, k, "ada"),
+        ):
+            with pytest.raises(LifecycleError) as refused:
+                call()
+            assert refused.value.status == 404
+    assert lifecycle.job(engine, job.id).state == lifecycle.QUEUED  # the real ones still work
+    assert lifecycle.promote(engine, "v1", "ada").version == "v1"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, demo_workspace):
+    """The living-data server on the demo base with its model, as wsgi.py starts it."""
+    from dashboard import live
+
+    root = tmp_path_factory.mktemp("served")
+    models = save_demo_model(root / "models", demo_workspace)
+    config = ServeSettings(
+        data=DEMO_DATA, state_dir=root / "state", models_dir=models, secret_key=TEST_SECRET
+    )
+    return live.start(config, settings_from_env(env={}))
+
+
+def test_nul_ids_in_the_lifecycle_api_are_404(served):
+    admin = signed_in(served.app, "admin")
+    for method, path in (
+        ("GET", "/api/v1/datasets/A%00"),
+        ("GET", "/api/v1/jobs/A%00"),
+        ("GET", "/api/v1/models/A%00/compare"),
+        ("POST", "/api/v1/models/A%00/promote"),
+        ("POST", "/api/v1/jobs/A%00/cancel"),
+    ):
+        assert admin.open(path, method=method).status_code == 404, path
+    answer = admin.post("/api/v1/models", json={"dataset_id": "A\x00"})
+    assert answer.status_code == 404

@@ -38,6 +38,12 @@ class LifecycleError(ValueError):
         self.status = status
 
 
+def _unkeyable(key: str) -> bool:
+    """A key no row can have, asked for by a client: PostgreSQL refuses text holding a NUL byte
+    with an error (a 500 for the client) where the lookup must simply find nothing."""
+    return "\x00" in key
+
+
 def _iso(moment: datetime | None) -> str | None:
     moment = _aware(moment)
     return moment.isoformat(timespec="seconds") if moment else None
@@ -118,6 +124,8 @@ def add_dataset(engine: Engine, info: DatasetInfo, actor: str | None, address=No
 
 
 def dataset(engine: Engine, dataset_id: str) -> DatasetInfo | None:
+    if _unkeyable(dataset_id):
+        return None
     with Session(engine) as session:
         row = session.get(Dataset, dataset_id)
         return DatasetInfo.of(row) if row is not None else None
@@ -197,6 +205,8 @@ def add_version(
 
 
 def version(engine: Engine, name: str) -> VersionInfo | None:
+    if _unkeyable(name):
+        return None
     with Session(engine) as session:
         row = session.get(ModelVersion, name)
         return VersionInfo.of(row) if row is not None else None
@@ -268,7 +278,7 @@ def promote(
 ) -> LiveInfo:
     """Make `name` live. Promoting the previous version is the rollback (audited as such)."""
     with Session(engine) as session:
-        target = session.get(ModelVersion, name)
+        target = None if _unkeyable(name) else session.get(ModelVersion, name)
         if target is None:
             raise LifecycleError(f"no model version {name!r}: see GET /api/v1/models", 404)
         if target.pruned_at is not None:
@@ -374,7 +384,7 @@ def enqueue(
     job_id = secrets.token_hex(8)
     moment = now()
     with Session(engine) as session:
-        if session.get(Dataset, dataset_id) is None:
+        if _unkeyable(dataset_id) or session.get(Dataset, dataset_id) is None:
             raise LifecycleError(f"no dataset {dataset_id!r}: see GET /api/v1/datasets", 404)
         session.add(
             Job(
@@ -412,6 +422,8 @@ def enqueue(
 
 
 def job(engine: Engine, job_id: str) -> JobInfo | None:
+    if _unkeyable(job_id):
+        return None
     with Session(engine) as session:
         row = session.get(Job, job_id)
         return JobInfo.of(row) if row is not None else None
