@@ -224,3 +224,36 @@ def test_nul_ids_in_the_lifecycle_api_are_404(served):
         assert admin.open(path, method=method).status_code == 404, path
     answer = admin.post("/api/v1/models", json={"dataset_id": "A\x00"})
     assert answer.status_code == 404
+
+
+def test_upserted_customer_ids_fit_the_state_database(served):
+    """A customer id of 129 characters or more (10 KB was accepted) or holding a NUL byte went
+    past every check and failed on PostgreSQL's customer_updates column with a 500 (SQLite kept
+    it). Now one 422 naming the field, and nothing stored."""
+    from dashboard.app import served_base
+
+    admin = signed_in(served.app, "admin")
+    known = str(served_base(served.app).scored["customer_id"].iloc[0])
+    profile = admin.get(f"/api/v1/customers/{known}").get_json()["profile"]
+    profile = {k: v for k, v in profile.items() if v is not None and k != "customer_id"}
+    engine = served.ctx.engine
+    before = lifecycle.last_update_id(engine, served.serving.dataset_id)
+    for customer in ("A" * 129, "A" * 10_000, "C\x00", "C\n1", "C\x1b[31m"):
+        batch = admin.post(
+            "/api/v1/customers:batch", json={"customers": [{**profile, "customer_id": customer}]}
+        )
+        assert batch.status_code == 422, batch.get_data(as_text=True)
+        assert batch.get_json()["errors"] == [
+            {
+                "field": "customers[0].customer_id",
+                "message": "at most 128 characters, no control characters",
+            }
+        ]
+    put = admin.put("/api/v1/customers/" + "A" * 200, json=profile)
+    assert put.status_code == 422
+    assert put.get_json()["errors"][0]["field"] == "customer_id"
+    assert lifecycle.last_update_id(engine, served.serving.dataset_id) == before
+    # An id of exactly 128 characters is a customer like any other.
+    longest = {**profile, "customer_id": "B" * 128}
+    added = admin.post("/api/v1/customers:batch", json={"customers": [longest]})
+    assert added.status_code == 200, added.get_data(as_text=True)

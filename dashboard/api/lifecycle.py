@@ -16,6 +16,7 @@ change is audited (analytics.store.lifecycle). Nothing trains here: POST /models
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Blueprint, Flask, current_app, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -35,6 +36,10 @@ PREFIX = "/api/v1"
 SERVED_BASE = "retention_served_base"  # dashboard.app's key for the app's ServedBase
 # Multipart framing around the file: its headers and the mapping field.
 MULTIPART_SLACK = 1 << 20
+# An upserted customer id fits the state database's column (customer_updates, 128 characters)
+# and holds no control character (PostgreSQL refuses a NUL byte): either failed there as a 500.
+CUSTOMER_ID_MAX = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _actor() -> tuple[str, str]:
@@ -214,6 +219,17 @@ def create_blueprint(service: Lifecycle) -> Blueprint:
             ):
                 prefix = f"{path}." if path else ""
                 problems.append({"field": f"{prefix}{C.CUSTOMER_ID}", "message": "required"})
+                continue
+            if isinstance(record, dict) and (
+                len(str(cid)) > CUSTOMER_ID_MAX or _CONTROL.search(str(cid))
+            ):
+                prefix = f"{path}." if path else ""
+                problems.append(
+                    {
+                        "field": f"{prefix}{C.CUSTOMER_ID}",
+                        "message": f"at most {CUSTOMER_ID_MAX} characters, no control characters",
+                    }
+                )
                 continue
             if isinstance(record, dict):
                 record = {**_current(data, str(cid), schema), **record}
