@@ -45,6 +45,10 @@ from dashboard import security
 from dashboard.api.routes import PREFIX
 
 HEALTH_PATHS = frozenset({f"{PREFIX}/health".encode()})
+# The routes that take a table (dashboard.api.lifecycle.UPLOADS): only their bodies get time for
+# their size. Any other body is at most RETENTION_MAX_BODY_MB and is due within the client
+# timeout, as before: the extra time on every path let anyone hold a thread 47 s on /login.
+UPLOAD_PATHS = frozenset({f"{PREFIX}/datasets".encode(), b"/admin/data/datasets"})
 HEALTH_THREADS = 2
 HEAD_BUFFER = 64 * 1024  # a longer head goes to gunicorn's parser early (its limits answer 431)
 BODY_BUFFER = 1024 * 1024  # bodies up to this are read by the loop; the 600 KB callbacks fit
@@ -115,6 +119,12 @@ def is_health(data: bytes | bytearray) -> bool:
         and parts[0] in (b"GET", b"HEAD")
         and parts[1].split(b"?", 1)[0] in HEALTH_PATHS
     )
+
+
+def is_upload(data: bytes | bytearray) -> bool:
+    line = bytes(data[: data.find(b"\n")]) if b"\n" in data else b""
+    parts = line.split()
+    return len(parts) == 3 and parts[0] == b"POST" and parts[1].split(b"?", 1)[0] in UPLOAD_PATHS
 
 
 class _WithSecurityHeaders:
@@ -220,8 +230,9 @@ class RetentionWorker(ThreadWorker):
             body = int(length.group(1)) if length else 0
             if _TRANSFER_OR_EXPECT.search(head) or body > BODY_BUFFER:
                 # chunked, 100-continue or large: the thread reads it, by the deadline; a large
-                # declared body (an admin's table upload) gets time for its size on top
-                pending.deadline += body / MIN_BODY_RATE
+                # declared body to an upload route (an admin's table) gets time for its size
+                if is_upload(head):
+                    pending.deadline += body / MIN_BODY_RATE
             elif self.buffered - len(data) + pending.head_end + body <= BUFFER_BUDGET:
                 pending.want += body
         if len(data) < pending.want:

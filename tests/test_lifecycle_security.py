@@ -257,3 +257,33 @@ def test_upserted_customer_ids_fit_the_state_database(served):
     longest = {**profile, "customer_id": "B" * 128}
     added = admin.post("/api/v1/customers:batch", json={"customers": [longest]})
     assert added.status_code == 200, added.get_data(as_text=True)
+
+
+# -- the slow-client deadline ------------------------------------------------------------------
+
+
+def _deadline(head: bytes) -> float:
+    """The deadline RetentionWorker gives a request whose head is `head` (from 100.0)."""
+    from dashboard.worker import RetentionWorker, _Request
+
+    worker = RetentionWorker.__new__(RetentionWorker)  # the loop's bookkeeping only
+    worker.buffered = 0
+    worker._hand_over = lambda _conn, _pending: True
+    pending = _Request(head, 100.0)
+    worker._arrived(None, pending)
+    return pending.deadline
+
+
+def test_only_the_upload_routes_get_time_for_a_declared_body():
+    """The upload change gave every request a second per declared MiB: an anonymous client
+    trickling a declared 32 MB body into POST /login (whose CSRF check reads the form) held a
+    thread 47 s instead of RETENTION_CLIENT_TIMEOUT's 15 (measured on gunicorn)."""
+    declared = 32 * MB
+    for path in (b"/login", b"/api/v1/predict", b"/_dash-update-component", b"/api/v1/models"):
+        head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared
+        assert _deadline(head) == 100.0, path
+    for path in (b"/api/v1/datasets", b"/admin/data/datasets"):
+        head = b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared
+        assert _deadline(head) == pytest.approx(132.0), path
+    get = b"GET /api/v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared
+    assert _deadline(get) == 100.0
