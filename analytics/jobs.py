@@ -305,8 +305,9 @@ class Runner:
 
     def command(self, job_id: str) -> list[str]:
         # The directories and database travel in env (RETENTION_*): no password on a
-        # command line that `ps` shows.
-        return [sys.executable, "-m", "analytics", "jobs", "run", job_id]
+        # command line that `ps` shows. No shell; "--" keeps an id from the database that
+        # starts with "-" an id, never an option.
+        return [sys.executable, "-m", "analytics", "jobs", "run", "--", job_id]
 
     def start(self) -> Runner:
         self._thread = threading.Thread(target=self.loop, name="job-runner", daemon=True)

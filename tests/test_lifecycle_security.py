@@ -287,3 +287,16 @@ def test_only_the_upload_routes_get_time_for_a_declared_body():
         assert _deadline(head) == pytest.approx(132.0), path
     get = b"GET /api/v1/datasets HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % declared
     assert _deadline(get) == 100.0
+
+
+# -- the job process's command line ------------------------------------------------------------
+
+
+def test_a_job_id_is_never_read_as_an_option():
+    """The runner passes the job id from the database to `python -m analytics jobs run`: an id
+    starting with '-' (a row written by anything but enqueue) was parsed as an option."""
+    from analytics import cli, jobs
+
+    command = jobs.Runner.command(None, "--help")
+    assert command[:3] == [command[0], "-m", "analytics"]
+    assert cli.build_parser().parse_args(command[3:]).job_id == "--help"
