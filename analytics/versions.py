@@ -102,13 +102,15 @@ def prune(engine: Engine, models_dir: Path, keep: int, actor: str | None = None)
         and not _current(models_dir, name)
         and time.time() - (Path(models_dir) / name).stat().st_mtime > ORPHAN_AFTER_SECONDS
     ]
+    # Marked first, and only what was marked is removed: a version promoted since `live` was
+    # read (a rollback at this moment) is not marked, so its files stay.
+    marked = lifecycle.mark_pruned(engine, old, actor)
     removed = []
-    for name in [*old, *orphans]:
+    for name in [*marked, *orphans]:
         folder = Path(models_dir) / name
         if folder.is_dir():
             shutil.rmtree(folder, ignore_errors=True)
         removed.append(name)
-    lifecycle.mark_pruned(engine, old, actor)
     if removed:
         log.info("pruned model versions: %s", ", ".join(removed))
     return removed

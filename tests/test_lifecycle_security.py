@@ -300,3 +300,76 @@ def test_a_job_id_is_never_read_as_an_option():
     command = jobs.Runner.command(None, "--help")
     assert command[:3] == [command[0], "-m", "analytics"]
     assert cli.build_parser().parse_args(command[3:]).job_id == "--help"
+
+
+# -- pruning and a promotion at the same moment -----------------------------------------------
+
+
+def _versions(engine, models, count: int) -> DatasetInfo:
+    info = _dataset(engine)
+    for i in range(1, count + 1):
+        (models / f"v{i}").mkdir(parents=True)
+        (models / f"v{i}" / "model.json").write_text("{}")
+        lifecycle.add_version(engine, f"v{i}", info.id, {}, "ada")
+        time.sleep(0.01)  # created_at orders them
+    return info
+
+
+def test_prune_never_removes_a_version_promoted_while_it_runs(empty_state, tmp_path, monkeypatch):
+    """prune read the live and previous versions, removed the old folders, then marked them:
+    an admin rolling back to an old version in between made live a version whose folder was
+    then removed (and marked pruned), so no process could serve it."""
+    from analytics import versions
+
+    engine = _migrated(empty_state)
+    models = tmp_path / "models"
+    _versions(engine, models, 5)
+    lifecycle.promote(engine, "v4", "ada")
+    lifecycle.promote(engine, "v5", "ada")
+    listed = lifecycle.versions
+
+    def rollback_meanwhile(*args, **kwargs):  # after prune read the live row
+        found = listed(*args, **kwargs)
+        if lifecycle.live(engine).version != "v1":
+            lifecycle.promote(engine, "v1", "admin")
+        return found
+
+    monkeypatch.setattr(lifecycle, "versions", rollback_meanwhile)
+    removed = versions.prune(engine, models, keep=2)
+    assert sorted(removed) == ["v2", "v3"]
+    now = lifecycle.live(engine)
+    assert (now.version, now.previous) == ("v1", "v5")
+    assert (models / "v1").is_dir()
+    assert (models / "v5").is_dir()
+    assert not lifecycle.version(engine, "v1").pruned
+
+
+def test_a_version_pruned_while_being_promoted_is_not_made_live(empty_state, tmp_path):
+    """The other order: promote checked the version, a prune marked it (and removed its folder),
+    then promote made it live."""
+    from sqlalchemy import event, update
+    from sqlalchemy.orm import Session
+
+    from analytics.store.tables import ModelVersion
+
+    engine = _migrated(empty_state)
+    _versions(engine, tmp_path / "models", 3)
+    lifecycle.promote(engine, "v3", "ada")
+
+    def prune_meanwhile(session, _context, _instances):
+        with engine.begin() as connection:  # another process's prune, committed
+            connection.execute(
+                update(ModelVersion)
+                .where(ModelVersion.version == "v1")
+                .values(pruned_at=lifecycle.now())
+            )
+
+    event.listen(Session, "before_flush", prune_meanwhile, once=True)
+    try:
+        with pytest.raises(LifecycleError, match="'v1' was pruned") as refused:
+            lifecycle.promote(engine, "v1", "admin")
+    finally:
+        if event.contains(Session, "before_flush", prune_meanwhile):
+            event.remove(Session, "before_flush", prune_meanwhile)
+    assert refused.value.status == 409
+    assert lifecycle.live(engine).version == "v3"

@@ -221,17 +221,33 @@ def versions(engine: Engine, *, include_pruned: bool = False) -> list[VersionInf
         return [VersionInfo.of(r) for r in session.scalars(query)]
 
 
-def mark_pruned(engine: Engine, names: Sequence[str], actor: str | None = None) -> None:
+def mark_pruned(engine: Engine, names: Sequence[str], actor: str | None = None) -> list[str]:
+    """Mark versions pruned; returns those marked, the only ones whose files may go. Never the
+    live or the previous version as the live row stands when the mark is written: a promotion
+    at that moment waits for it, or it for the promotion (which refuses a version marked)."""
     if not names:
-        return
+        return []
     with Session(engine) as session:
-        session.execute(
+        session.get(LiveModel, LIVE_ROW, with_for_update=True)  # PostgreSQL: promotions wait
+        live_now = select(LiveModel.version).where(LiveModel.id == LIVE_ROW)
+        previous = select(LiveModel.previous).where(
+            LiveModel.id == LIVE_ROW, LiveModel.previous.is_not(None)
+        )
+        session.execute(  # one statement: SQLite checks and writes under its write lock
             update(ModelVersion)
-            .where(ModelVersion.version.in_(list(names)))
+            .where(
+                ModelVersion.version.in_(list(names)),
+                ModelVersion.version.not_in(live_now),
+                ModelVersion.version.not_in(previous),
+            )
             .values(pruned_at=now())
         )
-        audit_in(session, "model.prune", actor, None, None, versions=list(names))
+        row = session.execute(select(LiveModel.version, LiveModel.previous)).first()
+        marked = [n for n in names if row is None or n not in (row.version, row.previous)]
+        if marked:
+            audit_in(session, "model.prune", actor, None, None, versions=marked)
         session.commit()
+    return marked
 
 
 # -- the live model -------------------------------------------------------------------------
@@ -298,6 +314,10 @@ def promote(
             details["reason"] = reason
         audit_in(session, action, actor, name, address, **details)
         try:
+            session.flush()  # holds SQLite's write lock (PostgreSQL: the live row's) from here
+            session.refresh(target)  # so a prune marking it just now is seen, or waits for us
+            if target.pruned_at is not None:
+                raise LifecycleError(f"model version {name!r} was pruned: its files are gone", 409)
             session.commit()
         except IntegrityError:  # two first promotions at once: the other one won
             raise LifecycleError(
