@@ -2,7 +2,8 @@
 its fix. A worker inheriting the master's database connections across the fork; a CRM's
 upserts keeping every process rebuilding; a Parquet of a few kilobytes decoding to a gigabyte;
 ids holding a NUL byte or over the column's length answered with a 500 on PostgreSQL; the
-extra body time of uploads given to every route; a job id read as an option."""
+extra body time of uploads given to every route; a job id read as an option; a rollback during
+a prune making live a version whose files the prune removed."""
 
 from __future__ import annotations
 
