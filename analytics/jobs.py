@@ -373,8 +373,8 @@ class Runner:
             self.engine,
             job_id,
             lifecycle.FAILED,
-            error=f"the job process {describe_exit(code)} before finishing; nothing it wrote "
-            "was kept",
+            error=f"the job process ended before finishing ({describe_exit(code)}); nothing "
+            "it wrote was kept",
         ):
             log.warning("job %s: process %s", job_id, describe_exit(code))
         else:

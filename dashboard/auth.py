@@ -539,14 +539,15 @@ def install(server: Flask, engine: Engine, cfg: AuthConfig, *, dash_rights=None)
         if found is None:
             return unauthenticated()
         g.user = found
+        if _admin_only(path) and not access.allowed(found.role, access.ADMINISTER):
+            # Before CSRF, which reads a form's body: a non-admin's upload is refused unread.
+            return forbidden(access.ADMINISTER)
         if not g.by_token and request.method in UNSAFE:
             csrf.protect()  # raises CSRFError (400) without a valid token
         problem = _scope_problem(found)
         if problem:
             return refused(403, problem)
         g.scope_token = access.enter(found.scope if found.role == access.MANAGER else None)
-        if path.startswith("/admin") and not access.allowed(found.role, access.ADMINISTER):
-            return forbidden(access.ADMINISTER)
         if dash_rights is not None and path.startswith("/_dash-update-component"):
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
@@ -578,6 +579,15 @@ def install(server: Flask, engine: Engine, cfg: AuthConfig, *, dash_rights=None)
                 max_age=int(cfg.absolute.total_seconds()),
             )
         return response
+
+
+# Blueprints only admins reach: the admin pages and the data and model lifecycle's API
+# (dashboard/admin_data.py, dashboard/api/lifecycle.py; each checks the role again itself).
+ADMIN_BLUEPRINTS = ("admin", "admin_data", "api_lifecycle")
+
+
+def _admin_only(path: str) -> bool:
+    return path.startswith("/admin") or request.blueprint in ADMIN_BLUEPRINTS
 
 
 def _scope_problem(found: accounts.UserInfo) -> str | None:

@@ -20,6 +20,7 @@ import dataclasses
 import gc
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -139,16 +140,31 @@ def build_live(ctx: Context, live: lifecycle.LiveInfo) -> Serving:
     workspace = workflow.model_workspace(
         model, table, ctx.settings, info.name, f"loaded model {live.version}"
     )
-    updates = lifecycle.customer_updates(ctx.engine, info.id)
-    if updates:  # customers a CRM upserted since: scored by this model, on top of the table
-        scored = workflow.apply_updates(
-            model, workspace.scored, [(cid, data) for _, cid, data in updates], ctx.settings
-        )
-        workspace = dataclasses.replace(
-            workspace, scored=scored, how=f"{workspace.how}; {len(updates):,} customer update(s)"
-        )
-    last = updates[-1][0] if updates else 0
+    workspace, last = with_updates(ctx, workspace, info.id, 0)
     return Serving(ctx.app(workspace), info.id, live.version, live.serial, last)
+
+
+def with_updates(
+    ctx: Context, workspace: Workspace, dataset_id: str, after: int
+) -> tuple[Workspace, int]:
+    """`workspace` with the customers a CRM upserted after update `after`, scored by its model
+    (on top of what it serves: each rebuild scores only the new ones); and the last update id.
+    Updates that cannot be applied are logged and left out: they never stop a promotion."""
+    updates = lifecycle.customer_updates(ctx.engine, dataset_id, after)
+    if not updates:
+        return workspace, after
+    last = updates[-1][0]
+    try:
+        scored = workflow.apply_updates(
+            workspace.model, workspace.scored, [(c, d) for _, c, d in updates], ctx.settings
+        )
+    except Exception:
+        log.exception("customer updates %d..%d could not be applied; left out", after + 1, last)
+        return workspace, last
+    how = re.sub(r"; customer updates up to #\d+$", "", workspace.how)
+    return dataclasses.replace(
+        workspace, scored=scored, how=f"{how}; customer updates up to #{last}"
+    ), last
 
 
 def _adopt_saved(ctx: Context, table: Table) -> lifecycle.LiveInfo | str:
@@ -224,8 +240,13 @@ def _initial(ctx: Context, table: Table, created: bool) -> Serving:
     if live is not None and (live.dataset_id == ctx.configured.id or not created):
         try:
             return _debug(ctx, build_live(ctx, live))
-        except (artifacts.ArtifactError, ValueError) as exc:
-            log.warning("the live model %s cannot be served: %s", live.version, exc)
+        except Exception as exc:  # serve the configured table rather than not start
+            log.warning(
+                "the live model %s cannot be served: %s",
+                live.version,
+                exc,
+                exc_info=not isinstance(exc, artifacts.ArtifactError | ValueError),
+            )
     adopted = _adopt_saved(ctx, table)
     if not isinstance(adopted, str):
         return _debug(ctx, build_live(ctx, adopted))
@@ -322,10 +343,22 @@ class LiveServer:
             return False
         started = time.perf_counter()
         try:
-            serving = _debug(self.ctx, build_live(self.ctx, live))
-        except (artifacts.ArtifactError, ValueError) as exc:
+            if updates_only:  # the same model: score the new customers on top of what serves
+                workspace, last = with_updates(
+                    self.ctx, served_base(current.app).ws, current.dataset_id, current.updates
+                )
+                app = _debug(self.ctx, Serving(self.ctx.app(workspace), "", None, None)).app
+                serving = dataclasses.replace(current, app=app, updates=last)
+            else:
+                serving = _debug(self.ctx, build_live(self.ctx, live))
+        except Exception as exc:  # whatever it is, keep serving what serves; say it once
             self._failed = live.serial
-            log.error("model %s was promoted but cannot be served here: %s", live.version, exc)
+            log.error(
+                "model %s is live but cannot be served here: %s",
+                live.version,
+                exc,
+                exc_info=not isinstance(exc, artifacts.ArtifactError | ValueError),
+            )
             return False
         old, self.serving = self.serving, serving
         took = time.perf_counter() - started

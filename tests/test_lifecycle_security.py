@@ -22,7 +22,7 @@ from analytics.ingest import read
 from analytics.ingest.errors import FileTooLargeError
 from analytics.store import db, lifecycle
 from analytics.store.lifecycle import DatasetInfo, LifecycleError
-from tests.support import TEST_SECRET, save_demo_model, signed_in
+from tests.support import TEST_SECRET, log_in, make_user, save_demo_model, signed_in
 
 SETTINGS = settings_from_env(env={})
 MB = 2**20
@@ -258,6 +258,19 @@ def test_upserted_customer_ids_fit_the_state_database(served):
     longest = {**profile, "customer_id": "B" * 128}
     added = admin.post("/api/v1/customers:batch", json={"customers": [longest]})
     assert added.status_code == 200, added.get_data(as_text=True)
+
+
+def test_a_non_admins_upload_is_refused_before_its_body_is_read(served):
+    """The CSRF check reads a form's body: an analyst's browser session could make the server
+    spool a whole upload to disk before the 403. The admin-only routes are refused first, so
+    the answer is the 403, not CSRF's 400 (this request carries no CSRF token)."""
+    analyst = served.app.test_client()  # a browser: a session cookie, no token
+    log_in(analyst, make_user(served.app, "analyst"))
+    for path in ("/api/v1/datasets", "/admin/data/datasets"):
+        body = {"file": (io.BytesIO(b"customer_id,churn\nA,1\n"), "t.csv")}
+        answer = analyst.post(path, data=body, content_type="multipart/form-data")
+        assert answer.status_code == 403, (path, answer.status_code)
+        assert "needs the admin role" in answer.get_json()["error"]
 
 
 # -- the slow-client deadline ------------------------------------------------------------------
