@@ -144,6 +144,16 @@ def build_live(ctx: Context, live: lifecycle.LiveInfo) -> Serving:
     return Serving(ctx.app(workspace), info.id, live.version, live.serial, last)
 
 
+def build_updates(ctx: Context, current: Serving) -> Serving:
+    """The same model's app with the customers upserted since `current` was built, scored on
+    top of what it serves."""
+    workspace, last = with_updates(
+        ctx, served_base(current.app).ws, current.dataset_id, current.updates
+    )
+    app = _debug(ctx, Serving(ctx.app(workspace), "", None, None)).app
+    return dataclasses.replace(current, app=app, updates=last)
+
+
 def with_updates(
     ctx: Context, workspace: Workspace, dataset_id: str, after: int
 ) -> tuple[Workspace, int]:
@@ -343,12 +353,8 @@ class LiveServer:
             return False
         started = time.perf_counter()
         try:
-            if updates_only:  # the same model: score the new customers on top of what serves
-                workspace, last = with_updates(
-                    self.ctx, served_base(current.app).ws, current.dataset_id, current.updates
-                )
-                app = _debug(self.ctx, Serving(self.ctx.app(workspace), "", None, None)).app
-                serving = dataclasses.replace(current, app=app, updates=last)
+            if updates_only:
+                serving = build_updates(self.ctx, current)
             else:
                 serving = _debug(self.ctx, build_live(self.ctx, live))
         except Exception as exc:  # whatever it is, keep serving what serves; say it once

@@ -95,7 +95,14 @@ def test_upserts_alone_rebuild_the_app_at_most_half_the_time(tmp_path, monkeypat
         last = lifecycle.last_update_id(engine, now.dataset_id)
         return live.Serving(None, now.dataset_id, now.version, now.serial, last)
 
+    def build_updates(_ctx, current):
+        time.sleep(0.3)
+        builds.append(current.version)
+        last = lifecycle.last_update_id(engine, current.dataset_id)
+        return live.Serving(None, current.dataset_id, current.version, current.serial, last)
+
     monkeypatch.setattr(live, "build_live", build)
+    monkeypatch.setattr(live, "build_updates", build_updates)
     monkeypatch.setattr(live, "POLL_SECONDS", 0.1)
     monkeypatch.setattr(live, "_collect", lambda: None)
     monkeypatch.setattr(live, "COLLECT_AFTER_SECONDS", 0.0)
