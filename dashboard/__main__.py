@@ -109,9 +109,7 @@ def main(argv=None) -> int:
         mapping.update(parse_mapping_pairs(args.pairs))
         from dashboard.live import start
 
-        server = start(
-            config, settings, mapping=mapping, drop=tuple(args.drop), development=True
-        )
+        server = start(config, settings, mapping=mapping, drop=tuple(args.drop), development=True)
     except (
         DataError,
         artifacts.ArtifactError,
