@@ -243,3 +243,34 @@ def test_upserts_change_a_known_customer_and_add_a_new_one(demo_workspace):
     assert added[C.CHURNED] == 0
     untouched = out.iloc[2:10][C.P_CHURN].to_numpy()
     assert (untouched == scored.iloc[2:10][C.P_CHURN].to_numpy()).all()  # the model stays
+
+
+def test_the_refresh_schedule_runs_when_due_and_says_a_bad_cron_in_one_line(monkeypatch):
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    from analytics import refresh
+    from analytics.config import ConfigError, serve_settings_from_env
+    from dashboard import live
+
+    calls = []
+
+    def fake_refresh(engine, config, settings, *, key, actor, run_here):
+        calls.append((actor, run_here))
+        return refresh.Refreshed(None, None, "queued")
+
+    monkeypatch.setattr(refresh, "refresh", fake_refresh)
+    config = SimpleNamespace(refresh_cron="0 3 1 * *")
+    ctx = SimpleNamespace(config=config, engine=None, settings=None, key=b"k" * 32)
+    schedule = live.Schedule(ctx)
+    assert schedule.due == refresh.next_run("0 3 1 * *", datetime.now())
+    assert (schedule.due.day, schedule.due.hour, schedule.due.minute) == (1, 3, 0)
+    schedule()
+    assert calls == []  # not due yet
+    schedule.due = datetime.now() - timedelta(seconds=1)
+    schedule()
+    assert calls == [("schedule", False)]  # queued for the runner, not trained in its thread
+    assert schedule.due > datetime.now()
+
+    with pytest.raises(ConfigError, match="RETENTION_REFRESH_CRON='every night'"):
+        serve_settings_from_env({"RETENTION_REFRESH_CRON": "every night"})
