@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -174,3 +175,99 @@ class CustomerUpdate(Base):
     data: Mapped[dict] = mapped_column(JSON)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     by: Mapped[str | None] = mapped_column(String(64))
+
+
+# -- over time (issue 13): snapshots, campaigns, alert rules and their deliveries --
+
+
+class Snapshot(Base):
+    """One scoring of a dataset's base by one model version, as of a date. Immutable: the
+    per-customer rows are a Parquet file under RETENTION_STATE_DIR/snapshots, written whole
+    before this row is added."""
+
+    __tablename__ = "snapshots"
+    __table_args__ = (UniqueConstraint("as_of", "model_version", "dataset_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    as_of: Mapped[date] = mapped_column(Date, index=True)
+    model_version: Mapped[str] = mapped_column(String(100))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # promote | refresh | history | manual
+    path: Mapped[str] = mapped_column(String(255))  # relative to RETENTION_STATE_DIR
+    rows: Mapped[int] = mapped_column(Integer)
+    # threshold, window, the model's training reference, KPIs of the whole base
+    summary: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class Campaign(Base):
+    """A contact list with a held-out control group, drawn from one snapshot."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"), index=True)
+    as_of: Mapped[date] = mapped_column(Date)  # the snapshot's; the outcome is the next window
+    control_share: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(Integer)
+    inputs: Mapped[dict] = mapped_column(JSON)  # filters, limit or planner inputs as given
+    treated: Mapped[int] = mapped_column(Integer)
+    control: Mapped[int] = mapped_column(Integer)
+    # A manager's campaign is visible to managers of the same scope (and analysts, admins).
+    scope_column: Mapped[str | None] = mapped_column(String(128))
+    scope_values: Mapped[list[str] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_by: Mapped[str | None] = mapped_column(String(64))
+
+
+class CampaignMember(Base):
+    __tablename__ = "campaign_members"
+
+    campaign_id: Mapped[str] = mapped_column(
+        ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True
+    )
+    customer_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    grp: Mapped[str] = mapped_column(String(8))  # treated | control
+    risk_band: Mapped[str | None] = mapped_column(String(16))
+    p_churn: Mapped[float | None] = mapped_column(Float)
+
+
+class AlertRule(Base):
+    """A condition checked at each new snapshot, and where to say it fired."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    threshold: Mapped[float] = mapped_column(Float)
+    channel: Mapped[str] = mapped_column(String(16))  # webhook | email
+    target: Mapped[str] = mapped_column(String(512))  # URL or e-mail address
+    # The owner's scope when a manager made it: the rule sees only those customers.
+    owner: Mapped[str | None] = mapped_column(String(64))
+    scope_column: Mapped[str | None] = mapped_column(String(128))
+    scope_values: Mapped[list[str] | None] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AlertDelivery(Base):
+    """One alert to deliver: `key` (rule and snapshot, or a test's nonce) is unique, so an
+    alert is recorded, and so sent, once however often the evaluation runs."""
+
+    __tablename__ = "alert_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("alert_rules.id", ondelete="CASCADE"), index=True
+    )
+    snapshot_id: Mapped[str | None] = mapped_column(String(32))
+    key: Mapped[str] = mapped_column(String(160), unique=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
