@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
@@ -231,7 +232,22 @@ def _storage_uri(value: str) -> str:
     return value
 
 
-SECRET_SETTINGS = ("secret_key",)
+# An e-mail address as alerts use it (a sender, a rule's recipient): one mailbox, no display
+# name, nothing that could end a header or add a recipient.
+MAIL_ADDRESS = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def check_mail_address(value: str) -> str:
+    value = value.strip()
+    if len(value) > 254 or not MAIL_ADDRESS.match(value):
+        raise ValueError("not an e-mail address (name@example.com)")
+    return value
+
+
+SECRET_SETTINGS = ("secret_key", "smtp_password")
 URL_SETTINGS = ("database_url", "source_url")  # shown without their password
 
 
@@ -435,6 +451,63 @@ class ServeSettings(_Declared):
         "Memcached is shared",
         **_shown(allowed="memory://, redis://HOST:PORT or memcached://HOST:PORT"),
     )
+
+    # -- alerts (analytics/alerting.py) --
+    smtp_host: Annotated[str, AfterValidator(_host_name)] | None = Field(
+        None,
+        description="the SMTP server alert e-mails are sent through (none: e-mail alerts fail, "
+        "saying so)",
+        **_shown(allowed="a host name or IP address"),
+    )
+    smtp_port: int = Field(
+        587, ge=1, le=65535, description="the SMTP server's port (587: submission with STARTTLS)"
+    )
+    smtp_username: str | None = Field(
+        None, description="log in to the SMTP server as this user (none: no login)"
+    )
+    smtp_password: str | None = Field(None, description="the SMTP user's password (never logged)")
+    smtp_from: Annotated[str, AfterValidator(check_mail_address)] | None = Field(
+        None,
+        description="the sender of alert e-mails",
+        **_shown(allowed="an e-mail address", default="RETENTION_SMTP_USERNAME if an address"),
+    )
+    smtp_starttls: bool = Field(
+        True,
+        description="upgrade the SMTP connection with STARTTLS (certificate checked) before "
+        "logging in or sending; 0 only for a relay on the same host, without login",
+    )
+    smtp_ca_file: ExistingFile | None = Field(
+        None,
+        description="CA certificates (PEM) trusted for the SMTP server instead of the system's",
+        **_shown(allowed="an existing PEM file", default="the system's CA certificates"),
+    )
+    smtp_timeout: float = Field(
+        10.0, gt=0.0, le=300.0, description="seconds an SMTP connection or command may take"
+    )
+    webhook_timeout: float = Field(
+        10.0, gt=0.0, le=300.0, description="seconds an alert webhook's request may take"
+    )
+    alert_retries: int = Field(
+        3,
+        ge=1,
+        le=10,
+        description="attempts to deliver an alert (a short backoff between them) before it is "
+        "marked failed",
+    )
+
+    @model_validator(mode="after")
+    def _smtp_login(self) -> ServeSettings:
+        if self.smtp_password and not self.smtp_username:
+            raise ValueError(
+                f"{variable_name('smtp_password')} is set but {variable_name('smtp_username')} "
+                "is not: set the user to log in as"
+            )
+        if self.smtp_username and not self.smtp_starttls:
+            raise ValueError(
+                f"{variable_name('smtp_username')} is set with {variable_name('smtp_starttls')}"
+                "=0: the password would cross the network unencrypted; turn STARTTLS on"
+            )
+        return self
 
     @model_validator(mode="after")
     def _one_source(self) -> ServeSettings:
