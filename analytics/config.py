@@ -375,6 +375,11 @@ class ServeSettings(_Declared):
         True,
         description="retrain when the model is missing, corrupt or for other data; 0 exits",
     )
+    demo_history: bool = Field(
+        True,
+        description="at the built-in demo's first start, a job records its year of monthly "
+        "snapshots (with a past campaign and a drift to find); 0 skips it",
+    )
     jobs: Literal["embedded", "external"] = Field(
         "embedded",
         description="who runs training jobs: a runner inside the server (one per host), or "
