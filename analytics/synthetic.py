@@ -22,8 +22,8 @@ the one they signed up in; in each period t the probability h of leaving satisfi
 level at 0.0), keyed in order of strength with the distractor last; `DRIVER_ORDER` names
 the six real drivers, strongest first. Strength = how much a driver separates leavers from
 stayers in the default base active at the window's start: the standard deviation of its
-log-odds contribution (0.79, 0.64, 0.56, 0.40, 0.29, 0.21) and the drop in ROC-AUC when
-the true hazard has that driver permuted (0.128, 0.064, 0.039, 0.025, 0.012, 0.007) agree
+log-odds contribution (0.79, 0.64, 0.56, 0.39, 0.29, 0.21) and the drop in ROC-AUC when
+the true hazard has that driver permuted (0.127, 0.060, 0.047, 0.027, 0.010, 0.008) agree
 on the order. Cross-validated gradient boosting on the base ranks the first four in this
 order by permutation importance; the last two are weaker and close to each other, but well
 above the distractor (data/README.md has the measurements).
@@ -32,15 +32,25 @@ No other column has a direct effect: plan shifts usage and the acquisition chann
 the contract mix, so they correlate with churn in the raw data without causing it;
 add-ons and region only shape revenue and mix.
 
-What a row shows is what the hazard used: support_tickets_90d, last_price_change_pct and
-monthly_revenue change over time, and a row holds their values at the start of the
+For revenue retention the business also has plan changes (each customer-month 1.0% one plan
+up, 0.6% one plan down: plan and monthly_revenue change, usage stays the customer's typical
+usage, so the hazard does not) and pauses (0.4%: one or two months at MRR 0, never starting
+in the last 3 periods; a paused customer has not churned and keeps their hazard). Two things
+are planted for the product to find (data/README.md): a past retention campaign, CAMPAIGN,
+whose treated customers' leave probability is cut by CAMPAIGN_SAVE_RATE in one month against
+a random control group; and a drift, DRIFT, in the distractor (recent signups are much
+younger), which leaves it without effect on churn but confounded with tenure.
+
+What a row shows is what the hazard used: plan, support_tickets_90d, last_price_change_pct
+and monthly_revenue change over time, and a row holds their values at the start of the
 customer's last period at risk (the churn period, or the window for active customers); the
 other features are fixed at signup. So a model fitted on the window's base, with `churned`
 = left within the window and tenure taken at the window's start, sees exactly the
 covariates that drove the outcome.
 
 The simulation loops over the 48 periods with arrays over customers: a million customers
-take about 2.5 seconds. data/README.md documents every column and the default base's figures.
+take about 4 seconds on 2 cores. data/README.md documents every column and the default
+base's figures.
 """
 
 from __future__ import annotations
@@ -48,6 +58,7 @@ from __future__ import annotations
 import gzip
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -117,8 +128,53 @@ PRICE_RISES_PCT = (5.0, 7.5, 10.0, 12.5, 15.0, 20.0)
 PRICE_RISES_SHARE = (0.25, 0.15, 0.25, 0.10, 0.15, 0.10)
 PRICE_RISE_MONTHLY = 0.012  # chance per customer-month of a price rise ...
 PRICE_RISE_MONTHLY_RECENT = 0.035  # ... and in the last RECENT_MONTHS (a repricing wave)
-RECENT_MONTHS = 10
+# The wave began 24 months before as_of, so the year of monthly exports (HISTORY_SNAPSHOTS)
+# all see it in its steady state: last_price_change_pct does not drift within that year.
+RECENT_MONTHS = 24
 PRICE_RISE_MEMORY = 6  # last_price_change_pct shows a rise for 6 months, then 0
+
+# Plan changes and pauses: chances per customer-month at risk, drawn at the period's start
+# from a child stream of the seed (the churn process's own draws are unchanged by them).
+UPGRADE_MONTHLY = 0.010  # one plan up (not from Family) ...
+DOWNGRADE_MONTHLY = 0.006  # ... or one plan down (not from Basic)
+PAUSE_MONTHLY = 0.004  # a pause of PAUSE_MONTHS[0] or [1] months at MRR 0 ...
+PAUSE_MONTHS = (1, 2)
+PAUSE_LAST_START = HISTORY_MONTHS - 4  # ... never starting in the last 3 periods
+
+# A past retention campaign with a planted effect (data/README.md). Its period is
+# CAMPAIGN_PERIOD (June 2026 for the default as_of); the contact list is drawn from the
+# previous month's base.
+CAMPAIGN_PERIOD = HISTORY_MONTHS - 5
+CAMPAIGN_SIZE = 6_000  # contacts for DEFAULT_CUSTOMERS; scaled with the customer count
+CAMPAIGN_MIN_SIZE = 60  # ... but at least this many (when that many are eligible)
+CAMPAIGN_CONTROL_SHARE = 0.2  # held out at random within each hazard tercile
+CAMPAIGN_SAVE_RATE = 0.30  # treated customers' leave probability x (1 - this), that month
+CAMPAIGN = MappingProxyType(
+    {
+        "name": "Summer save offer",
+        "start": "2026-06-01",  # the campaign period's first day (default as_of)
+        "as_of": "2026-05-31",  # the snapshot its contact list was drawn from (default as_of)
+        "period": CAMPAIGN_PERIOD,
+        "size": CAMPAIGN_SIZE,
+        "control_share": CAMPAIGN_CONTROL_SHARE,
+        "stratified_by": "true hazard tercile",
+        "save_rate": CAMPAIGN_SAVE_RATE,
+    }
+)
+
+# A planted drift: customers who sign up in the last DRIFT_SIGNUP_MONTHS periods are much
+# younger (age = 18 + (age - 18) x DRIFT_AGE_FACTOR: 18 to 28; a student offer, say). Age
+# has no effect on churn, but among recent signups it now goes with short tenure.
+DRIFT_SIGNUP_MONTHS = 8
+DRIFT_AGE_FACTOR = 0.15
+DRIFT = MappingProxyType(
+    {
+        "feature": DISTRACTOR,
+        "from": "2026-03-01",  # the first signup day drawn younger (default as_of)
+        "signup_months": DRIFT_SIGNUP_MONTHS,
+        "age_factor": DRIFT_AGE_FACTOR,
+    }
+)
 
 EXISTING_SHARE = 0.30  # customers already active when the history starts
 EXISTING_MEAN_DAYS = 900  # their time as customers before it: truncated exponential
@@ -167,13 +223,20 @@ def generate(
     C000001, C000002, ... Dates are datetime64[ns] (churn_date NaT while active), text
     columns dtype str, money and hours rounded to cents/hundredths.
     """
+    people, outcome, cal = _run(n_customers, seed, as_of, record_from=HISTORY_MONTHS)
+    return _to_frame(people, outcome, cal)
+
+
+def _run(
+    n_customers: int, seed: int, as_of: str, record_from: int
+) -> tuple[_People, _Outcome, _Calendar]:
     if n_customers < 1:
         raise ValueError(f"n_customers must be at least 1, got {n_customers}")
     cal = _calendar(pd.Timestamp(as_of))
     rng = np.random.Generator(np.random.PCG64(seed))
+    events = rng.spawn(1)[0]  # plan changes, pauses, the campaign (see _simulate)
     people = _draw_customers(n_customers, cal, rng)
-    outcome = _simulate(people, cal, rng)
-    return _to_frame(people, outcome, cal)
+    return people, _simulate(people, cal, rng, events, record_from), cal
 
 
 def write_demo(path: str | Path = DEMO_DATA) -> None:
@@ -252,7 +315,9 @@ class _People:
     payment: np.ndarray
     region: np.ndarray
     addons: np.ndarray  # (n, len(ADDONS)) bool
-    base_price: np.ndarray  # monthly charge before price rises
+    addon_price: np.ndarray  # monthly price of the add-ons, before discounts
+    discount: np.ndarray  # factor for the contract and referral discounts
+    base_price: np.ndarray  # monthly charge of the signup plan before price rises
     usage: np.ndarray
     ticket_rate: np.ndarray
     age: np.ndarray
@@ -281,13 +346,16 @@ def _draw_customers(n: int, cal: _Calendar, rng: np.random.Generator) -> _People
     addons = np.column_stack(
         [rng.random(n) < np.where(big_plan, rich, lean) for _, _, lean, rich in ADDONS]
     )
-    list_price = np.asarray(PLAN_PRICE)[plan] + addons @ np.array([a[1] for a in ADDONS])
+    addon_price = addons @ np.array([a[1] for a in ADDONS])
     discount = 1.0 - np.asarray(CONTRACT_DISCOUNT)[contract]
     discount *= np.where(channel == CHANNELS.index("Referral"), 1.0 - REFERRAL_DISCOUNT, 1.0)
     usage_mean = np.asarray(PLAN_USAGE_HOURS)[plan]
     usage = rng.gamma(USAGE_SHAPE, usage_mean / USAGE_SHAPE)
     ticket_rate = rng.gamma(TICKETS_SHAPE, TICKETS_PER_MONTH / TICKETS_SHAPE, size=n)
     age = np.clip(np.rint(rng.normal(44.0, 14.0, size=n)), 18, 85).astype(np.int64)
+    # The planted drift: recent signups are much younger (no extra draws, same stream).
+    young = period >= HISTORY_MONTHS - DRIFT_SIGNUP_MONTHS
+    age[young] = np.rint(18 + (age[young] - 18) * DRIFT_AGE_FACTOR).astype(np.int64)
     return _People(
         signup=signup,
         period=period,
@@ -297,11 +365,18 @@ def _draw_customers(n: int, cal: _Calendar, rng: np.random.Generator) -> _People
         payment=payment,
         region=region,
         addons=addons,
-        base_price=list_price * discount,
+        addon_price=addon_price,
+        discount=discount,
+        base_price=_plan_price(plan, addon_price, discount),
         usage=np.round(np.clip(usage, 0.5, 300.0), 2),  # the hazard sees the row's value
         ticket_rate=ticket_rate,
         age=age,
     )
+
+
+def _plan_price(plan: np.ndarray, addon_price: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """Monthly charge before price rises: plan + add-ons, with the customer's discounts."""
+    return (np.asarray(PLAN_PRICE)[plan] + addon_price) * discount
 
 
 def _days_before_history(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -321,89 +396,257 @@ def _choice_by_row(probabilities: np.ndarray, rng: np.random.Generator) -> np.nd
 # --- simulation -----------------------------------------------------------------------------
 
 
+@dataclass
+class _State:
+    """What changes over the periods, one entry per customer (updated in place by the loop)."""
+
+    churn_period: np.ndarray  # -1 while active
+    ring: np.ndarray  # (3, n) tickets raised in each of the last three periods, by t % 3
+    price_factor: np.ndarray  # every price rise so far, multiplied
+    rise_pct: np.ndarray
+    rise_period: np.ndarray
+    tickets_90d: np.ndarray  # values at the start of the last period at risk
+    shown_pct: np.ndarray
+    plan: np.ndarray
+    base_price: np.ndarray  # the current plan's charge before price rises
+    paused_until: np.ndarray  # paused in period t while t < paused_until
+    paid: np.ndarray  # billed so far, before one-off charges and credits
+
+
+@dataclass(frozen=True)
+class _Period:
+    """The base at risk at one period's start, as the monthly export records it."""
+
+    t: int
+    index: np.ndarray  # the customers at risk
+    plan: np.ndarray
+    mrr: np.ndarray  # 0 while paused
+    tickets_90d: np.ndarray
+    price_change_pct: np.ndarray
+    paid: np.ndarray  # billed up to and including the period's first day
+    churned: np.ndarray  # bool: left within the period
+
+
 @dataclass(frozen=True)
 class _Outcome:
     churn_period: np.ndarray  # -1 while active
     churn_date: np.ndarray  # datetime64[D], NaT while active
-    tickets_90d: np.ndarray  # values at the start of the last period at risk
+    plan: np.ndarray  # values at the start of the last period at risk
+    tickets_90d: np.ndarray
     price_change_pct: np.ndarray
-    monthly_revenue: np.ndarray
+    monthly_revenue: np.ndarray  # the plan's charge with every rise, paused or not
     total_revenue: np.ndarray  # everything billed, with one-off charges and credits
+    billing_noise: np.ndarray  # each customer's factor for those charges and credits
+    campaign: dict[str, np.ndarray]  # "treated", "control": customer indices
+    periods: tuple[_Period, ...]  # the recorded periods, oldest first
 
 
-def _simulate(p: _People, cal: _Calendar, rng: np.random.Generator) -> _Outcome:
-    n = len(p.signup)
+def _simulate(
+    p: _People,
+    cal: _Calendar,
+    rng: np.random.Generator,
+    events: np.random.Generator,
+    record_from: int = HISTORY_MONTHS,
+) -> _Outcome:
+    """Run the periods; record the base at risk of each period from `record_from` on.
+
+    `rng` drives signups, price rises, churn and tickets; `events` (a child stream of the
+    same seed) drives plan changes, pauses and the campaign's control group, so that adding
+    those left every draw of the churn process as it was.
+    """
+    s = _initial_state(p, cal, rng)
     signup_month, signup_day = _month_and_day(p.signup)
-    fixed_logit = (
+    fixed_logit = _fixed_logit(p)
+    campaign = {"treated": np.empty(0, np.int64), "control": np.empty(0, np.int64)}
+    periods = []
+    for t in range(HISTORY_MONTHS):
+        at_risk = np.flatnonzero((p.period < t) & (s.churn_period < 0))
+        tenure = _whole_months(
+            signup_month[at_risk], signup_day[at_risk], cal.month_number[t], cal.day[t]
+        )
+        _price_rises(s, at_risk, t, rng)
+        _plan_changes_and_pauses(s, p, at_risk, t, events)
+        mrr = _bill(s, p, at_risk, t)
+        h = _hazard(s, fixed_logit, at_risk, tenure)
+        if t == CAMPAIGN_PERIOD:
+            groups = _campaign(p, at_risk, h, mrr, t, events)
+            h[groups["treated"]] *= 1.0 - CAMPAIGN_SAVE_RATE  # this period only
+            campaign = {group: at_risk[pos] for group, pos in groups.items()}
+        leaves = rng.random(len(at_risk)) < h
+        s.churn_period[at_risk[leaves]] = t
+        if t >= record_from:
+            periods.append(_record(s, at_risk, t, mrr, leaves))
+        # Tickets raised during this period by those still here, for the next three.
+        active = np.concatenate([at_risk[~leaves], np.flatnonzero(p.period == t)])
+        s.ring[t % 3, active] = rng.poisson(p.ticket_rate[active])
+    return _finish(p, cal, rng, s, campaign, tuple(periods))
+
+
+def _initial_state(p: _People, cal: _Calendar, rng: np.random.Generator) -> _State:
+    n = len(p.signup)
+    # Customers who predate the history bring three months of tickets with them.
+    ring = np.zeros((3, n), dtype=np.int64)
+    existing = p.period < 0
+    ring[:, existing] = rng.poisson(np.broadcast_to(p.ticket_rate[existing], (3, existing.sum())))
+    return _State(
+        churn_period=np.full(n, -1, dtype=np.int64),
+        ring=ring,
+        price_factor=np.ones(n),
+        rise_pct=np.zeros(n),
+        rise_period=np.full(n, -10_000, dtype=np.int64),
+        tickets_90d=np.zeros(n, dtype=np.int64),
+        shown_pct=np.zeros(n),
+        plan=p.plan.copy(),
+        base_price=p.base_price.copy(),
+        paused_until=np.zeros(n, dtype=np.int64),
+        paid=np.where(existing, p.base_price * _months_billed_before(p, cal), 0.0),
+    )
+
+
+def _fixed_logit(p: _People) -> np.ndarray:
+    """The hazard's terms that never change: nothing here depends on plan or pauses."""
+    return (
         BASE_LOGIT
         + _level_effects("contract", CONTRACTS)[p.contract]
         + _level_effects("payment_method", PAYMENT_METHODS)[p.payment]
         + PLANTED_EFFECTS["monthly_usage_hours"] * p.usage
         + PLANTED_EFFECTS[DISTRACTOR] * p.age
     )
-    tickets_effect = PLANTED_EFFECTS["support_tickets_90d"]
-    price_effect = PLANTED_EFFECTS["last_price_change_pct"]
-    tenure_effect = PLANTED_EFFECTS[C.TENURE]
 
-    churn_period = np.full(n, -1, dtype=np.int64)
-    # Tickets in each of the last three periods (a ring indexed by period % 3); customers
-    # who predate the history bring three months of tickets with them.
-    ring = np.zeros((3, n), dtype=np.int64)
-    existing = p.period < 0
-    ring[:, existing] = rng.poisson(np.broadcast_to(p.ticket_rate[existing], (3, existing.sum())))
-    price_factor = np.ones(n)
-    rise_pct = np.zeros(n)
-    rise_period = np.full(n, -10_000, dtype=np.int64)
-    tickets_90d = np.zeros(n, dtype=np.int64)
-    shown_pct = np.zeros(n)
-    paid = np.where(existing, p.base_price * _months_billed_before(p, cal), 0.0)
 
-    for t in range(HISTORY_MONTHS):
-        at_risk = np.flatnonzero((p.period < t) & (churn_period < 0))
-        tenure = _whole_months(
-            signup_month[at_risk], signup_day[at_risk], cal.month_number[t], cal.day[t]
-        )
-        # Price rises land at a period's start, for anyone at risk (a rise is not a tenure proxy).
-        recent_wave = t >= HISTORY_MONTHS - RECENT_MONTHS
-        rate = PRICE_RISE_MONTHLY_RECENT if recent_wave else PRICE_RISE_MONTHLY
-        rises = at_risk[rng.random(len(at_risk)) < rate]
-        pct = rng.choice(PRICE_RISES_PCT, size=len(rises), p=PRICE_RISES_SHARE)
-        price_factor[rises] *= 1.0 + pct / 100.0
-        rise_pct[rises] = pct
-        rise_period[rises] = t
-        recent = t - rise_period[at_risk] < PRICE_RISE_MEMORY
-        shown_pct[at_risk] = np.where(recent, rise_pct[at_risk], 0.0)
-        tickets_90d[at_risk] = ring[:, at_risk].sum(axis=0)
+def _price_rises(s: _State, at_risk: np.ndarray, t: int, rng: np.random.Generator) -> None:
+    """Rises land at a period's start, for anyone at risk (a rise is not a tenure proxy)."""
+    recent_wave = t >= HISTORY_MONTHS - RECENT_MONTHS
+    rate = PRICE_RISE_MONTHLY_RECENT if recent_wave else PRICE_RISE_MONTHLY
+    rises = at_risk[rng.random(len(at_risk)) < rate]
+    pct = rng.choice(PRICE_RISES_PCT, size=len(rises), p=PRICE_RISES_SHARE)
+    s.price_factor[rises] *= 1.0 + pct / 100.0
+    s.rise_pct[rises] = pct
+    s.rise_period[rises] = t
+    recent = t - s.rise_period[at_risk] < PRICE_RISE_MEMORY
+    s.shown_pct[at_risk] = np.where(recent, s.rise_pct[at_risk], 0.0)
 
-        logit = (
-            fixed_logit[at_risk]
-            + tickets_effect * tickets_90d[at_risk]
-            + price_effect * shown_pct[at_risk]
-            + tenure_effect * np.log1p(tenure)
-        )
-        leaves = rng.random(len(at_risk)) < 1.0 / (1.0 + np.exp(-logit))
-        churn_period[at_risk[leaves]] = t
 
-        # Billing: everyone at risk pays this period (leavers included); so do newcomers.
-        joining = np.flatnonzero(p.period == t)
-        paid[at_risk] += p.base_price[at_risk] * price_factor[at_risk]
-        paid[joining] += p.base_price[joining]
-        # Tickets raised during this period by those still here, for the next three.
-        active = np.concatenate([at_risk[~leaves], joining])
-        ring[t % 3, active] = rng.poisson(p.ticket_rate[active])
+def _plan_changes_and_pauses(
+    s: _State, p: _People, at_risk: np.ndarray, t: int, events: np.random.Generator
+) -> None:
+    """Upgrades, downgrades and pauses start at a period's start; a paused customer does none.
 
+    Usage stays the customer's typical usage: the hazard never sees the plan or a pause.
+    """
+    u = events.random(len(at_risk))
+    free = s.paused_until[at_risk] <= t
+    plan = s.plan[at_risk]
+    up = free & (u < UPGRADE_MONTHLY) & (plan < len(PLANS) - 1)
+    low = UPGRADE_MONTHLY + DOWNGRADE_MONTHLY
+    down = free & (u >= UPGRADE_MONTHLY) & (u < low) & (plan > 0)
+    changed = at_risk[up | down]
+    s.plan[changed] += np.where(up, 1, -1)[up | down]
+    s.base_price[changed] = _plan_price(
+        s.plan[changed], p.addon_price[changed], p.discount[changed]
+    )
+    if t <= PAUSE_LAST_START:  # so nobody is paused in the last periods
+        pausing = at_risk[free & (u >= low) & (u < low + PAUSE_MONTHLY)]
+        s.paused_until[pausing] = t + events.choice(PAUSE_MONTHS, size=len(pausing))
+
+
+def _bill(s: _State, p: _People, at_risk: np.ndarray, t: int) -> np.ndarray:
+    """Bill the period on its first day; returns the MRR of `at_risk` (0 while paused).
+
+    Everyone at risk pays the month (leavers included) unless paused; newcomers pay their
+    signup month at the plan's price.
+    """
+    paused = s.paused_until[at_risk] > t
+    mrr = np.where(paused, 0.0, s.base_price[at_risk] * s.price_factor[at_risk])
+    s.paid[at_risk] += mrr
+    joining = np.flatnonzero(p.period == t)
+    s.paid[joining] += s.base_price[joining]
+    return mrr
+
+
+def _hazard(s: _State, fixed_logit: np.ndarray, at_risk: np.ndarray, tenure) -> np.ndarray:
+    """Each at-risk customer's probability of leaving in the period (the planted model)."""
+    s.tickets_90d[at_risk] = s.ring[:, at_risk].sum(axis=0)
+    logit = (
+        fixed_logit[at_risk]
+        + PLANTED_EFFECTS["support_tickets_90d"] * s.tickets_90d[at_risk]
+        + PLANTED_EFFECTS["last_price_change_pct"] * s.shown_pct[at_risk]
+        + PLANTED_EFFECTS[C.TENURE] * np.log1p(tenure)
+    )
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def _campaign(
+    p: _People,
+    at_risk: np.ndarray,
+    h: np.ndarray,
+    mrr: np.ndarray,
+    t: int,
+    events: np.random.Generator,
+) -> dict[str, np.ndarray]:
+    """The campaign's contact list split into treated and control (positions in at_risk).
+
+    Eligible: paying customers already at risk at the previous period's start (so in that
+    month's export, with churned 0). The list = the top by true hazard x MRR; the control
+    group is a random CAMPAIGN_CONTROL_SHARE of each tercile of the list's hazard.
+    """
+    eligible = np.flatnonzero((p.period[at_risk] < t - 1) & (mrr > 0))
+    size = min(len(eligible), _campaign_size(len(p.signup)))
+    score = h[eligible] * mrr[eligible]
+    listed = eligible[np.argsort(-score, kind="stable")[:size]]
+    by_hazard = listed[np.argsort(h[listed], kind="stable")]
+    control = [
+        events.permutation(tercile)[: round(CAMPAIGN_CONTROL_SHARE * len(tercile))]
+        for tercile in np.array_split(by_hazard, 3)
+    ]
+    held_out = np.sort(np.concatenate(control))
+    return {"treated": np.setdiff1d(listed, held_out), "control": held_out}
+
+
+def _campaign_size(n_customers: int) -> int:
+    """CAMPAIGN_SIZE scaled with the customer count, at least CAMPAIGN_MIN_SIZE."""
+    return max(CAMPAIGN_MIN_SIZE, round(CAMPAIGN_SIZE * n_customers / DEFAULT_CUSTOMERS))
+
+
+def _record(s: _State, at_risk: np.ndarray, t: int, mrr: np.ndarray, leaves) -> _Period:
+    return _Period(
+        t=t,
+        index=at_risk,
+        plan=s.plan[at_risk],
+        mrr=mrr,
+        tickets_90d=s.tickets_90d[at_risk],
+        price_change_pct=s.shown_pct[at_risk],
+        paid=s.paid[at_risk],
+        churned=leaves,
+    )
+
+
+def _finish(
+    p: _People,
+    cal: _Calendar,
+    rng: np.random.Generator,
+    s: _State,
+    campaign: dict[str, np.ndarray],
+    periods: tuple[_Period, ...],
+) -> _Outcome:
+    """Leaving days within the churn period, and one-off charges and credits on the bills."""
+    n = len(p.signup)
     churn_date = np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
-    gone = np.flatnonzero(churn_period >= 0)
-    day = (rng.random(len(gone)) * cal.lengths[churn_period[gone]]).astype(np.int64)
-    churn_date[gone] = cal.starts[churn_period[gone]] + day
+    gone = np.flatnonzero(s.churn_period >= 0)
+    day = (rng.random(len(gone)) * cal.lengths[s.churn_period[gone]]).astype(np.int64)
+    churn_date[gone] = cal.starts[s.churn_period[gone]] + day
     noise = 1.0 + BILLING_NOISE * (2.0 * rng.random(n) - 1.0)
     return _Outcome(
-        churn_period=churn_period,
+        churn_period=s.churn_period,
         churn_date=churn_date,
-        tickets_90d=tickets_90d,
-        price_change_pct=shown_pct,
-        monthly_revenue=np.round(p.base_price * price_factor, 2),
-        total_revenue=np.round(paid * noise, 2),
+        plan=s.plan,
+        tickets_90d=s.tickets_90d,
+        price_change_pct=s.shown_pct,
+        monthly_revenue=np.round(s.base_price * s.price_factor, 2),
+        total_revenue=np.round(s.paid * noise, 2),
+        billing_noise=noise,
+        campaign=campaign,
+        periods=periods,
     )
 
 
@@ -420,7 +663,7 @@ def _months_billed_before(p: _People, cal: _Calendar) -> np.ndarray:
     return np.maximum(whole, 0) + 1
 
 
-# --- frame ----------------------------------------------------------------------------------
+# --- frames ---------------------------------------------------------------------------------
 
 
 def _to_frame(p: _People, o: _Outcome, cal: _Calendar) -> pd.DataFrame:
@@ -430,7 +673,7 @@ def _to_frame(p: _People, o: _Outcome, cal: _Calendar) -> pd.DataFrame:
     signup_month, signup_day = _month_and_day(p.signup)
     width = max(6, len(str(n)))
     ids = pd.Series(np.arange(1, n + 1), dtype="int64").astype("str").str.zfill(width)
-
+    everyone = np.arange(n)
     frame = pd.DataFrame(
         {
             C.CUSTOMER_ID: ("C" + ids).astype("str"),
@@ -438,22 +681,29 @@ def _to_frame(p: _People, o: _Outcome, cal: _Calendar) -> pd.DataFrame:
             C.CHURN_DATE: o.churn_date.astype("datetime64[ns]"),
             C.TENURE: _whole_months(signup_month, signup_day, end_month, end_day),
             C.CHURNED: (o.churn_period >= 0).astype(np.int64),
-            "plan": _labels(PLANS, p.plan),
-            "contract": _labels(CONTRACTS, p.contract),
-            "payment_method": _labels(PAYMENT_METHODS, p.payment),
-            "streaming_addon": _labels(("No", "Yes"), p.addons[:, 0].astype(np.int64)),
-            "device_protection": _labels(("No", "Yes"), p.addons[:, 1].astype(np.int64)),
-            "region": _labels(REGIONS, p.region),
-            "acquisition_channel": _labels(CHANNELS, p.channel),
-            "monthly_usage_hours": p.usage,
+            "plan": _labels(PLANS, o.plan),
+            **_fixed_columns(p, everyone),
             "support_tickets_90d": o.tickets_90d,
             "last_price_change_pct": o.price_change_pct,
             C.MONTHLY_REVENUE: o.monthly_revenue,
             C.TOTAL_REVENUE: o.total_revenue,
-            DISTRACTOR: p.age,
         }
     )
     return frame.loc[:, list(COLUMN_ORDER)]
+
+
+def _fixed_columns(p: _People, index: np.ndarray) -> dict[str, pd.Series | np.ndarray]:
+    """The features fixed at signup, for the customers `index`."""
+    return {
+        "contract": _labels(CONTRACTS, p.contract[index]),
+        "payment_method": _labels(PAYMENT_METHODS, p.payment[index]),
+        "streaming_addon": _labels(("No", "Yes"), p.addons[index, 0].astype(np.int64)),
+        "device_protection": _labels(("No", "Yes"), p.addons[index, 1].astype(np.int64)),
+        "region": _labels(REGIONS, p.region[index]),
+        "acquisition_channel": _labels(CHANNELS, p.channel[index]),
+        "monthly_usage_hours": p.usage[index],
+        DISTRACTOR: p.age[index],
+    }
 
 
 def _labels(levels: tuple[str, ...], codes: np.ndarray) -> pd.Series:

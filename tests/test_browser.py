@@ -30,7 +30,7 @@ pytestmark = [
 ]
 
 WAIT = 20  # seconds: the first view of a fresh app computes (and caches) every figure
-ALL_CUSTOMERS = "23,598"  # rows in the built-in demo base
+ALL_CUSTOMERS = "23,143"  # rows in the built-in demo base
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ def test_page_loads_with_kpis(dash_duo, demo_workspace):
     start(dash_duo, demo_workspace)
 
     dash_duo.wait_for_text_to_equal(KPI_CUSTOMERS, ALL_CUSTOMERS, timeout=WAIT)
-    dash_duo.wait_for_contains_text(f"#{ids.SELECTION_SUMMARY}", "23,598 of 23,598", timeout=WAIT)
+    dash_duo.wait_for_contains_text(f"#{ids.SELECTION_SUMMARY}", "23,143 of 23,143", timeout=WAIT)
     values = [e.text for e in dash_duo.find_elements(".kpi-value")]
     assert len(values) == 7
     assert all(v not in ("", "–") for v in values), values
@@ -175,7 +175,7 @@ def test_filter_changes_kpis_and_url(dash_duo, demo_workspace):
     assert wait_for_kpi_change(dash_duo, ALL_CUSTOMERS) == high
     assert 0 < high < 23_598
     dash_duo.wait_for_text_to_equal(shown(C.RISK_BAND), "High")
-    dash_duo.wait_for_contains_text(f"#{ids.SELECTION_SUMMARY}", f"{high:,} of 23,598")
+    dash_duo.wait_for_contains_text(f"#{ids.SELECTION_SUMMARY}", f"{high:,} of 23,143")
     until(lambda: query(dash_duo).get("risk") == ["High"], WAIT, msg="URL lacks risk=High")
     assert_clean_console(dash_duo)
 

@@ -460,7 +460,7 @@ def test_the_model_free_callbacks_answer_each_role(free_app, clients, running, r
         north = int((served_base(free_app).scored["region"].astype(str) == "North").sum())
         assert f"{north:,}" in shown
     else:
-        assert "23,598" in shown
+        assert "23,143" in shown
     assert "once the churn model is trained" in shown  # MRR at risk and average CLV
     trend = answers[f"..{ids.TREND}.figure...{ids.TREND_NOTE}.children.."]
     assert trend[ids.TREND]["figure"]["data"]
@@ -487,7 +487,7 @@ def test_a_filter_change_selects_through_the_url_callback(free_app, clients, fre
     got = r.get_json()["response"]
     monthly = int((free_demo.scored["contract"].astype(str) == "Monthly").sum())
     assert got[ids.FILTER_QUERY]["data"] == "?contract=Monthly"
-    assert got[ids.SELECTION_SUMMARY]["children"].startswith(f"{monthly:,} of 23,598")
+    assert got[ids.SELECTION_SUMMARY]["children"].startswith(f"{monthly:,} of 23,143")
 
 
 def test_a_link_with_a_split_trend_draws_it_whole_until_the_model(free_app, clients, running):
@@ -636,7 +636,7 @@ def test_browser_follows_the_training_and_switches_when_the_model_is_ready(
         panel = f".{PANEL} .training-text"
         dash_duo.wait_for_text_to_equal(panel, TRAINING_TEXT, timeout=wait)
         kpi = f"[id='{json.dumps({'name': 'customers', 'type': ids.KPI}, separators=(',', ':'))}']"
-        dash_duo.wait_for_text_to_equal(kpi, "23,598", timeout=wait)  # no model needed
+        dash_duo.wait_for_text_to_equal(kpi, "23,143", timeout=wait)  # no model needed
         bar = dash_duo.find_element(f".{PANEL} .training-progress")
         assert bar.get_attribute("aria-valuenow") == "40"
         assert bar.is_displayed()

@@ -685,7 +685,7 @@ def test_dashboard_renders_under_the_csp_without_violations(gunicorn_server, das
     kpi = '[id=\'{"name":"customers","type":"kpi"}\']'
     until(
         lambda: driver.find_elements(By.CSS_SELECTOR, kpi)
-        and driver.find_element(By.CSS_SELECTOR, kpi).text == "23,598",
+        and driver.find_element(By.CSS_SELECTOR, kpi).text == "23,143",
         30,
         msg="the Customers KPI card did not render",
     )

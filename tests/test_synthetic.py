@@ -194,8 +194,18 @@ def test_effects_are_visible_in_raw_churn_rates(base):
     tenure = base[C.TENURE]
     assert churn_rate(base, tenure < 6) > 2 * churn_rate(base, tenure >= 36)
 
-    older = base[synthetic.DISTRACTOR] >= base[synthetic.DISTRACTOR].median()
-    assert abs(churn_rate(base, older) - churn_rate(base, ~older)) < 0.012
+    # The distractor has no effect: none among customers who signed up before the planted
+    # drift. Recent signups are drawn younger and are new, so over the whole base the young
+    # churn more through tenure (confounded, data/README.md); the logistic model below,
+    # which sees tenure, finds no age effect.
+    before_drift = base[C.SIGNUP_DATE] < pd.Timestamp(synthetic.DRIFT["from"])
+    age = base[synthetic.DISTRACTOR]
+    older = age >= age[before_drift].median()
+    assert (
+        abs(churn_rate(base, older & before_drift) - churn_rate(base, ~older & before_drift))
+        < 0.012
+    )
+    assert churn_rate(base, ~before_drift) > 1.5 * churn_rate(base, before_drift)
 
 
 def test_a_logistic_model_on_the_window_base_recovers_the_effect_sizes(base):
