@@ -46,7 +46,8 @@ and monthly_revenue change over time, and a row holds their values at the start 
 customer's last period at risk (the churn period, or the window for active customers); the
 other features are fixed at signup. So a model fitted on the window's base, with `churned`
 = left within the window and tenure taken at the window's start, sees exactly the
-covariates that drove the outcome.
+covariates that drove the outcome. `generate_history()` returns the same table with the
+last HISTORY_SNAPSHOTS periods as monthly exports, each holding the values of its own start.
 
 The simulation loops over the 48 periods with arrays over customers: a million customers
 take about 4 seconds on 2 cores. data/README.md documents every column and the default
@@ -64,6 +65,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
+from analytics import timeline
 from analytics.config import DEMO_DATA
 from analytics.store import artifacts
 
@@ -71,6 +73,8 @@ DEFAULT_CUSTOMERS = 75_000  # rows = customers at any time in the 48 months
 DEFAULT_SEED = 42
 DEFAULT_AS_OF = "2026-10-31"
 HISTORY_MONTHS = 48
+
+HISTORY_SNAPSHOTS = 13  # monthly exports in generate_history: a year back and the window
 
 DISTRACTOR = "customer_age"
 # Log-odds of leaving in a month, per unit (numbers) or per level against the reference
@@ -237,6 +241,47 @@ def _run(
     events = rng.spawn(1)[0]  # plan changes, pauses, the campaign (see _simulate)
     people = _draw_customers(n_customers, cal, rng)
     return people, _simulate(people, cal, rng, events, record_from), cal
+
+
+@dataclass(frozen=True, eq=False)
+class DemoHistory:
+    """The business's last months as monthly exports (see generate_history)."""
+
+    table: pd.DataFrame  # exactly generate(n_customers, seed, as_of)
+    months: pd.DataFrame  # one row per customer at risk at each period's start
+    campaign: pd.DataFrame  # customer_id, group ("treated" | "control"), as_of
+
+
+def generate_history(
+    n_customers: int = DEFAULT_CUSTOMERS,
+    seed: int = DEFAULT_SEED,
+    as_of: str = DEFAULT_AS_OF,
+    snapshots: int = HISTORY_SNAPSHOTS,
+) -> DemoHistory:
+    """The same simulation as generate(), with its last `snapshots` periods as exports.
+
+    `months` holds, for each of those periods (the last is the observation window), the
+    base at risk at its start: the rows `timeline.snapshot(table, as_of=<period end>)`
+    selects, as a static Telco-like export taken then. Columns: `as_of` (the period's last
+    day), the table's columns without signup_date and churn_date, with `churned` = left
+    within the period, `tenure_months` at the period's start (as timeline.snapshot counts
+    it), every feature as it was at the period's start, `monthly_revenue` = MRR then (0
+    while paused) and `total_revenue` = billed up to and including the period's first day.
+    The last period's rows equal timeline.snapshot(table).base on every shared column.
+
+    `campaign` lists the CAMPAIGN contact list: `as_of` = the last day of the period before
+    the campaign's (the export it was drawn from); its outcome is the next period's churned.
+    """
+    if not 1 <= snapshots <= HISTORY_MONTHS:
+        raise ValueError(f"snapshots must be between 1 and {HISTORY_MONTHS}, got {snapshots}")
+    people, outcome, cal = _run(n_customers, seed, as_of, record_from=HISTORY_MONTHS - snapshots)
+    table = _to_frame(people, outcome, cal)
+    ids = table[C.CUSTOMER_ID].to_numpy()
+    return DemoHistory(
+        table=table,
+        months=_months_frame(people, outcome, cal, ids),
+        campaign=_campaign_frame(outcome, cal, ids),
+    )
 
 
 def write_demo(path: str | Path = DEMO_DATA) -> None:
@@ -690,6 +735,49 @@ def _to_frame(p: _People, o: _Outcome, cal: _Calendar) -> pd.DataFrame:
         }
     )
     return frame.loc[:, list(COLUMN_ORDER)]
+
+
+def _months_frame(p: _People, o: _Outcome, cal: _Calendar, ids: np.ndarray) -> pd.DataFrame:
+    """The recorded periods as one frame of monthly exports, oldest first."""
+    index = np.concatenate([r.index for r in o.periods])
+    t = np.repeat([r.t for r in o.periods], [len(r.index) for r in o.periods]).astype(np.int64)
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(r, name) for r in o.periods])
+
+    frame = pd.DataFrame(
+        {
+            "as_of": (cal.starts[t + 1] - np.timedelta64(1, "D")).astype("datetime64[ns]"),
+            C.CUSTOMER_ID: pd.Series(ids[index], dtype="str"),
+            C.TENURE: timeline.months_between(p.signup[index], cal.starts[t]).astype(np.int64),
+            C.CHURNED: joined("churned").astype(np.int64),
+            "plan": _labels(PLANS, joined("plan")),
+            **_fixed_columns(p, index),
+            "support_tickets_90d": joined("tickets_90d"),
+            "last_price_change_pct": joined("price_change_pct"),
+            C.MONTHLY_REVENUE: np.round(joined("mrr"), 2),
+            C.TOTAL_REVENUE: np.round(joined("paid") * o.billing_noise[index], 2),
+        }
+    )
+    dated = [c for c in COLUMN_ORDER if c not in (C.SIGNUP_DATE, C.CHURN_DATE)]
+    return frame.loc[:, ["as_of", *dated]]
+
+
+def _campaign_frame(o: _Outcome, cal: _Calendar, ids: np.ndarray) -> pd.DataFrame:
+    """The contact list in id order, dated by the export it was drawn from."""
+    index = np.concatenate([o.campaign["treated"], o.campaign["control"]])
+    group = np.repeat(
+        ["treated", "control"], [len(o.campaign["treated"]), len(o.campaign["control"])]
+    )
+    order = np.argsort(index, kind="stable")
+    drawn = cal.starts[CAMPAIGN_PERIOD] - np.timedelta64(1, "D")
+    return pd.DataFrame(
+        {
+            C.CUSTOMER_ID: pd.Series(ids[index[order]], dtype="str"),
+            "group": pd.Series(group[order], dtype="str"),
+            "as_of": pd.Series(np.full(len(index), drawn), dtype="datetime64[ns]"),
+        }
+    )
 
 
 def _fixed_columns(p: _People, index: np.ndarray) -> dict[str, pd.Series | np.ndarray]:
