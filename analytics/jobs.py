@@ -118,21 +118,6 @@ class ProgressTracker:
 # -- one job --------------------------------------------------------------------------------
 
 
-def version_metrics(meta: Mapping) -> dict:
-    """What a version's list and comparison show: the CV metrics, the holdout's, the base."""
-    metrics = {k: meta.get("metrics", {}).get(k) for k in (
-        "roc_auc", "pr_auc", "brier", "lift_top_decile", "precision", "recall", "f1",
-    )}  # fmt: skip
-    metrics.update(
-        chosen=meta.get("chosen"),
-        threshold=meta.get("threshold"),
-        customers=meta.get("base_rows"),
-        churned=meta.get("churned"),
-        holdout_roc_auc=(meta.get("holdout") or {}).get("roc_auc"),
-    )
-    return metrics
-
-
 @dataclass(frozen=True)
 class Decision:
     promote: bool
@@ -219,8 +204,11 @@ def run_job(
 
     try:
         with _Heartbeat(engine, job_id):
-            result = _train(engine, job, progress, state_dir, models_dir, settings, key,
-                            promote_margin)  # fmt: skip
+            work = _KINDS.get(job.kind)
+            if work is None:
+                raise DataError(f"job {job_id}: unknown kind {job.kind!r}")
+            result = work(engine, job, progress, state_dir, models_dir, settings, key,
+                          promote_margin)  # fmt: skip
     except JobCancelled:
         lifecycle.finish(engine, job_id, lifecycle.CANCELLED, error="cancelled by an admin")
     except (DataError, artifacts.ArtifactError, ValueError) as exc:
@@ -243,15 +231,19 @@ def _train(engine, job, progress, state_dir, models_dir, settings, key, margin) 
     progress(f"reading {info.name} ({info.rows:,} rows)")
     table = datasets.open_table(info, Path(state_dir), settings)
     artifacts.check_writable(models_dir)
+    mode = job.options.get("promote", PROMOTE_NEVER)
+    if mode == PROMOTE_IF_NOT_WORSE:
+        _snapshot_refresh(engine, info, table, state_dir, models_dir, settings, key, progress)
     trained = workflow.train(table, settings, source=info.name, progress=progress)
     progress("saving the model version")
     version = workflow.save(trained, models_dir, key=key)
-    metrics = version_metrics(trained.meta)
+    metrics = versions.version_metrics(trained.meta)
     lifecycle.add_version(engine, version, info.id, metrics, job.created_by, job.id)
-    mode = job.options.get("promote", PROMOTE_NEVER)
     decision = promotion_decision(engine, metrics, mode, margin, info.id)
     if decision.promote:
         lifecycle.promote(engine, version, job.created_by, reason=decision.reason)
+        progress("recording the snapshot of the promoted version")
+        _snapshot_live(engine, version, state_dir, models_dir, settings, key, job.created_by)
     elif mode == PROMOTE_IF_NOT_WORSE:  # a refresh that kept the live model says why
         from analytics.store import accounts
 
@@ -262,6 +254,62 @@ def _train(engine, job, progress, state_dir, models_dir, settings, key, margin) 
         "promoted": decision.promote,
         "decision": decision.reason,
     }
+
+
+def _snapshot_live(engine, version, state_dir, models_dir, settings, key, actor) -> None:
+    """The promoted version's snapshot and its alerts. A failure is logged, never undoes the
+    promotion: the next promotion or `python -m analytics snapshot` records one."""
+    from analytics import snapshots
+
+    try:
+        snapshots.record_live(engine, Path(state_dir), Path(models_dir), settings, key, version,
+                              kind="promote", actor=actor)  # fmt: skip
+    except Exception:
+        log.exception("the snapshot of version %s could not be recorded", version)
+
+
+def _snapshot_refresh(engine, info, table, state_dir, models_dir, settings, key, progress):
+    """A refresh's new table scored by the live model before any retraining: the snapshot
+    that says how the model in use fares on new data (drift, and realised performance once
+    the table says who left). Skipped, with the reason logged, when the live model cannot
+    score this table."""
+    from analytics import snapshots
+
+    live = lifecycle.live(engine)
+    if live is None or live.dataset_id == info.id:
+        return
+    progress(f"scoring the new table with the live model {live.version}")
+    try:
+        model = workflow.load(Path(models_dir), live.version, key=key)
+        snapshots.record_scored(engine, Path(state_dir), settings, model, info, table,
+                                kind="refresh", actor="refresh")  # fmt: skip
+    except (DataError, artifacts.ArtifactError, ValueError) as exc:
+        log.warning("no refresh snapshot by %s for %s: %s", live.version, info.name, exc)
+
+
+def _snapshot(engine, job, progress, state_dir, models_dir, settings, key, _margin) -> dict:
+    """A snapshot job: the live version's own base (after a promotion through the API)."""
+    from analytics import snapshots
+
+    version = job.options.get("version")
+    progress(f"scoring the snapshot of version {version}")
+    snap, created = snapshots.record_live(
+        engine, Path(state_dir), Path(models_dir), settings, key, str(version),
+        kind=job.options.get("snapshot_kind", "promote"), actor=job.created_by,
+    )  # fmt: skip
+    return {"snapshot_id": snap.id, "as_of": snap.label, "created": created}
+
+
+def _history(engine, job, progress, state_dir, models_dir, settings, key, _margin) -> dict:
+    """The demo's year of monthly snapshots (analytics.snapshots.demo_history)."""
+    from analytics import snapshots
+
+    options = {k: job.options[k] for k in ("n_customers", "seed", "as_of") if k in job.options}
+    return snapshots.demo_history(engine, Path(state_dir), Path(models_dir), settings, key,
+                                  progress=progress, **options)  # fmt: skip
+
+
+_KINDS = {lifecycle.TRAIN: _train, lifecycle.SNAPSHOT: _snapshot, lifecycle.HISTORY: _history}
 
 
 # -- the runner -----------------------------------------------------------------------------

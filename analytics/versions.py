@@ -13,6 +13,7 @@ import functools
 import logging
 import shutil
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -27,6 +28,21 @@ log = logging.getLogger("analytics.versions")
 METRICS = ("roc_auc", "pr_auc", "brier", "lift_top_decile", "precision", "recall", "f1")
 # A folder no record names, this old, is no job's version about to be recorded.
 ORPHAN_AFTER_SECONDS = 600
+
+
+def version_metrics(meta: Mapping) -> dict:
+    """What a version's list and comparison show: the CV metrics, the holdout's, the base."""
+    metrics = {k: meta.get("metrics", {}).get(k) for k in (
+        "roc_auc", "pr_auc", "brier", "lift_top_decile", "precision", "recall", "f1",
+    )}  # fmt: skip
+    metrics.update(
+        chosen=meta.get("chosen"),
+        threshold=meta.get("threshold"),
+        customers=meta.get("base_rows"),
+        churned=meta.get("churned"),
+        holdout_roc_auc=(meta.get("holdout") or {}).get("roc_auc"),
+    )
+    return metrics
 
 
 @functools.lru_cache(maxsize=16)

@@ -17,6 +17,7 @@ swapped in when done.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import logging
 import os
@@ -31,13 +32,15 @@ from datetime import datetime
 from flask import Flask
 from sqlalchemy import Engine
 
-from analytics import datasets, jobs, refresh, workflow
-from analytics.config import ENV_PREFIX, ServeSettings, Settings
+from analytics import datasets, jobs, refresh, versions, workflow
+from analytics.config import DEMO_DATA, ENV_PREFIX, ServeSettings, Settings
 from analytics.ingest.validate import Table
+from analytics.services.history import History
 from analytics.services.lifecycle import Lifecycle
 from analytics.store import accounts, artifacts, db, lifecycle
 from analytics.workflow import Workspace
 from dashboard import admin_data, auth, logs
+from dashboard.api import history as history_api
 from dashboard.api import lifecycle as lifecycle_api
 from dashboard.app import LOOPBACK, create_app, dash_app, served_base
 from dashboard.server import column_mapping, settle
@@ -71,6 +74,12 @@ class Context:
     def service(self) -> Lifecycle:
         return Lifecycle(self.engine, self.config, self.settings, self.key)
 
+    @functools.cached_property
+    def history(self) -> History:
+        """The snapshots as the services read them: one per process, shared by every app it
+        builds (what it caches is per snapshot, and snapshots never change)."""
+        return History(self.engine, self.config.state_dir, self.settings)
+
     def table(self, info: lifecycle.DatasetInfo) -> Table:
         if info.id not in self.tables:
             self.tables.clear()  # keep one: a million-row table is hundreds of MB
@@ -87,6 +96,7 @@ class Context:
             auth_config=self.auth_config,
             training=training,
         )
+        server.extensions[history_api.EXTENSION] = self.history
         lifecycle_api.register(server, self.service)
         admin_data.register(server, self.service)
         # Dash finishes its set-up (registering the component files it may serve) on a
@@ -190,7 +200,7 @@ def _adopt_saved(ctx: Context, table: Table) -> lifecycle.LiveInfo | str:
         log.info("the saved model does not fit %s: %s", ctx.configured.name, reason)
         return reason
     lifecycle.add_version(
-        ctx.engine, model.version, ctx.configured.id, jobs.version_metrics(model.meta), None
+        ctx.engine, model.version, ctx.configured.id, versions.version_metrics(model.meta), None
     )
     live = lifecycle.live(ctx.engine)
     if live is None or live.version != model.version:
@@ -227,6 +237,7 @@ def start(
     log.info("%s: dataset %s, %s rows", config.data, info.id[:12], f"{info.rows:,}")
     ctx = Context(config, settings, engine, auth_config, key, info, {info.id: table})
     serving = _initial(ctx, table, created)
+    _queue_snapshots(ctx)
     workspace = served_base(serving.app).ws
     log.info("%s: %s", workspace.source, workspace.how)
     server = LiveServer(ctx, serving)
@@ -275,6 +286,24 @@ def _initial(ctx: Context, table: Table, created: bool) -> Serving:
     workspace = workflow.model_free_workspace(table, ctx.settings, ctx.configured.name)
     app = ctx.app(workspace, training=training_status(ctx.engine, ctx.configured.id))
     return _debug(ctx, Serving(app, ctx.configured.id, None, None))
+
+
+def _queue_snapshots(ctx: Context) -> None:
+    """Jobs for what the over-time views need and nobody recorded yet: the live version's
+    snapshot, and at the built-in demo's first start its year of monthly history."""
+    from analytics.store import snapshots
+
+    made = snapshots.snapshots(ctx.engine)
+    live = lifecycle.live(ctx.engine)
+    if live is not None and not any(s.model_version == live.version for s in made):
+        lifecycle.enqueue(ctx.engine, live.dataset_id, None, kind=lifecycle.SNAPSHOT,
+                          options={"version": live.version})  # fmt: skip
+    demo = ctx.config.data.resolve() == DEMO_DATA.resolve()
+    if not (demo and ctx.config.demo_history) or any(s.kind == "history" for s in made):
+        return
+    if lifecycle.latest_job(ctx.engine, ctx.configured.id, kind=lifecycle.HISTORY) is None:
+        job = lifecycle.enqueue(ctx.engine, ctx.configured.id, None, kind=lifecycle.HISTORY)
+        log.info("job %s records the demo's monthly history (snapshots, a past campaign)", job.id)
 
 
 def _debug(ctx: Context, serving: Serving) -> Serving:

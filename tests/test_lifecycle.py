@@ -163,7 +163,7 @@ def test_promote_rollback_refresh_decisions_and_pruning(engine, tmp_path, two_ve
     names = []
     for i, (data, version, meta) in enumerate(made):
         info, _, _ = _add(engine, tmp_path, data, name=f"{i}.csv")
-        lifecycle.add_version(engine, version, info.id, jobs.version_metrics(meta), "ada")
+        lifecycle.add_version(engine, version, info.id, versions.version_metrics(meta), "ada")
         names.append(version)
     v1, v2 = names
     first = lifecycle.promote(engine, v1, "ada")

@@ -140,7 +140,12 @@ class Lifecycle:
         return versions.compare(self.engine, self.models_dir, self.key, version, against)
 
     def promote(self, version: str, actor: str, address: str | None) -> lifecycle.LiveInfo:
-        return lifecycle.promote(self.engine, str(version), actor, address)
+        """Make `version` live (rollback = the previous one) and queue its snapshot: scoring
+        the base is a job, never part of the request."""
+        live = lifecycle.promote(self.engine, str(version), actor, address)
+        lifecycle.enqueue(self.engine, live.dataset_id, actor, address, kind=lifecycle.SNAPSHOT,
+                          options={"version": live.version})  # fmt: skip
+        return live
 
     def live(self) -> lifecycle.LiveInfo | None:
         return lifecycle.live(self.engine)

@@ -119,3 +119,21 @@ def contacts_frame(base: ServedBase, query: str, a: Assumptions):
         raise InvalidInput("plan", result.reason)
     fields = [c for c in [*base.grid_fields, EXPECTED_SAVING] if c in result.contacts.columns]
     return result.contacts[fields]
+
+
+def save_rate_source(given: float | None, measured: dict | None) -> dict:
+    """Which save rate the plan uses, and says so (METRICS.md): the user's own, else the one a
+    campaign measured (with its interval), else the assumed RETENTION_SAVE_RATE."""
+    if given is not None:
+        return {"used": "given", "text": f"Save rate {given:.0%}: your input."}
+    if measured is not None:
+        low, high = measured.get("ci_low"), measured.get("ci_high")
+        interval = f" (95% interval {low:.0%} to {high:.0%})" if low is not None else ""
+        return {
+            **measured,
+            "used": "measured",
+            "text": f"Save rate {measured['save_rate']:.0%} measured by the campaign "
+            f"'{measured['campaign']}'{interval}.",
+        }
+    return {"used": "assumed", "text": "Save rate assumed (RETENTION_SAVE_RATE): no campaign "
+            "has measured one yet."}  # fmt: skip

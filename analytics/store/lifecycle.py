@@ -27,6 +27,8 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 ACTIVE = (QUEUED, RUNNING)
 FINISHED = (DONE, FAILED, CANCELLED)
 TRAIN = "train"
+SNAPSHOT = "snapshot"  # the live version's snapshot, after a promotion
+HISTORY = "history"  # the demo's year of monthly snapshots
 LIVE_ROW = 1
 
 
@@ -411,7 +413,9 @@ def enqueue(
                 id=job_id,
                 kind=kind,
                 dataset_id=dataset_id,
-                active_dataset=dataset_id,
+                # Only training holds the dataset: snapshots and the demo's history may run
+                # beside it (they never write a model the live row could point at meanwhile).
+                active_dataset=dataset_id if kind == TRAIN else None,
                 state=RUNNING if runner else QUEUED,
                 progress=0.0,
                 step="starting" if runner else "queued",
@@ -449,11 +453,15 @@ def job(engine: Engine, job_id: str) -> JobInfo | None:
         return JobInfo.of(row) if row is not None else None
 
 
-def jobs(engine: Engine, limit: int = 50, dataset_id: str | None = None) -> list[JobInfo]:
+def jobs(
+    engine: Engine, limit: int = 50, dataset_id: str | None = None, kind: str | None = None
+) -> list[JobInfo]:
     with Session(engine) as session:
         query = select(Job).order_by(Job.created_at.desc()).limit(limit)
         if dataset_id:
             query = query.where(Job.dataset_id == dataset_id)
+        if kind:
+            query = query.where(Job.kind == kind)
         return [JobInfo.of(r) for r in session.scalars(query)]
 
 
@@ -463,8 +471,8 @@ def active_job(engine: Engine, dataset_id: str) -> JobInfo | None:
         return JobInfo.of(row) if row is not None else None
 
 
-def latest_job(engine: Engine, dataset_id: str) -> JobInfo | None:
-    found = jobs(engine, limit=1, dataset_id=dataset_id)
+def latest_job(engine: Engine, dataset_id: str, kind: str = TRAIN) -> JobInfo | None:
+    found = jobs(engine, limit=1, dataset_id=dataset_id, kind=kind)
     return found[0] if found else None
 
 

@@ -40,6 +40,7 @@ class ApiError(Exception):
 # What an error echoes of the request is bounded: a 20 MB body of unknown keys once gave a
 # 31 MB answer naming each of them.
 MAX_ERRORS = 50
+SNAPSHOT = "snapshot"  # ?snapshot=<as_of>: a view of that snapshot instead of the live base
 MAX_ECHO = 120
 
 
@@ -230,6 +231,7 @@ def parse_request(data: ServedBase, model, check=None):
     if check is not None:
         check(pairs, problems)
     declared = set(model.model_fields) if model is not None else set()
+    declared.add(SNAPSHOT)  # which base: the route has read it already (history.pick)
     state, found = parse_filters(data, {k: v for k, v in pairs.items() if k not in declared})
     problems += found
     if problems:

@@ -48,7 +48,7 @@ class Datasets(Out):
 
 class Job(Out):
     job_id: str
-    kind: Literal["train"]
+    kind: Literal["train", "snapshot", "history"]
     dataset_id: str
     state: JobState
     progress: Number = Field(description="0 to 1")

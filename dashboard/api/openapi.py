@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from analytics import access, filters
 from analytics import columns as C
 from analytics.model import predict
+from dashboard.api import history_models as hm
 from dashboard.api import lifecycle_models as lm
 from dashboard.api import models
 
@@ -95,10 +96,21 @@ def customer_schema(schema: Mapping[str, dict]) -> dict:
     }
 
 
+SNAPSHOT_PARAMETER = {
+    "name": "snapshot",
+    "in": "query",
+    "required": False,
+    "description": "Answer from the snapshot as of this date (YYYY-MM-DD, see GET "
+    "/api/v1/snapshots) instead of the live base.",
+    "schema": {"type": "string", "format": "date"},
+}
+
+
 def filter_parameters(allowed: Mapping[str, list[str]]) -> list[dict]:
-    """The dashboard's filters as query parameters, with analytics.filters' URL names."""
+    """The dashboard's filters as query parameters, with analytics.filters' URL names, and the
+    snapshot to read."""
     url_names = {column: name for name, column in filters.NAMED.items()}
-    params = []
+    params = [SNAPSHOT_PARAMETER]
     for column, levels in allowed.items():
         name = url_names.get(column, column)
         params.append(
@@ -224,6 +236,43 @@ OPERATIONS = (
         models.Audit, models.AuditQuery, errors=("400",), right=access.ADMINISTER,
     ),
     Operation("/openapi.json", "get", "openapi", "This document."),
+    # over time (issue 13)
+    Operation(
+        "/snapshots", "get", "snapshots",
+        "The snapshots, newest first (one per as_of), with predicted and realised churn.",
+        hm.Snapshots,
+    ),
+    Operation(
+        "/customers/movers", "get", "movers",
+        "Customers whose churn probability rose most since the previous snapshot, and those "
+        "newly on the high-value at-risk list, with their reasons then and now.",
+        hm.Movers, hm.MoversQuery, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/revenue", "get", "revenue",
+        "Revenue retention per month between consecutive snapshots: new, reactivation, "
+        "expansion, contraction and churned MRR, GRR and NRR (ChartMogul's movements).",
+        hm.Revenue, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/monitoring", "get", "monitoring",
+        "The model watched: realised ROC-AUC, PR-AUC, lift and calibration of each snapshot "
+        "whose window has passed, each feature's drift (PSI), and whether to retrain.",
+        hm.Monitoring, filters=True, errors=("400",),
+    ),
+    Operation(
+        "/campaigns", "get", "campaigns",
+        "The campaigns, each with churn in its treated and control groups and the measured "
+        "save rate with its 95% interval once a later snapshot says who left.",
+        hm.Campaigns,
+    ),
+    Operation(
+        "/campaigns", "post", "campaign_create",
+        "Create a campaign from the planner's contact list of the selection: a random control "
+        "group, stratified by risk band, is held out; only the treated are returned.",
+        hm.CampaignCreated, filters=True, errors=("400", "422"), ok="201",
+        body={"application/json": {"schema": {"$ref": "#/components/schemas/CampaignBody"}}},
+    ),
 )
 
 
@@ -425,7 +474,8 @@ def component_schemas(
 ) -> dict:
     """Every response model's JSON schema (pydantic), and the customer body from the model's
     input schema (what predict.check_record validates)."""
-    responses = [*models.RESPONSES, *(lm.RESPONSES if lifecycle else ())]
+    responses = [*models.RESPONSES, *hm.RESPONSES, hm.CampaignBody,
+                 *(lm.RESPONSES if lifecycle else ())]  # fmt: skip
     _, top = models_json_schema(
         [(m, "serialization") for m in responses],
         ref_template="#/components/schemas/{model}",

@@ -30,6 +30,7 @@ generic JSON 500.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable
@@ -45,6 +46,7 @@ from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, TERMS
 from analytics.model import predict
 from analytics.services import customers as customer_service
+from analytics.services import history as history_service
 from analytics.services import model as model_service
 from analytics.services import overview, planner
 from analytics.services import training as training_status
@@ -52,8 +54,10 @@ from analytics.services.base import ServedBase
 from analytics.services.errors import InvalidInput, ModelPending
 from analytics.store import accounts, artifacts
 from dashboard import auth
+from dashboard.api import history as history_routes
 from dashboard.api import models, openapi
 from dashboard.api.http import (
+    SNAPSHOT,
     ApiError,
     batch_limit,
     error_response,
@@ -209,13 +213,17 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
         log.exception("API error on %s %s", request.method, request.path)
         return error_response(500, INTERNAL)
 
-    def view(model=None, check=None):
+    def current() -> ServedBase:
+        """The base this request reads: the snapshot ?snapshot=<as_of> names, else the live."""
+        return history_service.pick(history_routes.history(), data, request.args.get(SNAPSHOT))
+
+    def view(model=None, check=None, base: ServedBase | None = None):
         """(options, canonical filter query, filters echo) of this request."""
         if not has_model:
             for name, what in MODEL_FILTERS.items():
                 if name in request.args:
                     raise ModelPending(what)
-        options, state = parse_request(data, model, check)
+        options, state = parse_request(base or data, model, check)
         return options, filters.to_query(state), filters_echo(state)
 
     @bp.get("/health")
@@ -248,8 +256,11 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
 
     @bp.get("/kpis")
     def kpi_view():
-        _, query, echo = view()
-        values = overview.kpis(data, query)
+        base = current()
+        _, query, echo = view(base=base)
+        values = history_service.kpis_with_change(
+            history_routes.history(), base, query, overview.kpis(base, query)
+        )
         return json_response({**values, "filters": echo, "definitions": KPI_DEFINITIONS})
 
     @bp.get("/trend")
@@ -264,31 +275,35 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
 
     @bp.get("/segments")
     def segments_view():
-        _, query, echo = view()
-        return json_response({**overview.segments(data, query), "filters": echo})
+        base = current()
+        _, query, echo = view(base=base)
+        return json_response({**overview.segments(base, query), "filters": echo})
 
     @bp.get("/drivers")
     def drivers_view():
-        options, query, echo = view(models.DriversQuery)
-        return json_response({**overview.drivers(data, query, options.factor), "filters": echo})
+        base = current()
+        options, query, echo = view(models.DriversQuery, base=base)
+        return json_response({**overview.drivers(base, query, options.factor), "filters": echo})
 
     @bp.get("/customers/value-risk")
     def scatter_view():
-        _, query, echo = view()
-        return json_response({**customer_service.scatter(data, query), "filters": echo})
+        base = current()
+        _, query, echo = view(base=base)
+        return json_response({**customer_service.scatter(base, query), "filters": echo})
 
     @bp.get("/customers/at-risk")
     def at_risk_list():
+        base = current()
         sorts = []
 
         def check_sort(pairs, problems):
-            sorts.extend(parse_sort(pairs.get("sort", []), data.grid_fields, problems))
+            sorts.extend(parse_sort(pairs.get("sort", []), base.grid_fields, problems))
 
-        options, query, echo = view(models.AtRiskQuery, check_sort)
+        options, query, echo = view(models.AtRiskQuery, check_sort, base=base)
         sort = sorts
         try:
             page = customer_service.at_risk(
-                data, query, sort=sort, offset=options.offset, limit=options.limit
+                base, query, sort=sort, offset=options.offset, limit=options.limit
             )
         except InvalidInput as exc:
             if exc.field == "list":  # the data cannot answer it (no revenue column)
@@ -302,23 +317,30 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
             }
         )
 
+    history_routes.add_routes(bp, current, view)
+
     @bp.get("/customers/<customer_id>")
     def customer(customer_id: str):
-        found = customer_service.customer(data, customer_id)
+        found = customer_service.customer(current(), customer_id)
         if found is None:
             raise ApiError(404, f"customer {customer_id!r} is not in the current base")
         return json_response(found)
 
     @bp.get("/planner")
     def planner_view():
-        options, query, echo = view(models.PlannerQuery)
+        base = current()
+        options, query, echo = view(models.PlannerQuery, base=base)
+        measured = history_service.measured_save_rate(history_routes.history(), base)
         defaults = planner.Assumptions.defaults(data.ws.settings)
+        if measured is not None:  # METRICS.md: the measured s when a campaign measured one
+            defaults = dataclasses.replace(defaults, save_rate=measured["save_rate"])
         given = {k: getattr(options, k) for k in planner.Assumptions.LIMITS}
         assumptions = planner.Assumptions.checked(
             **{k: getattr(defaults, k) if v is None else v for k, v in given.items()}
         )
-        result = planner.plan(data, query, assumptions, contacts=options.contacts)
-        return json_response({**result, "filters": echo})
+        result = planner.plan(base, query, assumptions, contacts=options.contacts)
+        source = planner.save_rate_source(options.save_rate, measured)
+        return json_response({**result, "save_rate_source": source, "filters": echo})
 
     @bp.get("/model/curves")
     def curves_view():

@@ -1,0 +1,532 @@
+"""What a user asks of the product over time: the snapshots, a view of one of them, "vs last
+month", movers, revenue retention, monitoring, campaigns. Plain functions of (history, served
+base, filter query) -> plain data; the API returns it as it is and the dashboard draws from it.
+
+A snapshot is served like the live base (analytics.services.base.ServedBase over its stored
+rows), so every view, filter and scope rule applies to it unchanged. Snapshots are immutable:
+what is computed from one is cached by its id for the life of the process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Engine
+
+from analytics import access, filters
+from analytics import columns as C
+from analytics.config import Settings
+from analytics.history import campaigns as campaign_rules
+from analytics.history import monitoring as monitor
+from analytics.history import movers as mover_rules
+from analytics.history import revenue as revenue_rules
+from analytics.ingest.validate import Table
+from analytics.plain import plain, records
+from analytics.services import planner as planner_service
+from analytics.services.base import _LRU, ServedBase
+from analytics.services.errors import InvalidInput
+from analytics.store import snapshots as store
+from analytics.workflow import Workspace
+
+PARAM = "snapshot"
+NO_SNAPSHOTS = "No snapshots yet: one is recorded each time a model version goes live."
+NO_PREVIOUS = "No earlier snapshot to compare with."
+MOVERS_LIMIT = 50
+DECAY_MARGIN = 0.05  # realised ROC-AUC this far below the model's cross-validated one: decaying
+LARGE_PSI = 0.25
+
+
+@dataclasses.dataclass(frozen=True)
+class Scoring:
+    """What a snapshot keeps of the model that scored it: ServedBase reads `meta`."""
+
+    version: str
+    meta: dict
+    pipeline: None = None
+    scorer: None = None
+
+
+class History:
+    """The snapshots of one state database, as the services read them (one per process)."""
+
+    def __init__(self, engine: Engine, state_dir: Path, settings: Settings) -> None:
+        self.engine, self.state_dir, self.settings = engine, Path(state_dir), settings
+        self._bases = _LRU(3)  # a million-row snapshot is hundreds of MB
+        self._small = _LRU(512)  # figures per snapshot (immutable, so never stale)
+
+    # -- which snapshot ----------------------------------------------------------------------
+
+    def all(self) -> list[store.SnapshotInfo]:
+        return store.snapshots(self.engine)
+
+    def chosen(self, live_version: str | None = None) -> list[store.SnapshotInfo]:
+        """One snapshot per as_of, oldest first: the live version's when it scored that date,
+        else the last recorded."""
+        picked: dict[date, store.SnapshotInfo] = {}
+        for info in self.all():
+            held = picked.get(info.as_of)
+            if held is None or held.model_version != live_version:
+                picked[info.as_of] = info
+        return [picked[d] for d in sorted(picked)]
+
+    def resolve(self, text: str | None, base: ServedBase) -> store.SnapshotInfo | None:
+        """The snapshot `?snapshot=<as_of>` names (None: not asked); 400 for a bad or unknown
+        date, naming the dates there are."""
+        if text is None:
+            return None
+        try:
+            when = date.fromisoformat(str(text).strip())
+        except ValueError:
+            raise InvalidInput(PARAM, f"expected a date YYYY-MM-DD, got {text!r}") from None
+        for info in self.chosen(_version(base)):
+            if info.as_of == when:
+                return info
+        known = ", ".join(i.label for i in self.chosen(_version(base))[-6:]) or "none yet"
+        raise InvalidInput(PARAM, f"no snapshot as of {when}; the latest: {known}")
+
+    def current(self, base: ServedBase) -> store.SnapshotInfo | None:
+        """The snapshot `base` is: itself for a snapshot's base, else the live version's
+        newest snapshot (None until its snapshot job has run)."""
+        if isinstance(base.ws.model, Scoring) and base.ws.source.startswith("snapshot "):
+            return store.snapshot(self.engine, base.ws.source.split(" ", 1)[1])
+        version = _version(base)
+        mine = [i for i in self.chosen(version) if i.model_version == version]
+        return mine[-1] if mine else None
+
+    def previous(self, info: store.SnapshotInfo, base: ServedBase) -> store.SnapshotInfo | None:
+        earlier = [i for i in self.chosen(_version(base)) if i.as_of < info.as_of]
+        return earlier[-1] if earlier else None
+
+    def base(self, info: store.SnapshotInfo) -> ServedBase:
+        """The snapshot served like the live base (cached by id)."""
+        return self._bases.get(info.id, lambda: ServedBase(self._workspace(info)))
+
+    def _workspace(self, info: store.SnapshotInfo) -> Workspace:
+        frame = store.read_frame(self.state_dir, info)
+        summary = info.summary
+        categorical = tuple(c for c in summary.get("categorical", []) if c in frame)
+        numeric = tuple(c for c in summary.get("numeric", []) if c in frame)
+        table = Table(frame, {}, tuple(frame.columns), categorical + numeric, categorical, numeric)
+        meta = {"threshold": summary["threshold"], "window_months": summary["window_months"]}
+        scoring = Scoring(info.model_version, meta)
+        return Workspace(table, scoring, frame, None, self.settings,  # type: ignore[arg-type]
+                         f"snapshot {info.id}", f"snapshot {info.label}")  # fmt: skip
+
+    def figures(self, key: tuple, make):
+        return self._small.get(key, make)
+
+
+def _version(base: ServedBase) -> str | None:
+    model = base.ws.model
+    return getattr(model, "version", None) if model is not None else None
+
+
+def pick(history: History | None, base: ServedBase, text: str | None) -> ServedBase:
+    """The base a request reads: the snapshot `?snapshot=` names, else the live one."""
+    if text is None:
+        return base
+    if history is None:
+        raise InvalidInput(PARAM, NO_SNAPSHOTS)
+    info = history.resolve(text, base)
+    return history.base(info)
+
+
+# -- the list ---------------------------------------------------------------------------------
+
+
+def snapshot_list(history: History, base: ServedBase) -> dict:
+    """Every as_of with its snapshot, newest first, with predicted and realised churn (the
+    trend's "predicted beside realised")."""
+    chosen = history.chosen(_version(base))
+    current = history.current(base)
+    items = []
+    for info in reversed(chosen):
+        s = info.summary
+        items.append({
+            **info.public(),
+            "predicted_churn": s.get("predicted_churn"),
+            "realised_churn": s.get("realised_churn"),
+            "current": current is not None and info.id == current.id,
+        })  # fmt: skip
+    return {"snapshots": items, "note": "" if items else NO_SNAPSHOTS}
+
+
+# -- vs last month ------------------------------------------------------------------------------
+
+
+def kpis_with_change(history: History | None, base: ServedBase, query: str, found: dict) -> dict:
+    """`found` (the KPIs of the selection) with vs_previous: the same KPIs on the previous
+    snapshot for the same filters (METRICS.md: points for rates, relative for amounts)."""
+    if history is None:
+        return {**found, "vs_previous": None, "vs_previous_note": NO_SNAPSHOTS}
+    current = history.current(base)
+    if current is None:
+        note = "The live model's snapshot is being recorded; comparisons follow."
+        return {**found, "vs_previous": None, "vs_previous_note": note}
+    before = history.previous(current, base)
+    if before is None:
+        return {**found, "vs_previous": None, "vs_previous_note": NO_PREVIOUS}
+    earlier = history.base(before)
+    try:
+        previous = plain(earlier.kpis(query))
+    except (filters.FilterError, KeyError, ValueError) as exc:
+        note = f"The snapshot of {before.label} cannot take these filters: {exc}"
+        return {**found, "vs_previous": None, "vs_previous_note": note}
+    change = mover_rules.kpi_change(found, previous)
+    return {
+        **found,
+        "as_of": current.label,
+        "previous_as_of": before.label,
+        "vs_previous": plain(change),
+        "previous": previous,
+        "vs_previous_note": "",
+    }
+
+
+def movers(
+    history: History | None, base: ServedBase, query: str, *, limit: int = MOVERS_LIMIT
+) -> dict:
+    """Customers whose risk rose most since the previous snapshot (in the selection), and the
+    ones newly on the high-value at-risk list, with their reasons then and now."""
+    base.require_model("movers")
+    out = {"items": [], "newly_at_risk": [], "as_of": None, "previous_as_of": None}
+    current = history.current(base) if history is not None else None
+    before = history.previous(current, base) if current is not None else None
+    if before is None:
+        return {**out, "note": NO_SNAPSHOTS if current is None else NO_PREVIOUS}
+    now = base.view(query)
+    then = history.base(before).scored
+    ranked = mover_rules.movers(now, then, limit=limit)
+    in_both = now[C.CUSTOMER_ID].astype(str).isin(then[C.CUSTOMER_ID].astype(str))
+    newly, newly_total = _newly(now, then, limit)
+    return {
+        **out,
+        "as_of": current.label,
+        "previous_as_of": before.label,
+        "items": records(ranked),
+        "total": int(in_both.sum()),
+        "newly_at_risk": records(newly),
+        "newly_at_risk_total": newly_total,
+        "note": "" if len(ranked) else "No customer of this selection is in both snapshots.",
+    }
+
+
+def _newly(now: pd.DataFrame, then: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, int]:
+    """The first `limit` of the selection's customers newly on the at-risk list, in its order,
+    with their probability before (None for one the previous snapshot did not have); and how
+    many there are."""
+    every = mover_rules.newly_at_risk(now, then)
+    ids = every[:limit]
+    keyed = now.set_index(now[C.CUSTOMER_ID].astype(str))
+    rows = keyed.loc[ids]
+    before = then.drop_duplicates(C.CUSTOMER_ID).set_index(then[C.CUSTOMER_ID].astype(str))
+    found = before[C.P_CHURN].reindex(ids).to_numpy(dtype=float)
+    band = before[C.RISK_BAND].astype("string").reindex(ids).to_numpy()
+    out = pd.DataFrame({
+        C.CUSTOMER_ID: ids.to_numpy(),
+        C.P_CHURN: rows[C.P_CHURN].to_numpy(dtype=float),
+        "p_churn_previous": found,
+        "rise": rows[C.P_CHURN].to_numpy(dtype=float) - found,
+        C.RISK_BAND: rows[C.RISK_BAND].astype("string").to_numpy(),
+        "risk_band_previous": band,
+        C.EXPECTED_LOSS: rows[C.EXPECTED_LOSS].to_numpy(dtype=float),
+        C.VALUE: rows[C.VALUE].to_numpy(dtype=float),
+        "reasons": [[r for r in row if isinstance(r, str) and r] for row in
+                    rows[[c for c in C.REASONS if c in rows]].itertuples(index=False)],
+        "newly_at_risk": True,
+    })  # fmt: skip
+    return out, len(every)
+
+
+# -- revenue ------------------------------------------------------------------------------------
+
+REVENUE_COLUMNS = (C.CUSTOMER_ID, C.MONTHLY_REVENUE)
+
+
+def revenue(history: History | None, base: ServedBase, query: str) -> dict:
+    """ChartMogul's movements per month between consecutive snapshots, for the selection."""
+    if history is None:
+        return {"months": [], "note": NO_SNAPSHOTS}
+    chosen = history.chosen(_version(base))
+    state = base.state(query)
+    scope = access.current_scope()
+    key = ("revenue", state.key(), str(scope), tuple(i.id for i in chosen))
+    return history.figures(key, lambda: _revenue(history, chosen, state))
+
+
+def _revenue(history: History, chosen, state) -> dict:
+    frames = []
+    for info in chosen:
+        rows = history.base(info) if len(chosen) <= 3 else None
+        frame = rows.scored if rows is not None else _columns(history, info, state)
+        if C.MONTHLY_REVENUE not in frame:
+            return {"months": [], "note": f"The snapshot of {info.label} has no monthly_revenue."}
+        keep = filters.mask(frame, state) if not state.is_empty else slice(None)
+        frames.append((info.as_of, frame.loc[keep, list(REVENUE_COLUMNS)]))
+    if len(frames) < 2:
+        return {"months": [], "note": "Revenue movements need two snapshots."}
+    months = revenue_rules.revenue_months(frames)
+    out = records(months)
+    for row in out:
+        row["month"] = str(row["month"])[:7]
+    return {"months": out, "note": ""}
+
+
+def _columns(history: History, info, state) -> pd.DataFrame:
+    wanted = set(REVENUE_COLUMNS) | set(state.levels) | set(state.ranges)
+    frame = store.read_frame(history.state_dir, info)
+    return frame[[c for c in frame.columns if c in wanted]]
+
+
+# -- monitoring ------------------------------------------------------------------------------
+
+
+def monitoring(history: History | None, base: ServedBase, query: str) -> dict:
+    """Realised performance of every out-of-time snapshot whose window has passed, the drift
+    of the watched model (the one that scored the newest of them) and whether it is decaying."""
+    out = {"snapshots": [], "drift": [], "watched_model": None, "decay": None, "banner": None}
+    if history is None:
+        return {**out, "note": NO_SNAPSHOTS}
+    chosen = [i for i in history.all() if i.summary.get("outcome_known")]
+    rows = []
+    for info in chosen:
+        found = _realised(history, info, base, query)
+        if found is None:
+            continue
+        rows.append({
+            "as_of": info.label,
+            "model_version": info.model_version,
+            "in_sample": bool(info.summary.get("in_sample")),
+            "expected_roc_auc": info.summary.get("expected_roc_auc"),
+            **{f"realised_{k}": v for k, v in found.items() if k != "calibration"},
+            "calibration": found.get("calibration", []),
+        })  # fmt: skip
+    outside = [r for r in rows if not r["in_sample"]]
+    watched = _watched(history)
+    drift = watched.summary.get("drift", []) if watched is not None else []
+    decay = None
+    if watched is not None:
+        mine = [r for r in outside if r["model_version"] == watched.model_version]
+        decay = plain(monitor.decay(
+            [{"as_of": r["as_of"], "roc_auc": r.get("realised_roc_auc")} for r in mine],
+            watched.summary.get("expected_roc_auc"),
+            DECAY_MARGIN,
+        ))  # fmt: skip
+    return {
+        **out,
+        "snapshots": plain(rows),
+        "drift": plain(drift),
+        "watched_model": watched.model_version if watched is not None else None,
+        "drift_as_of": watched.label if watched is not None else None,
+        "decay": decay,
+        "banner": _banner(watched, drift, decay),
+        "note": "" if rows else "No snapshot whose window has passed yet.",
+    }
+
+
+def _watched(history: History) -> store.SnapshotInfo | None:
+    """The newest snapshot scored by a model on data it was not trained on."""
+    outside = [i for i in history.all() if not i.summary.get("in_sample")]
+    return max(outside, key=lambda i: (i.as_of, i.created_at or "")) if outside else None
+
+
+def _realised(history: History, info, base: ServedBase, query: str):
+    scope = access.current_scope()
+    key = ("realised", info.id, query or "", str(scope))
+
+    def make():
+        served = history.base(info)
+        frame = served.view(query, (C.P_CHURN, C.CHURNED))
+        return monitor.realised(frame)
+
+    return history.figures(key, make)
+
+
+def _banner(watched, drift, decay) -> str | None:
+    if watched is None:
+        return None
+    large = [d for d in drift if (d.get("psi") or 0) > LARGE_PSI]
+    parts = []
+    if decay and decay.get("decayed"):
+        parts.append(str(decay.get("message") or "realised ROC-AUC fell below the expected one"))
+    if large:
+        named = ", ".join(f"{d['feature']} (PSI {d['psi']:.2f})" for d in large[:3])
+        parts.append(f"large drift in {named}")
+    if not parts:
+        return None
+    return (
+        f"Model {watched.model_version} on the snapshot of {watched.label}: "
+        + "; ".join(parts)
+        + ". Retraining on recent data is suggested."
+    )
+
+
+# -- campaigns ------------------------------------------------------------------------------
+
+DEFAULT_CONTROL_SHARE = 0.10
+
+
+def create_campaign(
+    history: History,
+    base: ServedBase,
+    query: str,
+    body: dict,
+    actor: str,
+    address: str | None,
+) -> dict:
+    """A campaign from the planner's contact list of the selection (its best N, or the first
+    `limit`): a random control group stratified by risk band is held out; only the treated
+    are returned for contact."""
+    base.require_model("campaigns")
+    current = history.current(base)
+    if current is None:
+        raise InvalidInput("snapshot", NO_SNAPSHOTS)
+    name = str(body.get("name") or "").strip()
+    if not name or len(name) > 200:
+        raise InvalidInput("name", "a name of 1 to 200 characters is required")
+    share = _number(body, "control_share", DEFAULT_CONTROL_SHARE)
+    if not 0 < share <= 0.5:
+        raise InvalidInput("control_share", f"must be above 0 and at most 0.5; got {share:g}")
+    contacts = _contact_list(base, query, body)
+    seed = int(body["seed"]) if isinstance(body.get("seed"), int) else _seed()
+    groups = campaign_rules.assign_groups(contacts, share, seed)
+    scope = access.current_scope()
+    info = store.add_campaign(
+        history.engine,
+        name=name,
+        snapshot=current,
+        control_share=share,
+        seed=seed,
+        inputs={k: body[k] for k in body if k != "name"} | {"filters": query},
+        members=groups,
+        scope=(scope.column, scope.values) if scope else None,
+        actor=actor,
+        address=address,
+    )
+    treated = groups[groups["group"] == "treated"]["customer_id"].astype(str).tolist()
+    return {
+        "campaign_id": info.id,
+        "name": info.name,
+        "as_of": info.as_of.isoformat(),
+        "treated": info.treated,
+        "control": info.control,
+        "treated_ids": treated,
+    }
+
+
+def _seed() -> int:
+    return int(np.random.default_rng().integers(1, 2**31 - 1))
+
+
+def _number(body: dict, name: str, default: float) -> float:
+    value = body.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise InvalidInput(name, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _contact_list(base: ServedBase, query: str, body: dict) -> pd.DataFrame:
+    defaults = planner_service.Assumptions.defaults(base.ws.settings)
+    given = {k: body.get(k) for k in planner_service.Assumptions.LIMITS}
+    assumptions = planner_service.Assumptions.checked(
+        **{k: getattr(defaults, k) if v is None else v for k, v in given.items()}
+    )
+    if "limit" in body:
+        limit = body["limit"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise InvalidInput("limit", f"expected a whole number of contacts >= 1, got {limit!r}")
+        frame = _top_by_expected_loss(base, query, limit)
+    else:
+        frame = planner_service.contacts_frame(base, query, assumptions)
+    if not len(frame):
+        raise InvalidInput("filters", "the plan contacts nobody in this selection")
+    return frame[[C.CUSTOMER_ID, C.RISK_BAND, C.P_CHURN]].reset_index(drop=True)
+
+
+def _top_by_expected_loss(base: ServedBase, query: str, limit: int) -> pd.DataFrame:
+    """The planner's order (METRICS.md: active customers by expected loss, descending), its
+    first `limit`, whether or not contacting them all pays."""
+    rows = base.ranked(query, C.EXPECTED_LOSS)
+    loss = base.scored[C.EXPECTED_LOSS].to_numpy(dtype=float, na_value=np.nan)[rows]
+    rows = rows[base.active[rows] & np.isfinite(loss)][:limit]
+    return base.scored.iloc[rows]
+
+
+def campaign_list(history: History | None, base: ServedBase) -> dict:
+    """Every campaign the user may see, each measured once a later snapshot says who left."""
+    if history is None:
+        return {"campaigns": [], "note": NO_SNAPSHOTS}
+    scope = access.current_scope()
+    items = [
+        _measured(history, info, base)
+        for info in store.campaigns(history.engine)
+        if _visible(info, scope)
+    ]
+    return {"campaigns": items, "note": "" if items else "No campaigns yet."}
+
+
+def _visible(info: store.CampaignInfo, scope: access.Scope | None) -> bool:
+    if scope is None:
+        return True
+    return info.scope_column == scope.column and set(info.scope_values or ()) <= set(scope.values)
+
+
+def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> dict:
+    outcome_info = _outcome_snapshot(history, info, base)
+    out = {
+        "campaign_id": info.id,
+        "name": info.name,
+        "as_of": info.as_of.isoformat(),
+        "control_share": info.control_share,
+        "treated": info.treated,
+        "control": info.control,
+        "created_by": info.created_by,
+        "created_at": info.created_at,
+        "outcome_as_of": outcome_info.label if outcome_info is not None else None,
+    }
+    if outcome_info is None:
+        note = "Waiting for a later snapshot that says who left."
+        return {**out, "measured_save_rate": None, "ci_low": None, "ci_high": None, "note": note}
+
+    def make():
+        members = store.members(history.engine, info.id)
+        frame = store.read_frame(history.state_dir, outcome_info)
+        outcome = frame.set_index(frame[C.CUSTOMER_ID].astype(str))[C.CHURNED]
+        return plain(campaign_rules.measure(members, outcome))
+
+    found = history.figures(("campaign", info.id, outcome_info.id), make)
+    return {
+        **out,
+        **found,
+        "measured_save_rate": found.get("save_rate"),
+    }
+
+
+def _outcome_snapshot(history: History, info: store.CampaignInfo, base: ServedBase):
+    later = [
+        i
+        for i in history.chosen(_version(base))
+        if i.as_of > info.as_of and i.summary.get("outcome_known")
+    ]
+    return later[0] if later else None
+
+
+def measured_save_rate(history: History | None, base: ServedBase) -> dict | None:
+    """The newest campaign's measured save rate the user may see (for the planner), or None."""
+    if history is None:
+        return None
+    for item in campaign_list(history, base)["campaigns"]:
+        if item.get("measured_save_rate") is not None:
+            return {
+                "save_rate": item["measured_save_rate"],
+                "ci_low": item.get("ci_low"),
+                "ci_high": item.get("ci_high"),
+                "campaign": item["name"],
+                "campaign_id": item["campaign_id"],
+            }
+    return None

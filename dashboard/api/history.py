@@ -1,0 +1,82 @@
+"""The over-time routes of /api/v1: snapshots, movers, revenue retention, monitoring and
+campaigns. Added to the API blueprint (dashboard/api/routes.py), so its login, rights,
+readiness and error handling apply unchanged; the services (analytics/services/history.py) do
+the work, and every answer is cut to a manager's scope there."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+from pydantic import ValidationError
+
+from analytics.services import history as service
+from dashboard import auth
+from dashboard.api import history_models as hm
+from dashboard.api.http import ApiError, json_response, read_json
+
+EXTENSION = "retention_history"  # app.extensions key: the process's History (dashboard.live)
+
+
+def history() -> service.History | None:
+    return current_app.extensions.get(EXTENSION)
+
+
+def add_routes(bp, current, view) -> None:
+    """Add the routes to `bp`; current() is the request's base, view() its parsed query."""
+
+    @bp.get("/snapshots")
+    def snapshots_view():
+        view()
+        found = history()
+        if found is None:
+            return json_response({"snapshots": [], "note": service.NO_SNAPSHOTS})
+        return json_response(service.snapshot_list(found, current()))
+
+    @bp.get("/customers/movers")
+    def movers_view():
+        base = current()
+        options, query, echo = view(hm.MoversQuery, base=base)
+        found = service.movers(history(), base, query, limit=options.limit)
+        return json_response({**found, "filters": echo})
+
+    @bp.get("/revenue")
+    def revenue_view():
+        base = current()
+        _, query, echo = view(base=base)
+        return json_response({**service.revenue(history(), base, query), "filters": echo})
+
+    @bp.get("/monitoring")
+    def monitoring_view():
+        base = current()
+        _, query, echo = view(base=base)
+        return json_response({**service.monitoring(history(), base, query), "filters": echo})
+
+    @bp.get("/campaigns")
+    def campaigns_view():
+        view()
+        return json_response(service.campaign_list(history(), current()))
+
+    @bp.post("/campaigns")
+    def campaign_create():
+        base = current()
+        _, query, _echo = view(base=base)
+        body = read_json()
+        try:
+            checked = hm.CampaignBody.model_validate(body)
+        except ValidationError as exc:
+            raise ApiError(422, "invalid request body", _problems(exc)) from None
+        found = history()
+        if found is None:
+            raise ApiError(409, service.NO_SNAPSHOTS)
+        user = auth.user()
+        made = service.create_campaign(
+            found, base, query, checked.model_dump(exclude_none=True), user.username,
+            request.remote_addr,
+        )  # fmt: skip
+        return json_response(made, 201)
+
+
+def _problems(exc: ValidationError) -> list[dict]:
+    return [
+        {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+        for e in exc.errors()
+    ]
