@@ -404,13 +404,15 @@ def _number(value) -> float | None:
 
 def model_decay(monitoring: dict | None, margin: float) -> Finding | None:
     """The newest snapshot with a realised ROC-AUC below the model's expected one minus the
-    margin, or any feature drifting largely (PSI > 0.25)."""
+    margin, or any feature drifting largely (PSI > 0.25). Snapshots marked in_sample (a model
+    scoring its own training base: cross-validated figures) say nothing of decay."""
     if not monitoring:
         return None
     realised = [
         s
         for s in monitoring.get("snapshots") or []
-        if _number(s.get("realised_roc_auc")) is not None
+        if not s.get("in_sample")
+        and _number(s.get("realised_roc_auc")) is not None
         and _number(s.get("expected_roc_auc")) is not None
     ]
     newest = max(realised, key=lambda s: str(s.get("as_of")), default=None)

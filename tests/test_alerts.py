@@ -231,7 +231,9 @@ def _monitoring(drift_psi: float = 0.1) -> dict:
              "expected_roc_auc": 0.80},
             {"as_of": "2026-10-01", "model_version": "v1", "realised_roc_auc": 0.75,
              "expected_roc_auc": 0.80},
-            {"as_of": "2026-11-01", "model_version": "v1", "realised_roc_auc": None,
+            {"as_of": "2026-11-01", "model_version": "v2", "realised_roc_auc": 0.10,
+             "expected_roc_auc": 0.80, "in_sample": True},  # its own base: not decay
+            {"as_of": "2026-12-01", "model_version": "v1", "realised_roc_auc": None,
              "expected_roc_auc": 0.80},
         ],
         "drift": [
