@@ -109,9 +109,16 @@ def record_live(
     model = workflow.load(models_dir, version, key=key)
     table = datasets.open_table(info, state_dir, settings)
     workspace = workflow.model_workspace(model, table, settings, info.name, "snapshot")
-    as_of = as_of_of(table, info)
+    as_of = _known_date(engine, info) or as_of_of(table, info)
     return _record(engine, state_dir, workspace.scored, model, info, table, as_of, kind=kind,
                    in_sample=True, drift=None, actor=actor)  # fmt: skip
+
+
+def _known_date(engine: Engine, info: lifecycle.DatasetInfo) -> date | None:
+    """The as_of another snapshot of this dataset has: the same data is of the same date (an
+    undated monthly export that the history dated, then trained on)."""
+    dated = [s.as_of for s in store.snapshots(engine) if s.dataset_id == info.id]
+    return dated[-1] if dated else None
 
 
 def score_out_of_time(

@@ -262,8 +262,7 @@ def revenue(history: History | None, base: ServedBase, query: str) -> dict:
 def _revenue(history: History, chosen, state) -> dict:
     frames = []
     for info in chosen:
-        rows = history.base(info) if len(chosen) <= 3 else None
-        frame = rows.scored if rows is not None else _columns(history, info, state)
+        frame = _columns(history, info, state)
         if C.MONTHLY_REVENUE not in frame:
             return {"months": [], "note": f"The snapshot of {info.label} has no monthly_revenue."}
         keep = filters.mask(frame, state) if not state.is_empty else slice(None)
@@ -278,9 +277,12 @@ def _revenue(history: History, chosen, state) -> dict:
 
 
 def _columns(history: History, info, state) -> pd.DataFrame:
-    wanted = set(REVENUE_COLUMNS) | set(state.levels) | set(state.ranges)
-    frame = store.read_frame(history.state_dir, info)
-    return frame[[c for c in frame.columns if c in wanted]]
+    """The columns revenue needs of a snapshot (its ids, revenue and what the filters read),
+    without building a served base for each month."""
+    wanted = set(REVENUE_COLUMNS) | {c for c, v in state.levels.items() if v}
+    if state.tenure_min is not None or state.tenure_max is not None:
+        wanted.add(C.TENURE)
+    return store.read_frame(history.state_dir, info, columns=wanted)
 
 
 # -- monitoring ------------------------------------------------------------------------------
@@ -499,12 +501,9 @@ def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> d
         outcome = frame.set_index(frame[C.CUSTOMER_ID].astype(str))[C.CHURNED]
         return plain(campaign_rules.measure(members, outcome))
 
-    found = history.figures(("campaign", info.id, outcome_info.id), make)
-    return {
-        **out,
-        **found,
-        "measured_save_rate": found.get("save_rate"),
-    }
+    found = dict(history.figures(("campaign", info.id, outcome_info.id), make))
+    groups = {"treated_outcome": found.pop("treated"), "control_outcome": found.pop("control")}
+    return {**out, **found, **groups, "measured_save_rate": found.get("save_rate")}
 
 
 def _outcome_snapshot(history: History, info: store.CampaignInfo, base: ServedBase):

@@ -158,8 +158,11 @@ def snapshots(engine: Engine) -> list[SnapshotInfo]:
         return [SnapshotInfo.of(r) for r in rows]
 
 
-def read_frame(state_dir: Path, info: SnapshotInfo) -> pd.DataFrame:
-    """The snapshot's rows, after checking the file is the one recorded."""
+def read_frame(
+    state_dir: Path, info: SnapshotInfo, columns: set[str] | None = None
+) -> pd.DataFrame:
+    """The snapshot's rows (only `columns`, those it has, if given), after checking the file is
+    the one recorded."""
     path = Path(state_dir) / info.path
     if not path.is_file():
         raise artifacts.ArtifactError(f"snapshot {info.id} ({info.label}): {info.path} is missing")
@@ -168,7 +171,12 @@ def read_frame(state_dir: Path, info: SnapshotInfo) -> pd.DataFrame:
         raise artifacts.ArtifactError(
             f"snapshot {info.id} ({info.label}): {info.path} changed since it was written"
         )
-    return pd.read_parquet(path)
+    if columns is None:
+        return pd.read_parquet(path)
+    import pyarrow.parquet as pq
+
+    present = [c for c in pq.read_schema(path).names if c in columns]
+    return pd.read_parquet(path, columns=present)
 
 
 # -- campaigns ------------------------------------------------------------------------------
