@@ -75,9 +75,9 @@ def summary(
     }
 
 
-def _record(engine, state_dir, frame, model, info, table, as_of, *, kind, in_sample, drift,
-            actor):  # fmt: skip
-    return store.add_snapshot(
+def _record(engine, state_dir, settings, frame, model, info, table, as_of, *, kind, in_sample,
+            drift, actor):  # fmt: skip
+    snap, created = store.add_snapshot(
         engine,
         state_dir,
         frame.reset_index(drop=True),
@@ -88,6 +88,51 @@ def _record(engine, state_dir, frame, model, info, table, as_of, *, kind, in_sam
         summary=summary(frame, model, table, in_sample=in_sample, drift=drift),
         actor=actor,
     )
+    if created and kind in ALERTING:
+        _alert(engine, Path(state_dir), snap, frame, settings)
+    return snap, created
+
+
+# Snapshots of new data the alert rules are checked on (the demo's history is the past).
+ALERTING = ("promote", "refresh")
+
+
+def previous_of(engine: Engine, snap: store.SnapshotInfo) -> store.SnapshotInfo | None:
+    """The snapshot before `snap`: the latest earlier as_of (by the same model version when
+    it scored that date too, else the last recorded)."""
+    earlier = [s for s in store.snapshots(engine) if s.as_of < snap.as_of]
+    if not earlier:
+        return None
+    last = max(s.as_of for s in earlier)
+    same_day = [s for s in earlier if s.as_of == last]
+    mine = [s for s in same_day if s.model_version == snap.model_version]
+    return (mine or same_day)[-1]
+
+
+def _alert(engine, state_dir: Path, snap, frame: pd.DataFrame, settings: Settings) -> None:
+    """Check the alert rules on a new snapshot and deliver what fired. Never fails the job
+    that recorded the snapshot: a rule or a channel that fails is logged (and the delivery
+    log says why)."""
+    from analytics import alerting
+    from analytics.config import ConfigError, serve_settings_from_env
+    from analytics.services import history
+
+    try:
+        config = serve_settings_from_env()
+    except ConfigError as exc:
+        log.warning("alerts not checked for snapshot %s: %s", snap.id, exc)
+        return
+    try:
+        before = previous_of(engine, snap)
+        previous = store.read_frame(state_dir, before) if before is not None else None
+        watch = history.monitoring(history.History(engine, state_dir, settings))
+        run = alerting.run_for_snapshot(engine, config, snapshot_id=snap.id, current=frame,
+                                        previous=previous, monitoring=watch,
+                                        currency=settings.currency)  # fmt: skip
+        log.info("snapshot %s: %d alert(s) fired, %d delivered", snap.id, len(run.alerts),
+                 len(run.delivered))  # fmt: skip
+    except Exception:
+        log.exception("alerts for snapshot %s could not be checked", snap.id)
 
 
 def record_live(
@@ -110,8 +155,8 @@ def record_live(
     table = datasets.open_table(info, state_dir, settings)
     workspace = workflow.model_workspace(model, table, settings, info.name, "snapshot")
     as_of = _known_date(engine, info) or as_of_of(table, info)
-    return _record(engine, state_dir, workspace.scored, model, info, table, as_of, kind=kind,
-                   in_sample=True, drift=None, actor=actor)  # fmt: skip
+    return _record(engine, state_dir, settings, workspace.scored, model, info, table, as_of,
+                   kind=kind, in_sample=True, drift=None, actor=actor)  # fmt: skip
 
 
 def _known_date(engine: Engine, info: lifecycle.DatasetInfo) -> date | None:
@@ -156,8 +201,8 @@ def record_scored(
     """Snapshot of `model` scoring `info`'s table, which it was not trained on."""
     scored, drift = score_out_of_time(model, table, settings)
     when = as_of or as_of_of(table, info)
-    return _record(engine, state_dir, scored, model, info, table, when, kind=kind, in_sample=False,
-                   drift=drift, actor=actor)  # fmt: skip
+    return _record(engine, state_dir, settings, scored, model, info, table, when, kind=kind,
+                   in_sample=False, drift=drift, actor=actor)  # fmt: skip
 
 
 # -- the demo's year ----------------------------------------------------------------------
@@ -197,8 +242,9 @@ def demo_history(
         progress(f"scoring the snapshot of {when} ({k + 1} of {len(exports)})")
         if k == 0:
             scored = workflow.model_workspace(model, table, settings, info.name, "").scored
-            snap, _ = _record(engine, state_dir, scored, model, info, table, when, kind="history",
-                              in_sample=True, drift=None, actor=HISTORY_ACTOR)  # fmt: skip
+            snap, _ = _record(engine, state_dir, settings, scored, model, info, table, when,
+                              kind="history", in_sample=True, drift=None,
+                              actor=HISTORY_ACTOR)  # fmt: skip
         else:
             snap, _ = record_scored(engine, state_dir, settings, model, info, table,
                                     kind="history", actor=HISTORY_ACTOR, as_of=when)  # fmt: skip

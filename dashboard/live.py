@@ -97,6 +97,7 @@ class Context:
             training=training,
         )
         server.extensions[history_api.EXTENSION] = self.history
+        server.extensions[history_api.SERVE_CONFIG] = self.config
         lifecycle_api.register(server, self.service)
         admin_data.register(server, self.service)
         # Dash finishes its set-up (registering the component files it may serve) on a

@@ -224,3 +224,41 @@ def test_a_snapshot_is_recorded_once_and_its_file_is_checked(empty_state, tmp_pa
         store.read_frame(tmp_path, first)
     assert np.array_equal([e["action"] for e in accounts.events(empty_state, 5)][:1],
                           ["snapshot.add"])  # fmt: skip
+
+
+def test_alerts_through_the_api_reach_a_loopback_receiver_once(year):
+    from analytics.config import serve_settings_from_env
+    from tests.test_alert_delivery import Receiver
+
+    hook = Receiver()
+    try:
+        year["app"].extensions[history_api.SERVE_CONFIG] = serve_settings_from_env(env={})
+        admin = signed_in(year["app"], "admin")
+        analyst = signed_in(year["app"], "analyst")
+        body = {"name": "Newly at risk", "kind": "new_at_risk", "threshold": 1,
+                "channel": "webhook", "target": hook.url}  # fmt: skip
+        assert analyst.post("/api/v1/alerts/rules", json=body).status_code == 403
+        rule = _json(admin.post("/api/v1/alerts/rules", json=body), 201)
+        sent = _json(admin.post(f"/api/v1/alerts/rules/{rule['id']}/test"))
+        assert sent["state"] == "sent"
+        assert len(hook.requests) == 1
+        assert "text" in hook.bodies()[0]
+        # A refresh-like snapshot (the live model scoring the month before) checks the rules.
+        engine, state = year["engine"], year["history"].state_dir
+        september = sorted({s.as_of for s in store.snapshots(engine)})[-2]
+        export = next(s for s in store.snapshots(engine) if s.as_of == september)
+        info = lifecycle.dataset(engine, export.dataset_id)
+        table = datasets.open_table(info, state, SETTINGS)
+        snap, created = snapshots.record_scored(engine, state, SETTINGS, year["live"], info, table,
+                                                kind="refresh", as_of=september)  # fmt: skip
+        assert created
+        assert len(hook.requests) == 2
+        fired = hook.bodies()[1]
+        assert "newly high-value high-risk" in fired["text"]
+        frame = store.read_frame(state, snap)
+        snapshots._alert(engine, state, snap, frame, SETTINGS)  # evaluated again: sent once
+        assert len(hook.requests) == 2
+        log = _json(admin.get("/api/v1/alerts/deliveries"))["deliveries"]
+        assert [d["state"] for d in log[:2]] == ["sent", "sent"]
+    finally:
+        hook.close()

@@ -42,13 +42,27 @@ LARGE_PSI = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
+class UnknownSegments:
+    """A snapshot keeps each customer's segment, not how its model defined the segments."""
+
+    order: tuple = ()
+
+    @property
+    def profile(self) -> pd.DataFrame:
+        return pd.DataFrame({"segment": pd.Series(dtype=str), "defined_by": pd.Series(dtype=str)})
+
+
+@dataclasses.dataclass(frozen=True)
 class Scoring:
-    """What a snapshot keeps of the model that scored it: ServedBase reads `meta`."""
+    """What a snapshot keeps of the model that scored it: ServedBase reads `meta`; the views
+    of segments and drivers find no definitions and no importance (not a 500)."""
 
     version: str
     meta: dict
     pipeline: None = None
     scorer: None = None
+    importance: None = None
+    segments: UnknownSegments = UnknownSegments()
 
 
 class History:
@@ -288,7 +302,7 @@ def _columns(history: History, info, state) -> pd.DataFrame:
 # -- monitoring ------------------------------------------------------------------------------
 
 
-def monitoring(history: History | None, base: ServedBase, query: str) -> dict:
+def monitoring(history: History | None, query: str = "") -> dict:
     """Realised performance of every out-of-time snapshot whose window has passed, the drift
     of the watched model (the one that scored the newest of them) and whether it is decaying."""
     out = {"snapshots": [], "drift": [], "watched_model": None, "decay": None, "banner": None}
@@ -297,7 +311,7 @@ def monitoring(history: History | None, base: ServedBase, query: str) -> dict:
     chosen = [i for i in history.all() if i.summary.get("outcome_known")]
     rows = []
     for info in chosen:
-        found = _realised(history, info, base, query)
+        found = _realised(history, info, query)
         if found is None:
             continue
         rows.append({
@@ -337,7 +351,7 @@ def _watched(history: History) -> store.SnapshotInfo | None:
     return max(outside, key=lambda i: (i.as_of, i.created_at or "")) if outside else None
 
 
-def _realised(history: History, info, base: ServedBase, query: str):
+def _realised(history: History, info, query: str):
     scope = access.current_scope()
     key = ("realised", info.id, query or "", str(scope))
 

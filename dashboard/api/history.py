@@ -8,12 +8,16 @@ from __future__ import annotations
 from flask import current_app, request
 from pydantic import ValidationError
 
+from analytics.services import alerts as alert_service
 from analytics.services import history as service
+from analytics.services.errors import InvalidInput
+from analytics.store.alerts import AlertError
 from dashboard import auth
 from dashboard.api import history_models as hm
 from dashboard.api.http import ApiError, json_response, read_json
 
 EXTENSION = "retention_history"  # app.extensions key: the process's History (dashboard.live)
+SERVE_CONFIG = "retention_serve_config"  # app.extensions key: ServeSettings (SMTP for alerts)
 
 
 def history() -> service.History | None:
@@ -48,7 +52,7 @@ def add_routes(bp, current, view) -> None:
     def monitoring_view():
         base = current()
         _, query, echo = view(base=base)
-        return json_response({**service.monitoring(history(), base, query), "filters": echo})
+        return json_response({**service.monitoring(history(), query), "filters": echo})
 
     @bp.get("/campaigns")
     def campaigns_view():
@@ -73,6 +77,59 @@ def add_routes(bp, current, view) -> None:
             request.remote_addr,
         )  # fmt: skip
         return json_response(made, 201)
+
+
+def add_alert_routes(bp) -> None:
+    """Alert rules (admins define them; a manager reads the ones they own) and deliveries."""
+
+    def who() -> dict:
+        user = auth.user()
+        return {"username": user.username, "role": user.role}
+
+    def answer(work, status: int = 200):
+        try:
+            return json_response(work(), status)
+        except AlertError as exc:
+            raise ApiError(exc.status, str(exc)) from None
+        except InvalidInput as exc:
+            if request.method == "GET":
+                raise  # a query parameter: the API's 400
+            raise ApiError(422, "invalid request body",
+                           [{"field": exc.field, "message": exc.message}]) from None  # fmt: skip
+
+    @bp.get("/alerts/rules")
+    def alert_rules():
+        return answer(lambda: {"rules": alert_service.list_rules(auth.state(), **who())})
+
+    @bp.post("/alerts/rules")
+    def alert_rule_create():
+        body = read_json()
+        address = request.remote_addr
+        return answer(
+            lambda: alert_service.create_rule(auth.state(), body, **who(), address=address), 201
+        )
+
+    @bp.delete("/alerts/rules/<rule_id>")
+    def alert_rule_delete(rule_id: str):
+        return answer(lambda: alert_service.delete_rule(auth.state(), rule_id, **who(),
+                                                        address=request.remote_addr))  # fmt: skip
+
+    @bp.post("/alerts/rules/<rule_id>/test")
+    def alert_rule_test(rule_id: str):
+        config = current_app.extensions.get(SERVE_CONFIG)
+        if config is None:
+            raise ApiError(
+                409, "this server has no delivery settings: start it with dashboard.live"
+            )
+        return answer(lambda: alert_service.send_rule_test(
+            auth.state(), config, rule_id, **who(), address=request.remote_addr))  # fmt: skip
+
+    @bp.get("/alerts/deliveries")
+    def alert_deliveries():
+        rule = request.args.get("rule_id")
+        limit = request.args.get("limit", "100")
+        return answer(lambda: {"deliveries": alert_service.list_deliveries(
+            auth.state(), **who(), rule_id=rule, limit=limit)})  # fmt: skip
 
 
 def _problems(exc: ValidationError) -> list[dict]:

@@ -138,4 +138,32 @@ class Campaigns(Out):
     note: str
 
 
-RESPONSES = (Snapshots, Movers, Revenue, Monitoring, CampaignCreated, Campaigns)
+class AlertRule(Out):
+    id: int
+    name: str
+    kind: str = Field(description="mrr_at_risk_up | new_at_risk | high_value_to_high | "
+                      "segment_churn | model_decay")  # fmt: skip
+    threshold: float
+    channel: str = Field(description="webhook | email")
+    target: str = Field(description="shown whole to admins, without its path to managers")
+    owner: str | None = Field(description="the manager whose scope the rule covers, or null")
+
+
+class AlertRules(Out):
+    rules: list[AlertRule]
+
+
+class Delivery(Out):
+    id: int
+    rule_id: int
+    state: str = Field(description="pending | sending | sent | failed")
+    attempts: int
+    last_error: str | None
+
+
+class Deliveries(Out):
+    deliveries: list[Delivery]
+
+
+RESPONSES = (Snapshots, Movers, Revenue, Monitoring, CampaignCreated, Campaigns, AlertRules,
+             AlertRule, Delivery, Deliveries)  # fmt: skip

@@ -17,6 +17,7 @@ from pydantic.json_schema import models_json_schema
 from analytics import access, filters
 from analytics import columns as C
 from analytics.model import predict
+from analytics.services.alerts import RuleBody
 from dashboard.api import history_models as hm
 from dashboard.api import lifecycle_models as lm
 from dashboard.api import models
@@ -273,6 +274,32 @@ OPERATIONS = (
         hm.CampaignCreated, filters=True, errors=("400", "422"), ok="201",
         body={"application/json": {"schema": {"$ref": "#/components/schemas/CampaignBody"}}},
     ),
+    Operation(
+        "/alerts/rules", "get", "alert_rules",
+        "Alert rules: every rule (admin), or the rules a manager owns.", hm.AlertRules,
+        errors=("403",),
+    ),
+    Operation(
+        "/alerts/rules", "post", "alert_rule_create",
+        "Define an alert rule (admin), checked at each new snapshot; 'owner' names the manager "
+        "whose scope it covers.", hm.AlertRule, errors=("400", "403", "422"), ok="201",
+        body={"application/json": {"schema": {"$ref": "#/components/schemas/RuleBody"}}},
+    ),
+    Operation(
+        "/alerts/rules/{rule_id}", "delete", "alert_rule_delete",
+        "Delete an alert rule and its delivery log (admin).", hm.AlertRule,
+        errors=("403", "404"), path_params=("rule_id",),
+    ),
+    Operation(
+        "/alerts/rules/{rule_id}/test", "post", "alert_rule_test",
+        "Send a test alert through the rule's channel now (one attempt); the delivery is "
+        "logged.", hm.Delivery, errors=("403", "404", "409"), path_params=("rule_id",),
+    ),
+    Operation(
+        "/alerts/deliveries", "get", "alert_deliveries",
+        "The alert delivery log, newest first (a manager: their rules').", hm.Deliveries,
+        errors=("400", "403"),
+    ),
 )
 
 
@@ -474,7 +501,7 @@ def component_schemas(
 ) -> dict:
     """Every response model's JSON schema (pydantic), and the customer body from the model's
     input schema (what predict.check_record validates)."""
-    responses = [*models.RESPONSES, *hm.RESPONSES, hm.CampaignBody,
+    responses = [*models.RESPONSES, *hm.RESPONSES, hm.CampaignBody, RuleBody,
                  *(lm.RESPONSES if lifecycle else ())]  # fmt: skip
     _, top = models_json_schema(
         [(m, "serialization") for m in responses],

@@ -318,6 +318,7 @@ def create_blueprint(data: ServedBase | None, training: Training | None = None) 
         )
 
     history_routes.add_routes(bp, current, view)
+    history_routes.add_alert_routes(bp)
 
     @bp.get("/customers/<customer_id>")
     def customer(customer_id: str):
