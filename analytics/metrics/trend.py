@@ -353,11 +353,15 @@ class DatedHistory:
         self._latest_day = latest.max() if len(latest) else _MIN_DAY
         self._on_latest_day = np.flatnonzero(latest == self._latest_day)
 
-    def select(self, mask: np.ndarray) -> DatedSelection:
-        """The counts of the customers in `mask` (a boolean row mask over the history)."""
+    def select(self, mask: np.ndarray, *, base_as_of: bool = False) -> DatedSelection:
+        """The counts of the customers in `mask` (a boolean row mask over the history). Its
+        as_of is the selection's latest date, or with `base_as_of` the whole history's (a
+        filtered view of one base: METRICS.md's as_of is the data's latest date, and a
+        selection none of whose customers has an event on that day must not lose its last
+        month)."""
         code = self._code if mask.all() else self._code[mask]
         counts = np.bincount(code, minlength=int(np.prod(self.shape)))
-        if mask[self._on_latest_day].any():
+        if (base_as_of and mask.any()) or mask[self._on_latest_day].any():
             day = self._latest_day
         else:
             day = self._latest[mask].max() if mask.any() else _MIN_DAY

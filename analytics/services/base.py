@@ -262,7 +262,7 @@ class ServedBase:
         levels = filters.FilterState(levels=self.state(query).levels)
 
         def make():
-            return self.dated.select(self._history_index.mask(levels))
+            return self.dated.select(self._history_index.mask(levels), base_as_of=True)
 
         return self._history_selections.get(levels.key(), make)
 
