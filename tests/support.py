@@ -106,6 +106,8 @@ def gunicorn_env(models: Path, port: int, **extra: str) -> dict[str, str]:
         RETENTION_WORKERS="2",
         RETENTION_SECRET_KEY=TEST_SECRET,
         RETENTION_STATE_DIR=tempfile.mkdtemp(prefix="state-"),  # a new database
+        # The demo's year of history is a minutes-long job; the over-time tests turn it on.
+        RETENTION_DEMO_HISTORY="0",
         PYTHONUNBUFFERED="1",
     )
     env.update(extra)
