@@ -207,6 +207,15 @@ def declarations(data) -> dict[tuple[str, str], Any]:
         (ids.PREDICT_SUBMIT, "n_clicks"): Clicks,
         (ids.PREDICT_LOAD, "n_clicks"): Clicks,
         (ids.PREDICT_LOAD_ID, "value"): Text,
+        # "live" or an as_of date; whether a snapshot has that date is the services' check
+        (ids.SNAPSHOT, "value"): Annotated[
+            StrictStr, Field(pattern=rf"^({layout.LIVE}|\d{{4}}-\d{{2}}-\d{{2}})$")
+        ],
+        (ids.CAMPAIGN_CREATE, "n_clicks"): Clicks,
+        (ids.CAMPAIGN_NAME, "value"): Text,  # the service names its 200-character limit
+        (ids.CAMPAIGN_SHARE, "value"): Number,
+        (ids.CAMPAIGN_SIZE, "value"): Literal["best", "given"],
+        (ids.CAMPAIGN_LIMIT, "value"): Number,
         # each level is also checked against its column's levels (Checker._levels)
         (f"pattern:{ids.FILTER}", "value"): Annotated[list[Text], Field(max_length=MAX_ITEMS)],
         (f"pattern:{ids.FILTER_CHIP}", "n_clicks"): Clicks,

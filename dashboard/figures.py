@@ -163,9 +163,14 @@ def message(text: str, title: str = "") -> go.Figure:
 
 @_data_as_text
 def monthly_trend(
-    trend: pd.DataFrame, by: str | None = None, colours: dict[str, str] | None = None
+    trend: pd.DataFrame,
+    by: str | None = None,
+    colours: dict[str, str] | None = None,
+    snapshots: list[dict] | None = None,
 ) -> go.Figure:
-    """Monthly churn rate (left axis) and retention rate (right axis) per calendar month."""
+    """Monthly churn rate (left axis) and retention rate (right axis) per calendar month;
+    `snapshots` (as_of, predicted_churn, realised_churn) adds what each snapshot predicted
+    (mean p) beside the churn it saw realised, on the churn axis."""
     fig = _base("Monthly churn and retention")
     if by and by in trend.columns:
         for i, (name, grp) in enumerate(trend.groupby(by, observed=True, sort=False)):
@@ -198,9 +203,10 @@ def monthly_trend(
         yaxis="y2",
         hovertemplate="%{x|%b %Y}: retention %{y:.2%}<extra></extra>",
     )
+    extra = _snapshot_churn(fig, snapshots or [])
     # Retention is 1 - churn: its axis is the churn axis turned upside down (same span), so
     # the two lines mirror each other instead of appearing to move on their own.
-    rates = trend["churn_rate"].to_numpy(dtype=float)
+    rates = np.r_[trend["churn_rate"].to_numpy(dtype=float), extra]
     top = float(np.nanmax(rates)) * 1.15 if np.isfinite(rates).any() else 0.0
     top = top if top > 0 else 0.01
     fig.update_layout(
@@ -216,6 +222,34 @@ def monthly_trend(
         },
     )
     return fig
+
+
+def _snapshot_churn(fig: go.Figure, snapshots: list[dict]) -> np.ndarray:
+    """Add each snapshot's predicted and realised churn (its window after as_of) to `fig`;
+    returns the rates drawn, for the axis range."""
+    if not snapshots:
+        return np.array([])
+    rows = sorted(snapshots, key=lambda s: s["as_of"])
+    x = [r["as_of"] for r in rows]
+    predicted = [r.get("predicted_churn") for r in rows]
+    realised = [r.get("realised_churn") for r in rows]
+    fig.add_scatter(
+        x=x,
+        y=predicted,
+        name="Predicted (snapshot mean p)",
+        mode="markers",
+        marker={"symbol": "diamond-open", "size": 9, "color": "#7c3aed", "line": {"width": 2}},
+        hovertemplate="snapshot of %{x|%Y-%m-%d}: predicted churn %{y:.2%}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=x,
+        y=realised,
+        name="Realised (snapshot)",
+        mode="markers",
+        marker={"symbol": "x", "size": 8, "color": "#0f172a"},
+        hovertemplate="snapshot of %{x|%Y-%m-%d}: realised churn %{y:.2%}<extra></extra>",
+    )
+    return np.array([v for v in predicted + realised if v is not None], dtype=float)
 
 
 @_data_as_text
@@ -601,4 +635,156 @@ def driver_bars(
         title="percentage points of churn probability", zeroline=True, zerolinecolor="#475569"
     )
     fig.update_yaxes(automargin=True)
+    return fig
+
+
+# -- over time: revenue retention and monitoring -----------------------------------------------
+
+MOVEMENTS = (  # (key, label, colour, sign): the additions first, then what was lost
+    ("new", "New", "#10b981", 1),
+    ("reactivation", "Reactivation", "#14b8a6", 1),
+    ("expansion", "Expansion", "#2563eb", 1),
+    ("contraction", "Contraction", "#f59e0b", -1),
+    ("churned", "Churned", "#ef4444", -1),
+)
+
+
+def _amount(row: dict, key: str) -> float:
+    value = row.get(key)
+    return float(value) if value is not None else 0.0
+
+
+@_data_as_text
+def revenue_movements(months: list[dict], currency: str) -> go.Figure:
+    """Each month's MRR movements (services.history.revenue): new, reactivation and expansion
+    stacked up, contraction and churned stacked down, and the net movement as a line."""
+    fig = _base("MRR movements per month")
+    x = [m["month"] for m in months]
+    for key, label, colour, sign in MOVEMENTS:
+        fig.add_bar(
+            x=x,
+            y=[sign * _amount(m, key) for m in months],
+            name=label,
+            marker={"color": colour},
+            hovertemplate=f"%{{x|%b %Y}}: {label.lower()} {money_hover('y', currency)}"
+            "<extra></extra>",
+        )
+    net = [
+        m["net"] if m.get("net") is not None else sum(s * _amount(m, k) for k, _, _, s in MOVEMENTS)
+        for m in months
+    ]
+    fig.add_scatter(
+        x=x,
+        y=net,
+        name="Net movement",
+        mode="lines+markers",
+        line={"color": "#0f172a", "width": 2},
+        hovertemplate=f"%{{x|%b %Y}}: net {money_hover('y', currency)}<extra></extra>",
+    )
+    fig.update_layout(barmode="relative", legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(tickformat="%b %Y", dtick="M1" if len(x) <= 12 else "M3")
+    fig.update_yaxes(title=f"MRR ({currency})", zeroline=True, zerolinecolor="#475569",
+                     **money_axis(currency))  # fmt: skip
+    return fig
+
+
+@_data_as_text
+def revenue_rates(months: list[dict]) -> go.Figure:
+    """Gross and net revenue retention per month (and revenue churn), 100% marked."""
+    fig = _base("Gross and net revenue retention")
+    x = [m["month"] for m in months]
+    series = (
+        ("nrr", "Net revenue retention (NRR)", RETAIN, "solid"),
+        ("grr", "Gross revenue retention (GRR)", "#10b981", "dash"),
+    )
+    for key, label, colour, dash in series:
+        fig.add_scatter(
+            x=x,
+            y=[m.get(key) for m in months],
+            name=label,
+            mode="lines+markers",
+            line={"color": colour, "dash": dash},
+            hovertemplate=f"%{{x|%b %Y}}: {key.upper()} %{{y:.1%}}<extra></extra>",
+        )
+    fig.add_hline(y=1, line={"dash": "dot", "color": MUTED})
+    fig.update_xaxes(tickformat="%b %Y", dtick="M1" if len(x) <= 12 else "M3")
+    fig.update_yaxes(title="share of MRR at the month's start", tickformat=".0%")
+    fig.update_layout(legend={"orientation": "h", "y": -0.3})
+    return fig
+
+
+@_data_as_text
+def realised_performance(rows: list[dict]) -> go.Figure:
+    """Realised ROC-AUC and PR-AUC per snapshot (services.history.monitoring) beside the
+    ROC-AUC the model expected from cross-validation, and the top-decile lift on its own axis.
+    Lines join the snapshots a model scored out of time; one it scored on its own training
+    data (in sample, cross-validated scores) is an open marker beside them."""
+    fig = _base("Realised performance per snapshot")
+    rows = sorted(rows, key=lambda r: r["as_of"])
+    outside = [r for r in rows if not r.get("in_sample")]
+    inside = [r for r in rows if r.get("in_sample")]
+    lines = (
+        ("realised_roc_auc", "Realised ROC-AUC", RETAIN, "solid", "y"),
+        ("expected_roc_auc", "Expected ROC-AUC", MUTED, "dash", "y"),
+        ("realised_pr_auc", "Realised PR-AUC", "#10b981", "solid", "y"),
+        ("realised_lift", "Top-decile lift (right axis)", "#f97316", "dot", "y2"),
+    )
+    for key, label, colour, dash, axis in lines:
+        value = "%{y:.2f}x" if axis == "y2" else "%{y:.3f}"
+        fig.add_scatter(
+            x=[r["as_of"] for r in outside],
+            y=[r.get(key) for r in outside],
+            name=label,
+            mode="lines+markers",
+            line={"color": colour, "dash": dash},
+            yaxis=axis,
+            customdata=[r.get("model_version") for r in outside],
+            hovertemplate=f"%{{x|%Y-%m-%d}}: {label.split(' (')[0]} {value}"
+            "<br>model %{customdata}<extra></extra>",
+        )
+    if inside:
+        fig.add_scatter(
+            x=[r["as_of"] for r in inside],
+            y=[r.get("realised_roc_auc") for r in inside],
+            name="ROC-AUC in sample",
+            mode="markers",
+            marker={"symbol": "circle-open", "size": 10, "color": RETAIN, "line": {"width": 2}},
+            customdata=[r.get("model_version") for r in inside],
+            hovertemplate="%{x|%Y-%m-%d}: ROC-AUC %{y:.3f} on its own training data"
+            "<br>model %{customdata}<extra></extra>",
+        )
+    fig.update_xaxes(title="snapshot (as of)")
+    fig.update_layout(
+        margin={"r": 56},
+        yaxis={"title": "ROC-AUC / PR-AUC", "range": [0, 1.02]},
+        yaxis2={"title": "lift", "overlaying": "y", "side": "right", "showgrid": False,
+                "rangemode": "tozero"},
+        legend={"orientation": "h", "y": -0.3},
+    )  # fmt: skip
+    return fig
+
+
+@_data_as_text
+def calibration_deciles(calibration: list[dict], as_of: str) -> go.Figure:
+    """Mean predicted p beside the realised churn rate per score decile of one snapshot."""
+    fig = _base(f"Calibration by score decile ({as_of})")
+    x = [str(c["decile"]) for c in calibration]
+    fig.add_bar(
+        x=x,
+        y=[c["mean_p"] for c in calibration],
+        name="Predicted (mean p)",
+        marker={"color": "#a5b4fc"},
+        hovertemplate="decile %{x}: predicted %{y:.1%}<extra></extra>",
+    )
+    fig.add_bar(
+        x=x,
+        y=[c["churn_rate"] for c in calibration],
+        name="Realised churn rate",
+        marker={"color": CHURN},
+        customdata=[c.get("n") for c in calibration],
+        hovertemplate="decile %{x}: realised %{y:.1%} of %{customdata:,}<extra></extra>",
+    )
+    fig.update_layout(barmode="group", legend={"orientation": "h", "y": -0.25})
+    fig.update_xaxes(title="score decile (1 = highest risk)", type="category")
+    fig.update_yaxes(title="churn rate", tickformat=".0%", rangemode="tozero")
     return fig

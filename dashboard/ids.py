@@ -16,6 +16,12 @@ ACTIVE_FILTERS = "active-filters"  # the chips naming every active filter, above
 FILTER_CHIP = "filter-chip"  # pattern-matching type: {"type": FILTER_CHIP, "column", "value"}
 COPY_LINK = "copy-link"
 
+# Over time: the snapshot every customer view reads, and the model-monitoring banner
+SNAPSHOT = "snapshot-picker"  # dropdown of as_of dates; LIVE_SNAPSHOT = the live base
+SNAPSHOT_NOTE = "snapshot-note"  # which snapshot the views show, above the KPIs
+MONITOR_BANNER = "monitor-banner"  # under the navbar, on every tab
+KPI_CHANGE_NOTE = "kpi-change-note"  # why there is no "vs last month"
+
 # Overview
 KPI = "kpi"  # pattern-matching type: {"type": KPI, "name": <kpi>}
 KPI_ROW = "kpi-row"
@@ -27,6 +33,8 @@ COHORT_CARD = "cohort-card"
 DOUGHNUT = "segment-doughnut"
 SEGMENT_CHURN = "segment-churn"
 SEGMENT_PROFILE = "segment-profile"
+
+TREND_SNAPSHOT_NOTE = "trend-snapshot-note"  # predicted beside realised, per snapshot
 
 # Drivers
 FACTOR = "factor-dropdown"
@@ -53,6 +61,33 @@ PLAN_GRID = "plan-grid"
 PLAN_EXPORT = "plan-export"
 PLAN_DOWNLOAD = "plan-download"
 PLAN_ERROR = "plan-error"
+PLAN_SAVE_RATE_SOURCE = "plan-save-rate-source"  # measured by a campaign, or assumed
+
+# Campaigns: created from the planner, measured once a later snapshot says who left
+CAMPAIGN_NAME = "campaign-name"
+CAMPAIGN_SHARE = "campaign-control-share"  # percent held out as the control group
+CAMPAIGN_SIZE = "campaign-size"  # "best" (the plan's best N) or "given" (CAMPAIGN_LIMIT)
+CAMPAIGN_LIMIT = "campaign-limit"
+CAMPAIGN_CREATE = "campaign-create"
+CAMPAIGN_RESULT = "campaign-result"
+CAMPAIGN_DOWNLOAD = "campaign-download"
+CAMPAIGN_LIST = "campaign-list"
+
+# Changes since the previous snapshot: movers and revenue retention
+MOVERS_GRID = "movers-grid"
+MOVERS_NOTE = "movers-note"
+NEWLY_GRID = "newly-at-risk-grid"
+NEWLY_NOTE = "newly-at-risk-note"
+REVENUE_GRAPH = "revenue-movements"
+REVENUE_RATES = "revenue-retention-rates"
+REVENUE_TABLE = "revenue-table"
+REVENUE_NOTE = "revenue-note"
+
+# Monitoring (not "model-": every role sees it, the model view's ids are analysts' only)
+MONITOR_PERFORMANCE = "monitor-performance"
+MONITOR_CALIBRATION = "monitor-calibration"
+MONITOR_DRIFT = "monitor-drift"
+MONITOR_NOTE = "monitor-note"
 
 # Model
 MODEL_CANDIDATES = "model-candidates"

@@ -13,7 +13,7 @@ from dash import dcc, html
 from analytics import access
 from analytics import columns as C
 from analytics.definitions import KPI_DEFINITIONS, KPI_TITLES, TERMS
-from analytics.formatting import display_name, money
+from analytics.formatting import display_name, money, money_js
 from analytics.services import customers
 from analytics.services import training as training_status
 from dashboard import ids
@@ -24,10 +24,16 @@ TABS = (
     ("overview", "Overview"),
     ("drivers", "Drivers"),
     ("customers", "At-risk customers"),
+    ("changes", "Changes"),
     ("planner", "Retention planner"),
+    ("campaigns", "Campaigns"),
     ("model", "Model"),
+    ("monitoring", "Monitoring"),
     ("predict", "Predict"),
 )
+# The snapshot picker's value for the live base (the default, kept out of the URL).
+LIVE = "live"
+LIVE_LABEL = "latest (live)"
 # Tabs that need more than the customer views' right (analytics.access): not built for others.
 TAB_RIGHTS = {"model": access.MODEL}
 
@@ -74,6 +80,9 @@ def kpi_card(name: str, period: str | None = None) -> dbc.Col:
                     html.Div(f"per {period}", className="kpi-period") if period else None,
                     html.Div(
                         "", id={"type": ids.KPI, "name": f"{name}-delta"}, className="kpi-delta"
+                    ),
+                    html.Div(
+                        "", id={"type": ids.KPI, "name": f"{name}-change"}, className="kpi-change"
                     ),
                     dbc.Tooltip(KPI_DEFINITIONS[name], target=target, placement="bottom"),
                 ]
@@ -176,6 +185,28 @@ def filters_panel(
             html.Div(id=ids.SELECTION_SUMMARY, className="small text-muted mt-2"),
         ],
         className="filters-panel",
+    )
+
+
+def snapshot_picker() -> html.Div:
+    """The as_of dates to read the customer views at (newest first, filled by a callback),
+    "latest (live)" by default. Outside the folded filter panel: a phone sees it too."""
+    return html.Div(
+        [
+            dbc.Label("Snapshot", html_for=ids.SNAPSHOT, className="small fw-semibold mb-1"),
+            dcc.Dropdown(
+                id=ids.SNAPSHOT,
+                options=[{"label": LIVE_LABEL, "value": LIVE}],
+                value=LIVE,
+                clearable=False,
+                searchable=False,
+            ),
+            dbc.FormText(
+                "The scoring the KPIs, segments, drivers, lists and planner read; "
+                '"vs last month" compares it with the one before.'
+            ),
+        ],
+        className="snapshot-picker mb-2",
     )
 
 
@@ -518,6 +549,7 @@ def planner_tab(settings, grid_columns: list[dict], value_note: str | None) -> l
             settings.save_rate,
             help_text="Share of would-be churners an offer keeps (0–1).",
         ),
+        html.Div(id=ids.PLAN_SAVE_RATE_SOURCE, className="small save-rate-source mb-2"),
         _number(
             ids.PLAN_COST,
             "Cost per contact c",
@@ -561,7 +593,95 @@ def planner_tab(settings, grid_columns: list[dict], value_note: str | None) -> l
             ),
             at_risk_grid(ids.PLAN_GRID, grid_columns, infinite=False),
         ),
+        campaign_form(),
     ]
+
+
+def campaign_form():
+    """A campaign from the plan's contact list: a random control group (stratified by risk
+    band) is held out and only the treated customers are downloaded for contact."""
+    return card(
+        "Create a campaign from this plan",
+        dbc.Row(
+            [
+                dbc.Col(
+                    [
+                        dbc.Label("Name", html_for=ids.CAMPAIGN_NAME, className="small mb-1"),
+                        dbc.Input(
+                            id=ids.CAMPAIGN_NAME,
+                            type="text",
+                            maxLength=200,
+                            placeholder="e.g. Spring save offer",
+                        ),
+                    ],
+                    md=4,
+                    className="mb-2",
+                ),
+                dbc.Col(
+                    [
+                        dbc.Label(
+                            "Control group (%)", html_for=ids.CAMPAIGN_SHARE, className="small mb-1"
+                        ),
+                        dbc.Input(
+                            id=ids.CAMPAIGN_SHARE,
+                            type="number",
+                            value=10,
+                            step="any",
+                            inputmode="decimal",
+                        ),
+                        dbc.FormText("Held out, not contacted: up to 50%."),
+                    ],
+                    md=2,
+                    className="mb-2",
+                ),
+                dbc.Col(
+                    [
+                        dbc.Label("Whom", className="small mb-1"),
+                        dbc.RadioItems(
+                            id=ids.CAMPAIGN_SIZE,
+                            options=[
+                                {"label": "the plan's best N", "value": "best"},
+                                {"label": "the first N by expected loss:", "value": "given"},
+                            ],
+                            value="best",
+                            className="small",
+                        ),
+                        dbc.Input(
+                            id=ids.CAMPAIGN_LIMIT,
+                            type="number",
+                            placeholder="N",
+                            step=1,
+                            inputmode="numeric",
+                            size="sm",
+                            className="campaign-limit",
+                        ),
+                        dbc.Label(
+                            "Number of customers",
+                            html_for=ids.CAMPAIGN_LIMIT,
+                            className="visually-hidden",
+                        ),
+                    ],
+                    md=3,
+                    className="mb-2",
+                ),
+                dbc.Col(
+                    dbc.Button(
+                        "Create campaign and download the treated list",
+                        id=ids.CAMPAIGN_CREATE,
+                        color="primary",
+                        className="w-100",
+                    ),
+                    md=3,
+                    className="mb-2 d-flex align-items-end",
+                ),
+            ],
+            className="g-2",
+        ),
+        dcc.Download(id=ids.CAMPAIGN_DOWNLOAD),
+        html.Div(id=ids.CAMPAIGN_RESULT, className="mt-2"),
+        help_text="For the current filters, from the latest scoring. When a later snapshot says "
+        "who left, the Campaigns tab measures the save rate against the control group.",
+    )
 
 
 def model_tab(threshold: float) -> list:
@@ -601,6 +721,138 @@ def model_tab(threshold: float) -> list:
             ),
             help_text=TERMS["threshold"] + " The slider explores other thresholds on the "
             "out-of-fold predictions; the saved t is marked.",
+        ),
+    ]
+
+
+MOVERS_HEIGHT = {"height": "420px", "width": "100%"}
+
+
+def movers_columns(currency: str) -> list[dict]:
+    """The movers lists: who, risk then and now, the rise, band then and now, what is at stake,
+    and the reasons then and now (whole text on hover)."""
+    number = {"type": "numericColumn", "filter": "agNumberColumnFilter"}
+    percent = {**number, "valueFormatter": {"function": "d3.format('.1%')(params.value)"}}
+    money = {**number, "valueFormatter": {"function": money_js(currency)}}
+    reasons = {"filter": "agTextColumnFilter", "flex": 2, "minWidth": 180, "wrapText": False}
+
+    def column(field: str, name: str, **extra) -> dict:
+        return {"field": field, "headerName": name, **extra}
+
+    return [
+        column(C.CUSTOMER_ID, "Customer", pinned="left", width=104, flex=None),
+        column("p_churn_previous", "Churn probability then", **percent, minWidth=104),
+        column(C.P_CHURN, "Churn probability now", **percent, minWidth=104),
+        column(
+            "rise",
+            "Rise (pts)",
+            **number,
+            sort="desc",
+            minWidth=84,
+            valueFormatter={"function": "d3.format('+.1f')(100 * params.value)"},
+        ),
+        column("risk_band_previous", "Band then", minWidth=80),
+        column(C.RISK_BAND, "Band now", minWidth=80),
+        column(C.EXPECTED_LOSS, "Expected loss", **money, minWidth=100),
+        column("reasons_previous", "Reasons then", tooltipField="reasons_previous", **reasons),
+        column("reasons", "Reasons now", tooltipField="reasons", **reasons),
+    ]
+
+
+def movers_grid(grid_id: str, currency: str) -> dag.AgGrid:
+    grid = at_risk_grid(grid_id, movers_columns(currency), infinite=False)
+    grid.style = MOVERS_HEIGHT
+    grid.dashGridOptions = {**grid.dashGridOptions, "paginationPageSize": 20,
+                            "paginationPageSizeSelector": False}  # fmt: skip
+    return grid
+
+
+def changes_tab(currency: str, value_note: str | None) -> list:
+    """What changed since the previous snapshot: movers, the newly high-value at-risk customers
+    and the revenue movements per month."""
+    revenue = (
+        card("Revenue retention", dbc.Alert(value_note, color="secondary"))
+        if value_note
+        else card(
+            "Revenue retention",
+            html.Div(id=ids.REVENUE_NOTE, className="small text-muted"),
+            graph(ids.REVENUE_GRAPH, 380),
+            graph(ids.REVENUE_RATES, 300),
+            html.Div(id=ids.REVENUE_TABLE),
+            help_text=REVENUE_HELP,
+        )
+    )
+    return [
+        card(
+            "Risk rose most since the previous snapshot",
+            html.Div(id=ids.MOVERS_NOTE, className="small mb-2"),
+            movers_grid(ids.MOVERS_GRID, currency),
+            help_text="Customers in both snapshots and still active, ranked by the rise in their "
+            "churn probability, with their reasons then and now.",
+        ),
+        card(
+            "Newly high-value at risk",
+            html.Div(id=ids.NEWLY_NOTE, className="small mb-2"),
+            movers_grid(ids.NEWLY_GRID, currency),
+            help_text="In the high-value at-risk list now and not in the previous snapshot's.",
+        ),
+        revenue,
+    ]
+
+
+REVENUE_HELP = (
+    "Per month, from each customer's MRR at the month's start and end: new, reactivation and "
+    "expansion add; contraction and churned take away. Gross revenue retention (GRR) leaves out "
+    "expansion, net (NRR) counts it; both over the customers present at the month's start."
+)
+CAMPAIGN_HELP = (
+    "A campaign holds out a random control group (stratified by risk band) and contacts the "
+    "rest. Once a later snapshot says who left: measured save rate s = (churn of control - "
+    "churn of treated) / churn of control, with a Newcombe 95% interval."
+)
+
+
+def campaigns_tab() -> list:
+    return [
+        card(
+            "Campaigns",
+            html.Div(id=ids.CAMPAIGN_LIST),
+            help_text=CAMPAIGN_HELP + " Create one from the Retention planner.",
+        )
+    ]
+
+
+MONITOR_HELP = (
+    "Once a snapshot's window has passed, its scores are checked against who actually left "
+    "(realised), beside the ROC-AUC the model expected from cross-validation."
+)
+DRIFT_HELP = (
+    "Population stability index of each feature between the model's training data and the "
+    "newest data: below 0.1 stable, 0.1-0.25 moderate, above 0.25 large."
+)
+
+
+def monitoring_tab() -> list:
+    return [
+        html.Div(id=ids.MONITOR_NOTE, className="small text-muted mb-2"),
+        card(
+            "Realised performance over snapshots",
+            graph(ids.MONITOR_PERFORMANCE, 360),
+            help_text=MONITOR_HELP,
+        ),
+        dbc.Row(
+            [
+                dbc.Col(
+                    card(
+                        "Calibration of the newest snapshot",
+                        graph(ids.MONITOR_CALIBRATION, 340),
+                        help_text="Mean predicted p beside the realised churn rate, by score "
+                        "decile (1 = highest scores).",
+                    ),
+                    lg=6,
+                ),
+                dbc.Col(card("Drift", html.Div(id=ids.MONITOR_DRIFT), help_text=DRIFT_HELP), lg=6),
+            ]
         ),
     ]
 
@@ -692,6 +944,9 @@ NEEDS_MODEL = {
     "planner": "The retention planner needs the churn model.",
     "model": "The model view shows the churn model.",
     "predict": "Predictions need the churn model.",
+    "changes": "Changes between snapshots need the churn model's scores.",
+    "campaigns": "Campaigns are drawn from the churn model's contact list.",
+    "monitoring": "Monitoring watches the churn model.",
 }
 
 
@@ -722,6 +977,9 @@ def page(
         "planner": lambda: planner_tab(ws.settings, plan_columns, value_note),
         "model": lambda: model_tab(data.threshold),
         "predict": lambda: predict_tab(schema),
+        "changes": lambda: changes_tab(ws.settings.currency, value_note),
+        "campaigns": campaigns_tab,
+        "monitoring": monitoring_tab,
     }
     if pending is not None:
         for key, what in NEEDS_MODEL.items():
@@ -737,27 +995,31 @@ def page(
             navbar(ws.source, model_text(ws, pending), user_menu),
             dbc.Container(
                 [
+                    html.Div(id=ids.MONITOR_BANNER, role="status"),
                     dbc.Row(
                         [
                             dbc.Col(
-                                html.Details(
-                                    [
-                                        html.Summary("Filters", className="fw-semibold mb-2"),
-                                        filters_panel(
-                                            data.allowed if levels is None else levels,
-                                            data.tenure_range,
-                                            {
-                                                C.VALUE_TIER: value_tier_labels(
-                                                    customers.value_tier_cuts(data),
-                                                    ws.settings.currency,
-                                                )
-                                            },
-                                        ),
-                                    ],
-                                    id=ids.FILTERS_DETAILS,
-                                    open=False,
-                                    className="filters-details",
-                                ),
+                                [
+                                    snapshot_picker(),
+                                    html.Details(
+                                        [
+                                            html.Summary("Filters", className="fw-semibold mb-2"),
+                                            filters_panel(
+                                                data.allowed if levels is None else levels,
+                                                data.tenure_range,
+                                                {
+                                                    C.VALUE_TIER: value_tier_labels(
+                                                        customers.value_tier_cuts(data),
+                                                        ws.settings.currency,
+                                                    )
+                                                },
+                                            ),
+                                        ],
+                                        id=ids.FILTERS_DETAILS,
+                                        open=False,
+                                        className="filters-details",
+                                    ),
+                                ],
                                 xs=12,
                                 lg=3,
                                 xxl=2,
@@ -765,6 +1027,7 @@ def page(
                             ),
                             dbc.Col(
                                 [
+                                    html.Div(id=ids.SNAPSHOT_NOTE, className="snapshot-note"),
                                     html.Div(
                                         id=ids.ACTIVE_FILTERS,
                                         className="active-filters",
@@ -778,6 +1041,7 @@ def page(
                                         id=ids.KPI_ROW,
                                         className="g-2",
                                     ),
+                                    html.Div(id=ids.KPI_CHANGE_NOTE, className="kpi-change-note"),
                                     dbc.Tabs(
                                         [
                                             dbc.Tab(

@@ -543,7 +543,17 @@ def test_at_risk_grid_fits_1440_with_whole_headers_tooltips_and_a_percent_filter
 
 # -- accounts and roles -----------------------------------------------------------------------
 
-EVERY_TAB = ["Overview", "Drivers", "At-risk customers", "Retention planner", "Model", "Predict"]
+EVERY_TAB = [
+    "Overview",
+    "Drivers",
+    "At-risk customers",
+    "Changes",
+    "Retention planner",
+    "Campaigns",
+    "Model",
+    "Monitoring",
+    "Predict",
+]
 TAB_LABELS = {
     "admin": EVERY_TAB,
     "analyst": EVERY_TAB,

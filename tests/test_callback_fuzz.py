@@ -177,13 +177,14 @@ def test_a_wrong_value_is_a_400_naming_the_input(app, analyst):
             }
         },
     }
-    body = _body(key, spec, [_item(spec["inputs"][0], request)], [_item(spec["state"][0], "")])
+    state = [_item(spec["state"][0], ""), *(_item(s) for s in spec["state"][1:])]
+    body = _body(key, spec, [_item(spec["inputs"][0], request)], state)
     r = analyst.post("/_dash-update-component", json=body)
     assert r.status_code == 400, r.get_data(as_text=True)[:300]
     assert "at-risk-grid.getRowsRequest" in r.get_json()["error"]
     assert len(r.get_data()) < 500  # the value is not echoed
     good = {"startRow": 0, "endRow": 100, "sortModel": [{"colId": "p_churn", "sort": "desc"}]}
-    body = _body(key, spec, [_item(spec["inputs"][0], good)], [_item(spec["state"][0], "")])
+    body = _body(key, spec, [_item(spec["inputs"][0], good)], state)
     r = analyst.post("/_dash-update-component", json=body)
     assert r.status_code == 200
     assert len(r.get_json()["response"]["at-risk-grid"]["getRowsResponse"]["rowData"]) == 100

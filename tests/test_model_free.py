@@ -355,8 +355,9 @@ def test_the_page_shows_a_training_panel_for_each_view_that_needs_the_model(clie
     page = layout_json(clients[role])
     text = json.dumps(page, ensure_ascii=False)
     found = panels(page)
-    # segments, importance, at-risk list, planner, predictions, and the model view if allowed
-    assert len(found) == (6 if access.allowed(role, access.MODEL) else 5)
+    # segments, importance, at-risk list, planner, predictions, changes, campaigns, monitoring,
+    # and the model view if allowed
+    assert len(found) == (9 if access.allowed(role, access.MODEL) else 8)
     assert all(TRAINING_TEXT in json.dumps(p, ensure_ascii=False) for p in found)
     assert '"aria-valuenow": 40' in json.dumps(found)
     assert "Model: training 40%" in text
@@ -544,7 +545,7 @@ def test_telco_without_a_model(telco_free, telco_workspace):
         assert "the model is training (40%: fitting candidates)" in body(r)["error"]
     assert job.calls >= 3
     page = layout_json(free)
-    assert len(panels(page)) == 6
+    assert len(panels(page)) == 9
     assert ids.COHORT not in json.dumps(page)  # no dates: survival instead of cohorts
 
 

@@ -1,6 +1,18 @@
 """Callbacks, thin: parse inputs, call one analytics function, build outputs."""
 
-from dashboard.callbacks import customers, drivers, filters, model, overview, planner, predict
+from dashboard.callbacks import (
+    campaigns,
+    changes,
+    customers,
+    drivers,
+    filters,
+    model,
+    monitoring,
+    overview,
+    planner,
+    predict,
+    snapshots,
+)
 
 
 def register(app, data, schema) -> None:
@@ -11,3 +23,7 @@ def register(app, data, schema) -> None:
     planner.register(app, data)
     model.register(app, data)
     predict.register(app, data, schema)
+    snapshots.register(app, data)
+    changes.register(app, data)
+    campaigns.register(app, data)
+    monitoring.register(app, data)

@@ -16,6 +16,7 @@ from analytics.formatting import display_name, money, value_text
 from analytics.services import customers
 from analytics.services.errors import InvalidInput
 from dashboard import auth, figures, ids
+from dashboard.callbacks import snapshots
 
 
 def scatter_figure(data, query):
@@ -98,13 +99,15 @@ def count_text(data, query, filter_model=None) -> str:
     )
 
 
-def export_csv(data, query, filter_model, sort_model):
+def export_csv(data, query, filter_model, sort_model, snapshot: str | None = None):
+    """The list as CSV; `snapshot`: the as_of it was read at (the audit log says so)."""
     sort, conditions = grid_query(sort_model, filter_model)
     try:
         text, rows = customers.at_risk_csv(data, query, sort=sort, conditions=conditions)
     except InvalidInput:
         raise PreventUpdate from None
-    auth.audit_export("high-value at-risk list", query, rows, sort=sort_model or None)
+    picked = {"snapshot": snapshot} if snapshot else {}
+    auth.audit_export("high-value at-risk list", query, rows, sort=sort_model or None, **picked)
     return dcc.send_string(text, f"high-value-at-risk-{date.today():%Y-%m-%d}.csv")
 
 
@@ -192,43 +195,48 @@ def register(app, data) -> None:
     @app.callback(
         Output(ids.SCATTER, "figure"),
         Input(ids.FILTER_QUERY, "data"),
+        Input(ids.SNAPSHOT, "value"),
         Input(ids.TABS, "active_tab"),
     )
-    def _scatter(query, tab):
+    def _scatter(query, snapshot, tab):
         if query is None or tab != "customers":
             raise PreventUpdate
-        return scatter_figure(data, query)
+        return scatter_figure(snapshots.base_for(data, snapshot), query)
 
     @app.callback(
         Output(ids.AT_RISK_COUNT, "children"),
         Input(ids.FILTER_QUERY, "data"),
+        Input(ids.SNAPSHOT, "value"),
         Input(ids.TABS, "active_tab"),
         Input(ids.AT_RISK_GRID, "filterModel"),
     )
-    def _count(query, tab, filter_model):
+    def _count(query, snapshot, tab, filter_model):
         if query is None or tab != "customers":
             raise PreventUpdate
-        return count_text(data, query, filter_model)
+        return count_text(snapshots.base_for(data, snapshot), query, filter_model)
 
     @app.callback(
         Output(ids.AT_RISK_GRID, "getRowsResponse"),
         Input(ids.AT_RISK_GRID, "getRowsRequest"),
         State(ids.FILTER_QUERY, "data"),
+        State(ids.SNAPSHOT, "value"),
     )
-    def _rows(request, query):
+    def _rows(request, query, snapshot):
         if not request:
             raise PreventUpdate
         try:
-            return grid_page(data, query, request)
+            return grid_page(snapshots.base_for(data, snapshot), query, request)
         except (paging.PagingError, InvalidInput, TypeError, ValueError):
             return {"rowData": [], "rowCount": 0}
 
-    # A new selection must restart paging from the first row (pure UI glue, so clientside).
+    # A new selection or snapshot must restart paging from the first row (pure UI glue, so
+    # clientside).
     app.clientside_callback(
-        "function(query) {"
+        "function(query, snapshot) {"
         f" dash_ag_grid.getApiAsync('{ids.AT_RISK_GRID}').then(api => api.purgeInfiniteCache());"
         " }",
         Input(ids.FILTER_QUERY, "data"),
+        Input(ids.SNAPSHOT, "value"),
         prevent_initial_call=True,
     )
 
@@ -238,12 +246,14 @@ def register(app, data) -> None:
         State(ids.FILTER_QUERY, "data"),
         State(ids.AT_RISK_GRID, "filterModel"),
         State(ids.AT_RISK_GRID, "getRowsRequest"),
+        State(ids.SNAPSHOT, "value"),
         prevent_initial_call=True,
     )
-    def _export(_n, query, filter_model, request):
+    def _export(_n, query, filter_model, request, snapshot):
         sort_model = (request or {}).get("sortModel")
         try:
-            return export_csv(data, query, filter_model, sort_model)
+            base = snapshots.base_for(data, snapshot)
+            return export_csv(base, query, filter_model, sort_model, snapshots.as_of_text(snapshot))
         except paging.PagingError:
             raise PreventUpdate from None
 
@@ -252,9 +262,11 @@ def register(app, data) -> None:
         Output(ids.DETAIL_BODY, "children"),
         Output(ids.DETAIL, "title"),
         Input(ids.AT_RISK_GRID, "cellClicked"),
+        State(ids.SNAPSHOT, "value"),
         prevent_initial_call=True,
     )
-    def _detail(cell):
+    def _detail(cell, snapshot):
         if not cell or cell.get("rowId") is None:
             return no_update, no_update, no_update
-        return True, detail_body(data, cell["rowId"]), "Customer detail"
+        base = snapshots.base_for(data, snapshot)
+        return True, detail_body(base, cell["rowId"]), "Customer detail"

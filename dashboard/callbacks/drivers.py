@@ -9,6 +9,7 @@ from dash.exceptions import PreventUpdate
 from analytics.formatting import display_name
 from analytics.services import overview
 from dashboard import figures, ids
+from dashboard.callbacks import snapshots
 
 
 def factor_figure(data, query, factor):
@@ -51,9 +52,11 @@ def register(app, data) -> None:
         Output(ids.IMPORTANCE, "figure"),
         Input(ids.FILTER_QUERY, "data"),
         Input(ids.FACTOR, "value"),
+        Input(ids.SNAPSHOT, "value"),
         Input(ids.TABS, "active_tab"),
     )
-    def _drivers(query, factor, tab):
+    def _drivers(query, factor, snapshot, tab):
         if query is None or tab != "drivers":
             raise PreventUpdate
-        return factor_figure(data, query, factor), importance
+        # churn by factor is the picked snapshot's; importance is the live model's own
+        return factor_figure(snapshots.base_for(data, snapshot), query, factor), importance

@@ -23,7 +23,8 @@ from analytics import columns as C
 from analytics import filters
 from analytics.formatting import display_name, share_of_all
 from dashboard import auth, ids, layout
-from dashboard.layout import components_by_id, factor_options
+from dashboard.callbacks import snapshots
+from dashboard.layout import LIVE, components_by_id, factor_options
 
 # -- view options kept in the URL -------------------------------------------------------------
 
@@ -139,9 +140,46 @@ def pairs_text(pairs) -> str:
     return ",".join(("" if asc else "-") + col for col, asc in pairs)
 
 
+def snapshot_option(data) -> ViewOption:
+    """The snapshot picker, under the API's name (`?snapshot=2025-03-31`): a date a snapshot
+    has, else the live base (the default, kept out of the URL)."""
+
+    def to_url(value) -> str | None:
+        return snapshots.as_of_text(value)
+
+    def normalise(text: str | None) -> str | None:
+        return snapshots.known_as_of(data, text)
+
+    return ViewOption(SNAPSHOT, ids.SNAPSHOT, "value", to_url, normalise, lambda t: t or LIVE)
+
+
+def save_rate_option(data) -> ViewOption:
+    """The planner's save rate: its default is the one a campaign measured when there is one
+    (services.history.measured_save_rate, METRICS.md), else RETENTION_SAVE_RATE."""
+    assumed = data.ws.settings.save_rate
+
+    def default() -> float:
+        found = snapshots.measured_save_rate(data)
+        return assumed if found is None else found["save_rate"]
+
+    def to_url(value) -> str | None:
+        number = _as_number(value)
+        return None if number is None or number == default() else _number_text(number)
+
+    def from_url(text: str | None) -> float:
+        number = _as_number(text)
+        return default() if number is None else number
+
+    return value_option("save_rate", ids.PLAN_SAVE_RATE, to_url, from_url)
+
+
+SNAPSHOT = "snapshot"
+
+
 def view_options(data, grid_columns: Sequence[dict]) -> tuple[ViewOption, ...]:
     """The view controls a link keeps, for the components this data's page has."""
     options = [
+        snapshot_option(data),
         switch_option("split", ids.TREND_SPLIT, "segment"),
         choice_option("factor", ids.FACTOR, factor_options(data)),
     ]
@@ -149,7 +187,7 @@ def view_options(data, grid_columns: Sequence[dict]) -> tuple[ViewOption, ...]:
     if C.MONTHLY_REVENUE in data.scored.columns and data.has_model:
         settings = data.ws.settings
         options += [
-            number_option("save_rate", ids.PLAN_SAVE_RATE, settings.save_rate),
+            save_rate_option(data),
             number_option("cost_per_contact", ids.PLAN_COST, settings.cost_per_contact),
             number_option("margin", ids.PLAN_MARGIN, settings.margin),
             number_option("discount", ids.PLAN_DISCOUNT, settings.discount),
@@ -297,7 +335,11 @@ def sync(data, options: Sequence[ViewOption], trigger, page: PageState) -> dict:
         "chips": no_update,
         "view": view_out,
     }
+    # The selection's counts are the snapshot's the views read.
+    base = snapshots.base_or_live(data, view_text.get(SNAPSHOT))
     if query == page.stored_query and not isinstance(trigger, dict) and trigger != ids.TENURE:
+        if trigger in (ids.SNAPSHOT, ids.URL):  # a snapshot picked, or back / forward
+            out["summary"] = selection_summary(base.count(query), base.count(""))
         return out
     lo, hi = data.tenure_range
     out.update(
@@ -307,7 +349,7 @@ def sync(data, options: Sequence[ViewOption], trigger, page: PageState) -> dict:
             lo if state.tenure_min is None else state.tenure_min,
             hi if state.tenure_max is None else state.tenure_max,
         ],
-        summary=selection_summary(data.count(query), data.count("")),  # of the user's scope
+        summary=selection_summary(base.count(query), base.count("")),  # of the user's scope
         chips=chips(state),
     )
     return out

@@ -10,11 +10,14 @@ import pandas as pd
 from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
+from analytics import access
 from analytics import columns as C
 from analytics.formatting import money, share_of_all
+from analytics.services import history as service_history
 from analytics.services import overview
 from analytics.services.overview import NO_MATCH
 from dashboard import figures, ids
+from dashboard.callbacks import snapshots
 from dashboard.layout import KPI_ORDER
 
 RATES = ("churn_rate", "retention_rate")
@@ -69,6 +72,51 @@ def kpi_outputs(data, query):
     return values, deltas
 
 
+# A rise is good news for these KPIs and bad for the others (churn rate, MRR at risk).
+HIGHER_IS_BETTER = ("customers", "active_customers", "retention_rate", "mrr", "avg_clv")
+
+
+def change_text(name: str, change: dict | None) -> tuple[str, str]:
+    """(text, tone) of a KPI's change since the previous snapshot (kpi_change: points for
+    rates, relative for amounts); tone "better", "worse" or "" for no telling."""
+    value = (change or {}).get("change")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–", ""
+    if change.get("kind") == "points":
+        diff = 100 * value
+        if abs(diff) < 0.05:
+            return "no change", ""
+        text = f"{diff:+.1f} pts"
+    else:
+        if abs(value) < 0.0005:
+            return "no change", ""
+        text = f"{value:+.1%}" if abs(value) < 0.1 else f"{value:+.0%}"
+    arrow = "▲" if value > 0 else "▼"
+    better = (value > 0) == (name in HIGHER_IS_BETTER)
+    return f"{arrow} {text}", "better" if better else "worse"
+
+
+def change_outputs(found: dict, currency: str) -> tuple[list, object]:
+    """Each KPI card's "vs last month" line and the note under the cards, from
+    services.history.kpis_with_change (what GET /api/v1/kpis returns): the previous snapshot's
+    date and value in the line's tooltip."""
+    changes = found.get("vs_previous")
+    if not changes:
+        note = found.get("vs_previous_note") or ""
+        return [""] * len(KPI_ORDER), html.Span(f"vs last month: {note}") if note else None
+    since = snapshots.since_text(found.get("as_of"), found.get("previous_as_of"))
+    previous = found.get("previous") or {}
+    lines = []
+    for name in KPI_ORDER:
+        text, tone = change_text(name, changes.get(name))
+        before = fmt_kpi(name, previous.get(name), currency)
+        tip = f"Change since the snapshot of {found['previous_as_of']} (then {before})."
+        lines.append(
+            html.Span(f"{text} vs {since}", title=tip, className=f"kpi-change-{tone or 'flat'}")
+        )
+    return lines, None
+
+
 def _short_reason(reason: str) -> str:
     """'Not available because the data has no monthly_revenue column (map ...).' -> 'no
     monthly_revenue column'; 'Not available until the churn model is trained.' -> 'once the
@@ -78,10 +126,11 @@ def _short_reason(reason: str) -> str:
     return text.replace("Not available because the data has ", "not available: ")
 
 
-def trend_figure(data, query, split: bool):
+def trend_figure(data, query, split: bool, snapshot_churn: list[dict] | None = None):
     """The figure of services.overview.trend: monthly churn and retention with dates,
     Kaplan-Meier over tenure without. Without a model there are no segments to split by (the
-    switch is off and disabled; a link's split waits for the model)."""
+    switch is off and disabled; a link's split waits for the model). `snapshot_churn`: each
+    snapshot's predicted beside realised churn, drawn on the monthly churn axis."""
     split = split and data.has_model
     found = overview.trend(data, query, split=split)
     if not found["points"]:
@@ -90,12 +139,35 @@ def trend_figure(data, query, split: bool):
     points = pd.DataFrame(found["points"])
     if found["kind"] == "monthly":
         points = points.rename(columns={"customers": "active_start"})
-        return figures.monthly_trend(points, by=by, colours=_colours(data)), found["note"]
+        fig = figures.monthly_trend(
+            points, by=by, colours=_colours(data), snapshots=None if split else snapshot_churn
+        )
+        return fig, found["note"]
     return figures.kaplan_meier(points, by=by, colours=_colours(data)), found["note"]
 
 
+def snapshot_churn(found, data, query) -> tuple[list[dict], str]:
+    """(points, note) of each snapshot's predicted churn (mean p) beside its realised churn,
+    from services.history.snapshot_list. Its figures are the whole base's, so they are drawn
+    for the whole base only: not beside a filtered selection, nor for a manager's scope."""
+    if found is None or not data.ws.table.has_dates:
+        return [], ""
+    if access.current_scope() is not None:
+        return [], ""
+    points = [
+        s
+        for s in service_history.snapshot_list(found, data)["snapshots"]
+        if s.get("predicted_churn") is not None
+    ]
+    if points and query:
+        return [], "Each snapshot's predicted beside realised churn is shown without filters."
+    return points, ""
+
+
 def _colours(data) -> dict[str, str]:
-    return figures.colour_map(data.ws.model.segments.order) if data.has_model else {}
+    # A snapshot's base has no segmentation model: its segments take the live model's colours.
+    segments = getattr(data.ws.model, "segments", None)
+    return figures.colour_map(segments.order) if segments is not None else {}
 
 
 def cohort_figure(data, query):
@@ -106,15 +178,15 @@ def cohort_figure(data, query):
     return figures.cohort_heatmap(found["cohorts"], found["months"])
 
 
-def segment_outputs(data, query):
+def segment_outputs(data, query, colours: dict[str, str] | None = None):
     """Doughnut of sizes, churn per segment with intervals, and the profile table, from
-    services.overview.segments."""
+    services.overview.segments (`colours`: the segments' colours, default `data`'s)."""
     found = overview.segments(data, query)
     if not found["segments"]:
         empty = figures.message(found["note"])
         return empty, empty, dbc.Alert(found["note"], color="light")
     rates = pd.DataFrame(found["segments"]).rename(columns={"name": "level"})
-    doughnut = figures.segment_doughnut(rates, _colours(data))
+    doughnut = figures.segment_doughnut(rates, _colours(data) if colours is None else colours)
     bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=found["base_churn_rate"])
     return doughnut, bars, profile_table(found["segments"])
 
@@ -150,19 +222,34 @@ def profile_table(segments: list[dict]):
     )
 
 
+def kpi_cards(data, query, snapshot) -> tuple[list, object, object]:
+    """(children of every KPI id by name, the note under the cards, the snapshot note) for the
+    picked snapshot's base."""
+    found = snapshots.history()
+    base = snapshots.base_for(data, snapshot)
+    values, deltas = kpi_outputs(base, query)
+    change = service_history.kpis_with_change(found, base, query, overview.kpis(base, query))
+    lines, note = change_outputs(change, base.ws.settings.currency)
+    by_name = dict(zip(KPI_ORDER, values, strict=True))
+    by_name.update({f"{n}-delta": d for n, d in zip(KPI_ORDER, deltas, strict=True)})
+    by_name.update({f"{n}-change": c for n, c in zip(KPI_ORDER, lines, strict=True)})
+    return by_name, note, snapshots.snapshot_note(found, base, snapshot)
+
+
 def register(app, data) -> None:
     @app.callback(
         Output({"type": ids.KPI, "name": ALL}, "children"),
+        Output(ids.KPI_CHANGE_NOTE, "children"),
+        Output(ids.SNAPSHOT_NOTE, "children"),
         Input(ids.FILTER_QUERY, "data"),
+        Input(ids.SNAPSHOT, "value"),
         State({"type": ids.KPI, "name": ALL}, "id"),
     )
-    def _kpis(query, id_list):
+    def _kpis(query, snapshot, id_list):
         if query is None:
             raise PreventUpdate
-        values, deltas = kpi_outputs(data, query)
-        by_name = dict(zip(KPI_ORDER, values, strict=True))
-        by_name.update({f"{n}-delta": d for n, d in zip(KPI_ORDER, deltas, strict=True)})
-        return [by_name.get(i["name"], "") for i in id_list]
+        by_name, note, picked = kpi_cards(data, query, snapshot)
+        return [by_name.get(i["name"], "") for i in id_list], note, picked
 
     @app.callback(
         Output(ids.TREND, "figure"),
@@ -174,7 +261,9 @@ def register(app, data) -> None:
     def _trend(query, split, tab):
         if query is None or tab != "overview":
             raise PreventUpdate
-        return trend_figure(data, query, bool(split))
+        points, extra = snapshot_churn(snapshots.history(), data, query)
+        fig, note = trend_figure(data, query, bool(split), points)
+        return fig, " ".join(t for t in (note, extra) if t)
 
     if data.history is not None:  # the cohort card exists only for dated tables
 
@@ -196,9 +285,10 @@ def register(app, data) -> None:
         Output(ids.SEGMENT_CHURN, "figure"),
         Output(ids.SEGMENT_PROFILE, "children"),
         Input(ids.FILTER_QUERY, "data"),
+        Input(ids.SNAPSHOT, "value"),
         Input(ids.TABS, "active_tab"),
     )
-    def _segments(query, tab):
+    def _segments(query, snapshot, tab):
         if query is None or tab != "overview":
             raise PreventUpdate
-        return segment_outputs(data, query)
+        return segment_outputs(snapshots.base_for(data, snapshot), query, _colours(data))

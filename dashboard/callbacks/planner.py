@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 
 import dash_bootstrap_components as dbc
@@ -16,6 +17,7 @@ from analytics.services import planner
 from analytics.services.errors import InvalidInput
 from analytics.services.overview import NO_MATCH
 from dashboard import auth, figures, ids
+from dashboard.callbacks import snapshots
 
 FIELDS = {  # form field -> the planner's assumption
     "save rate": "save_rate",
@@ -59,6 +61,25 @@ def plan_outputs(data, query, save_rate, cost, margin, discount):
         )
     curve = pd.DataFrame(found["curve"])
     return None, summary, figures.planner_curve(curve, found["best_n"], currency), found["contacts"]
+
+
+def save_rate_note(data, base, save_rate):
+    """Which save rate the plan uses (services.planner.save_rate_source, as GET
+    /api/v1/planner says): the one a campaign measured, with its interval, is the input's
+    default when there is one; the input at that default is "measured" (or "assumed")."""
+    measured = snapshots.measured_save_rate(base)
+    default = measured["save_rate"] if measured is not None else data.ws.settings.save_rate
+    given = None
+    if isinstance(save_rate, int | float) and not math.isclose(save_rate, default, abs_tol=1e-9):
+        given = float(save_rate)
+    found = planner.save_rate_source(given, measured)
+    badge = {"measured": "success", "assumed": "secondary", "given": "primary"}[found["used"]]
+    parts = [dbc.Badge(found["used"], color=badge, className="me-1"), found["text"]]
+    if found["used"] == "given" and measured is not None:
+        parts.append(
+            f" The campaign '{measured['campaign']}' measured {measured['save_rate']:.0%}."
+        )
+    return html.Div(parts)
 
 
 def summary_cards(plan: dict, currency: str) -> dbc.Row:
@@ -113,17 +134,21 @@ def register(app, data) -> None:
         Output(ids.PLAN_SUMMARY, "children"),
         Output(ids.PLAN_CURVE, "figure"),
         Output(ids.PLAN_GRID, "rowData"),
+        Output(ids.PLAN_SAVE_RATE_SOURCE, "children"),
         Input(ids.FILTER_QUERY, "data"),
         Input(ids.PLAN_SAVE_RATE, "value"),
         Input(ids.PLAN_COST, "value"),
         Input(ids.PLAN_MARGIN, "value"),
         Input(ids.PLAN_DISCOUNT, "value"),
+        Input(ids.SNAPSHOT, "value"),
         Input(ids.TABS, "active_tab"),
     )
-    def _plan(query, save_rate, cost, margin, discount, tab):
+    def _plan(query, save_rate, cost, margin, discount, snapshot, tab):
         if query is None or tab != "planner":
             raise PreventUpdate
-        return plan_outputs(data, query, save_rate, cost, margin, discount)
+        base = snapshots.base_for(data, snapshot)
+        found = plan_outputs(base, query, save_rate, cost, margin, discount)
+        return *found, save_rate_note(data, base, save_rate)
 
     @app.callback(
         Output(ids.PLAN_DOWNLOAD, "data"),
@@ -133,10 +158,12 @@ def register(app, data) -> None:
         State(ids.PLAN_COST, "value"),
         State(ids.PLAN_MARGIN, "value"),
         State(ids.PLAN_DISCOUNT, "value"),
+        State(ids.SNAPSHOT, "value"),
         prevent_initial_call=True,
     )
-    def _export(_n, query, save_rate, cost, margin, discount):
-        return export_contacts(data, query, save_rate, cost, margin, discount)
+    def _export(_n, query, save_rate, cost, margin, discount, snapshot):
+        base = snapshots.base_for(data, snapshot)
+        return export_contacts(base, query, save_rate, cost, margin, discount)
 
 
 def export_contacts(data, query, save_rate, cost, margin, discount):
