@@ -128,6 +128,9 @@ def add_snapshot(
             if found is None:
                 raise
             return found, False
+        except BaseException:  # no file without its row
+            path.unlink(missing_ok=True)
+            raise
     return snapshot(engine, snapshot_id), True  # type: ignore[return-value]
 
 
