@@ -682,7 +682,7 @@ def revenue_movements(months: list[dict], currency: str) -> go.Figure:
         hovertemplate=f"%{{x|%b %Y}}: net {money_hover('y', currency)}<extra></extra>",
     )
     fig.update_layout(barmode="relative", legend={"orientation": "h", "y": -0.25})
-    fig.update_xaxes(tickformat="%b %Y", dtick="M1" if len(x) <= 12 else "M3")
+    fig.update_xaxes(tickformat="%b %Y")  # ticks as the width allows
     fig.update_yaxes(title=f"MRR ({currency})", zeroline=True, zerolinecolor="#475569",
                      **money_axis(currency))  # fmt: skip
     return fig
@@ -707,7 +707,7 @@ def revenue_rates(months: list[dict]) -> go.Figure:
             hovertemplate=f"%{{x|%b %Y}}: {key.upper()} %{{y:.1%}}<extra></extra>",
         )
     fig.add_hline(y=1, line={"dash": "dot", "color": MUTED})
-    fig.update_xaxes(tickformat="%b %Y", dtick="M1" if len(x) <= 12 else "M3")
+    fig.update_xaxes(tickformat="%b %Y")
     fig.update_yaxes(title="share of MRR at the month's start", tickformat=".0%")
     fig.update_layout(legend={"orientation": "h", "y": -0.3})
     return fig

@@ -70,6 +70,7 @@ CAMPAIGN_SIZE = "campaign-size"  # "best" (the plan's best N) or "given" (CAMPAI
 CAMPAIGN_LIMIT = "campaign-limit"
 CAMPAIGN_CREATE = "campaign-create"
 CAMPAIGN_RESULT = "campaign-result"
+CAMPAIGN_HINT = "campaign-hint"  # why the Create button is off (a past snapshot is picked)
 CAMPAIGN_DOWNLOAD = "campaign-download"
 CAMPAIGN_LIST = "campaign-list"
 

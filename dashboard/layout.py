@@ -201,10 +201,7 @@ def snapshot_picker() -> html.Div:
                 clearable=False,
                 searchable=False,
             ),
-            dbc.FormText(
-                "The scoring the KPIs, segments, drivers, lists and planner read; "
-                '"vs last month" compares it with the one before.'
-            ),
+            dbc.FormText('The scoring every customer view reads; "vs last month" is its change.'),
         ],
         className="snapshot-picker mb-2",
     )
@@ -678,6 +675,7 @@ def campaign_form():
             className="g-2",
         ),
         dcc.Download(id=ids.CAMPAIGN_DOWNLOAD),
+        html.Div(id=ids.CAMPAIGN_HINT, className="small text-muted"),
         html.Div(id=ids.CAMPAIGN_RESULT, className="mt-2"),
         help_text="For the current filters, from the latest scoring. When a later snapshot says "
         "who left, the Campaigns tab measures the save rate against the control group.",
@@ -739,21 +737,22 @@ def movers_columns(currency: str) -> list[dict]:
     def column(field: str, name: str, **extra) -> dict:
         return {"field": field, "headerName": name, **extra}
 
+    # The rise first after who: on a phone the grid shows the customer, the rise and p then.
     return [
-        column(C.CUSTOMER_ID, "Customer", pinned="left", width=104, flex=None),
-        column("p_churn_previous", "Churn probability then", **percent, minWidth=104),
-        column(C.P_CHURN, "Churn probability now", **percent, minWidth=104),
+        column(C.CUSTOMER_ID, "Customer", pinned="left", width=100, flex=None),
         column(
             "rise",
             "Rise (pts)",
             **number,
             sort="desc",
-            minWidth=84,
+            minWidth=80,
             valueFormatter={"function": "d3.format('+.1f')(100 * params.value)"},
         ),
+        column("p_churn_previous", "Churn probability then", **percent, minWidth=100),
+        column(C.P_CHURN, "Churn probability now", **percent, minWidth=100),
         column("risk_band_previous", "Band then", minWidth=80),
         column(C.RISK_BAND, "Band now", minWidth=80),
-        column(C.EXPECTED_LOSS, "Expected loss", **money, minWidth=100),
+        column(C.EXPECTED_LOSS, "Expected loss", **money, minWidth=96),
         column("reasons_previous", "Reasons then", tooltipField="reasons_previous", **reasons),
         column("reasons", "Reasons now", tooltipField="reasons", **reasons),
     ]

@@ -4,6 +4,7 @@ and the measured save rate once a later snapshot says who left (GET /api/v1/camp
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import date
@@ -18,8 +19,10 @@ from analytics.services import history as service
 from analytics.services.errors import InvalidInput
 from dashboard import auth, ids
 from dashboard.callbacks import snapshots
+from dashboard.layout import LIVE
 
 TAB = "campaigns"
+PAST_SNAPSHOT = 'Pick "latest (live)" to create a campaign: it contacts customers now.'
 PLAN_FIELDS = ("save_rate", "cost_per_contact", "margin", "discount")
 
 
@@ -56,8 +59,7 @@ def create(data, query, snapshot, form: tuple, plan: tuple):
     if user is None or not access.allowed(user.role, access.VIEWS):
         raise PreventUpdate  # the guard refuses these before Dash runs; kept as a backstop
     if snapshots.as_of_text(snapshot) is not None:
-        text = 'Pick "latest (live)" to create a campaign: it contacts customers now.'
-        return dbc.Alert(text, color="warning", className="small mb-0"), no_update
+        return dbc.Alert(PAST_SNAPSHOT, color="warning", className="small mb-0"), no_update
     found = snapshots.history()
     if found is None:
         return dbc.Alert(service.NO_SNAPSHOTS, color="secondary", className="small"), no_update
@@ -85,12 +87,9 @@ def create(data, query, snapshot, form: tuple, plan: tuple):
 
 
 def _group(item: dict, name: str) -> tuple[int | None, dict | None]:
-    """(members, measured outcome) of a campaign's group: the list gives a count until it is
-    measured, then the group's tally {n, churned, churn_rate, unknown}."""
-    value = item.get(name)
-    if isinstance(value, dict):
-        return int(value.get("n") or 0) + int(value.get("unknown") or 0), value
-    return value, None
+    """(members, measured outcome {n, churned, churn_rate, unknown} or None) of a campaign's
+    treated or control group."""
+    return item.get(name), item.get(f"{name}_outcome")
 
 
 def _churn(tally: dict | None) -> str:
@@ -154,7 +153,9 @@ def campaign_table(result: dict):
         )
     )
     body = html.Tbody(campaign_rows(result["campaigns"]))
-    return dbc.Table([head, body], size="sm", hover=True, responsive=True, className="mb-0")
+    return dbc.Table(
+        [head, body], size="sm", hover=True, responsive=True, className="mb-0 campaign-table"
+    )
 
 
 def register(app, data) -> None:
@@ -177,6 +178,16 @@ def register(app, data) -> None:
 
     if C.MONTHLY_REVENUE not in data.scored.columns:
         return  # no planner, so no form: the planner tab says why value views are off
+
+    # A campaign contacts customers now: off while a past snapshot is picked (pure UI glue;
+    # create() refuses such a request on the server too).
+    app.clientside_callback(
+        f"function(s) {{ const past = !!s && s !== '{LIVE}';"
+        f" return [past, past ? {json.dumps(PAST_SNAPSHOT)} : '']; }}",
+        Output(ids.CAMPAIGN_CREATE, "disabled"),
+        Output(ids.CAMPAIGN_HINT, "children"),
+        Input(ids.SNAPSHOT, "value"),
+    )
 
     @app.callback(
         Output(ids.CAMPAIGN_RESULT, "children"),

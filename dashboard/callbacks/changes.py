@@ -86,15 +86,16 @@ def _share(x) -> str:
 def revenue_table(months: list[dict], currency: str):
     """Month by month, newest first: MRR at the start, the net movement, GRR, NRR and revenue
     churn (the figures' exact values, for reading and for screen readers)."""
+    wide = "text-end d-none d-md-table-cell"  # a phone keeps month, net, GRR and NRR
     head = html.Thead(
         html.Tr(
             [
                 html.Th("Month"),
-                html.Th("MRR at start", className="text-end"),
+                html.Th("MRR at start", className=wide),
                 html.Th("Net movement", className="text-end"),
                 html.Th("GRR", className="text-end"),
                 html.Th("NRR", className="text-end"),
-                html.Th("Revenue churn", className="text-end"),
+                html.Th("Revenue churn", className=wide),
             ]
         )
     )
@@ -102,17 +103,21 @@ def revenue_table(months: list[dict], currency: str):
         html.Tr(
             [
                 html.Td(m["month"]),
-                html.Td(money(m["mrr_start"], currency), className="text-end"),
+                html.Td(money(m["mrr_start"], currency), className=wide),
                 html.Td(money(m.get("net"), currency), className="text-end"),
                 html.Td(_share(m.get("grr")), className="text-end"),
                 html.Td(_share(m.get("nrr")), className="text-end"),
-                html.Td(_share(m.get("revenue_churn_rate")), className="text-end"),
+                html.Td(_share(m.get("revenue_churn_rate")), className=wide),
             ]
         )
         for m in reversed(months)
     ]
     return dbc.Table(
-        [head, html.Tbody(rows)], size="sm", hover=True, responsive=True, className="mb-0 small"
+        [head, html.Tbody(rows)],
+        size="sm",
+        hover=True,
+        responsive=True,
+        className="mb-0 small revenue-table",
     )
 
 

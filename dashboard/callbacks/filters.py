@@ -156,11 +156,9 @@ def snapshot_option(data) -> ViewOption:
 def save_rate_option(data) -> ViewOption:
     """The planner's save rate: its default is the one a campaign measured when there is one
     (services.history.measured_save_rate, METRICS.md), else RETENTION_SAVE_RATE."""
-    assumed = data.ws.settings.save_rate
 
     def default() -> float:
-        found = snapshots.measured_save_rate(data)
-        return assumed if found is None else found["save_rate"]
+        return snapshots.save_rate_default(data, data)[0]
 
     def to_url(value) -> str | None:
         number = _as_number(value)

@@ -186,7 +186,10 @@ def segment_outputs(data, query, colours: dict[str, str] | None = None):
         empty = figures.message(found["note"])
         return empty, empty, dbc.Alert(found["note"], color="light")
     rates = pd.DataFrame(found["segments"]).rename(columns={"name": "level"})
-    doughnut = figures.segment_doughnut(rates, _colours(data) if colours is None else colours)
+    colours = _colours(data) if colours is None else colours
+    if not set(rates["level"].astype(str)) <= set(colours):  # another model's segments
+        colours = figures.colour_map(rates["level"])
+    doughnut = figures.segment_doughnut(rates, colours)
     bars = figures.rate_bars(rates, "Churn rate by segment", base_rate=found["base_churn_rate"])
     return doughnut, bars, profile_table(found["segments"])
 

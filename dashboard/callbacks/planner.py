@@ -67,8 +67,7 @@ def save_rate_note(data, base, save_rate):
     """Which save rate the plan uses (services.planner.save_rate_source, as GET
     /api/v1/planner says): the one a campaign measured, with its interval, is the input's
     default when there is one; the input at that default is "measured" (or "assumed")."""
-    measured = snapshots.measured_save_rate(base)
-    default = measured["save_rate"] if measured is not None else data.ws.settings.save_rate
+    default, measured = snapshots.save_rate_default(data, base)
     given = None
     if isinstance(save_rate, int | float) and not math.isclose(save_rate, default, abs_tol=1e-9):
         given = float(save_rate)

@@ -69,6 +69,18 @@ def measured_save_rate(base: ServedBase) -> dict | None:
     return cache[key]
 
 
+SAVE_RATE_DECIMALS = 3  # the measured rate as the planner's input shows it: 0.367
+
+
+def save_rate_default(data: ServedBase, base: ServedBase) -> tuple[float, dict | None]:
+    """(the planner's save-rate default, the measured save rate or None): the one a campaign
+    measured (rounded for the input) when there is one, else RETENTION_SAVE_RATE."""
+    measured = measured_save_rate(base)
+    if measured is None:
+        return data.ws.settings.save_rate, None
+    return round(float(measured["save_rate"]), SAVE_RATE_DECIMALS), measured
+
+
 def known_as_of(data: ServedBase, text: str | None) -> str | None:
     """`text` when it names a snapshot there is (a link's ?snapshot=), else None (live)."""
     if text is None or not AS_OF.fullmatch(text):
@@ -104,8 +116,8 @@ def snapshot_note(found: service.History | None, base: ServedBase, value) -> obj
     return dbc.Alert(
         [
             html.Strong(f"Snapshot of {info.label}"),
-            f" (model {info.model_version}): KPIs, segments, drivers, lists and the planner "
-            "read this scoring. The trend and cohorts are always the live data's.",
+            f" (model {info.model_version}): the customer views read this scoring; the "
+            "trend and cohorts stay live.",
         ],
         color="info",
         className="py-2 px-3 small mb-2",
@@ -119,7 +131,7 @@ def banner(text: str | None):
     return dbc.Alert(
         [html.Strong("Model check: "), text, " See the Monitoring tab."],
         color="warning",
-        className="py-2 px-3 small mb-3 monitor-banner",
+        className="py-2 small mb-3 monitor-banner",
         dismissable=True,
     )
 
