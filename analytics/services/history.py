@@ -154,20 +154,51 @@ def pick(history: History | None, base: ServedBase, text: str | None) -> ServedB
 
 
 def snapshot_list(history: History, base: ServedBase) -> dict:
-    """Every as_of with its snapshot, newest first, with predicted and realised churn (the
-    trend's "predicted beside realised")."""
+    """Every as_of with its snapshot, newest first, with its customers and predicted and
+    realised churn (the trend's "predicted beside realised"): the whole base's, or within a
+    manager's scope the scope's."""
     chosen = history.chosen(_version(base))
     current = history.current(base)
+    scope = access.current_scope()
     items = []
     for info in reversed(chosen):
-        s = info.summary
         items.append({
             **info.public(),
-            "predicted_churn": s.get("predicted_churn"),
-            "realised_churn": s.get("realised_churn"),
+            **_list_figures(history, info, scope),
             "current": current is not None and info.id == current.id,
         })  # fmt: skip
     return {"snapshots": items, "note": "" if items else NO_SNAPSHOTS}
+
+
+def _list_figures(history: History, info: store.SnapshotInfo, scope) -> dict:
+    """customers, predicted_churn and realised_churn of a snapshot. The summary holds the
+    whole base's, which a scoped manager must not see: theirs are read from the file (three
+    columns, once per snapshot and scope)."""
+    s = info.summary
+    if scope is None:
+        return {
+            "customers": info.rows,
+            "predicted_churn": s.get("predicted_churn"),
+            "realised_churn": s.get("realised_churn"),
+        }
+
+    def make() -> dict:
+        wanted = {scope.column, C.P_CHURN, C.CHURNED}
+        frame = store.read_frame(history.state_dir, info, columns=wanted)
+        if scope.column in frame:
+            inside = frame[frame[scope.column].astype(str).isin(scope.values).to_numpy()]
+        else:  # nobody is in scope (as analytics.alerting.in_scope says)
+            inside = frame.iloc[:0]
+        p = inside[C.P_CHURN].to_numpy(dtype=float) if C.P_CHURN in inside else np.array([])
+        churned = inside.get(C.CHURNED)
+        known = churned is not None and len(inside) > 0 and bool(churned.notna().all())
+        return {
+            "customers": len(inside),
+            "predicted_churn": float(np.nanmean(p)) if len(p) else None,
+            "realised_churn": float(churned.mean()) if known else None,
+        }
+
+    return history.figures(("list", info.id, str(scope)), make)
 
 
 # -- vs last month ------------------------------------------------------------------------------
