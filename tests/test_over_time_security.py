@@ -7,6 +7,7 @@ never reaches the delivery log, even when the receiver echoes its path."""
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,65 @@ def test_a_scoped_manager_gets_the_snapshot_list_with_their_scopes_figures(year,
         assert item["predicted_churn"] == pytest.approx(north[C.P_CHURN].mean())
         if full["realised_churn"] is not None:
             assert item["realised_churn"] == pytest.approx(north[C.CHURNED].mean())
+
+
+# -- a snapshot file changed on disk ------------------------------------------------------------
+
+
+def test_a_changed_snapshot_file_is_refused_and_the_live_views_go_on(year, clients):
+    """One snapshot file changed on disk made the live KPIs, movers, revenue and monitoring
+    answer 500 (each reads the previous or every snapshot). Now that snapshot alone is refused,
+    ?snapshot=<it> is a 400 saying why, the other views leave it out and say so, and nothing
+    is cached: once the file is back, it is served again."""
+    app, client = year["app"], clients["analyst"]
+    fresh = service.History(year["engine"], year["state"], SETTINGS)  # nothing read yet
+    chosen = fresh.chosen(year["model"].version)
+    previous = chosen[-2]  # the live snapshot's previous one: every live view reads it
+    campaign = store.campaign(year["engine"], "demo-202605")
+    outcome = next(i for i in chosen if i.as_of > campaign.as_of)  # measures the demo campaign
+    damaged = {info.label: Path(year["state"]) / info.path for info in (previous, outcome)}
+    kept = {label: path.read_bytes() for label, path in damaged.items()}
+    app.extensions[history_api.EXTENSION] = fresh
+    try:
+        for path, original in zip(damaged.values(), kept.values(), strict=True):
+            changed = bytearray(original)
+            changed[len(changed) // 2] ^= 1
+            path.write_bytes(bytes(changed))
+        kpis = answer(client.get("/api/v1/kpis"))
+        assert kpis["vs_previous"] is None
+        assert f"snapshot of {previous.label} cannot be read" in kpis["vs_previous_note"]
+        refused = answer(client.get(f"/api/v1/kpis?snapshot={previous.label}"), 400)
+        assert refused["errors"][0]["field"] == "snapshot"
+        assert "changed since it was written" in refused["errors"][0]["message"]
+        movers = answer(client.get("/api/v1/customers/movers"))
+        assert movers["items"] == []
+        assert "cannot be read" in movers["note"]
+        revenue = answer(client.get("/api/v1/revenue"))
+        months = {m["month"] for m in revenue["months"]}
+        # a month runs between consecutive snapshots: none next to a refused one
+        at = {i.label: n for n, i in enumerate(chosen)}
+        readable = [i for i in chosen if i.label not in damaged]
+        expected = {a.label[:7] for a, b in pairwise(readable) if at[b.label] == at[a.label] + 1}
+        assert months == expected
+        assert len(months) == len(chosen) - 1 - 4
+        assert "cannot be read" in revenue["note"]
+        monitoring = answer(client.get("/api/v1/monitoring"))
+        assert {s["as_of"] for s in monitoring["snapshots"]}.isdisjoint(damaged)
+        assert "cannot be read" in monitoring["note"]
+        listed = answer(client.get("/api/v1/campaigns"))["campaigns"]
+        demo = next(c for c in listed if c["campaign_id"] == "demo-202605")
+        assert demo["measured_save_rate"] is None
+        assert "cannot be read" in demo["note"]
+        plan = answer(client.get("/api/v1/planner"))
+        assert plan["save_rate_source"]["used"] == "assumed"
+    finally:
+        for label, path in damaged.items():
+            path.write_bytes(kept[label])
+        app.extensions[history_api.EXTENSION] = year["history"]
+    app.extensions[history_api.EXTENSION] = fresh
+    try:
+        back = answer(client.get(f"/api/v1/kpis?snapshot={previous.label}"))
+        assert back["as_of"] == previous.label
+        assert answer(client.get("/api/v1/kpis"))["vs_previous"] is not None
+    finally:
+        app.extensions[history_api.EXTENSION] = year["history"]

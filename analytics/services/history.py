@@ -10,6 +10,7 @@ what is computed from one is cached by its id for the life of the process.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from datetime import date
 from pathlib import Path
@@ -31,7 +32,10 @@ from analytics.services import planner as planner_service
 from analytics.services.base import _LRU, ServedBase
 from analytics.services.errors import InvalidInput
 from analytics.store import snapshots as store
+from analytics.store.artifacts import ArtifactError
 from analytics.workflow import Workspace
+
+log = logging.getLogger("analytics.services.history")
 
 PARAM = "snapshot"
 NO_SNAPSHOTS = "No snapshots yet: one is recorded each time a model version goes live."
@@ -39,6 +43,16 @@ NO_PREVIOUS = "No earlier snapshot to compare with."
 MOVERS_LIMIT = 50
 DECAY_MARGIN = 0.05  # realised ROC-AUC this far below the model's cross-validated one: decaying
 LARGE_PSI = 0.25
+
+
+def unreadable(info: store.SnapshotInfo, exc: Exception) -> str:
+    """Log why a snapshot's file was refused (missing, or changed since it was written) and
+    say it in one line. The views that read it say so; the others, and the live views, go on."""
+    log.warning("snapshot %s (%s) refused: %s", info.id, info.label, exc)
+    return (
+        f"The snapshot of {info.label} cannot be read: its file is missing or changed since it "
+        "was written (the server's log says which)."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,7 +161,10 @@ def pick(history: History | None, base: ServedBase, text: str | None) -> ServedB
     if history is None:
         raise InvalidInput(PARAM, NO_SNAPSHOTS)
     info = history.resolve(text, base)
-    return history.base(info)
+    try:
+        return history.base(info)
+    except ArtifactError as exc:
+        raise InvalidInput(PARAM, unreadable(info, exc) + " Pick another date.") from None
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -198,7 +215,11 @@ def _list_figures(history: History, info: store.SnapshotInfo, scope) -> dict:
             "realised_churn": float(churned.mean()) if known else None,
         }
 
-    return history.figures(("list", info.id, str(scope)), make)
+    try:
+        return history.figures(("list", info.id, str(scope)), make)
+    except ArtifactError as exc:
+        unreadable(info, exc)
+        return {"customers": None, "predicted_churn": None, "realised_churn": None}
 
 
 # -- vs last month ------------------------------------------------------------------------------
@@ -216,7 +237,10 @@ def kpis_with_change(history: History | None, base: ServedBase, query: str, foun
     before = history.previous(current, base)
     if before is None:
         return {**found, "vs_previous": None, "vs_previous_note": NO_PREVIOUS}
-    earlier = history.base(before)
+    try:
+        earlier = history.base(before)
+    except ArtifactError as exc:
+        return {**found, "vs_previous": None, "vs_previous_note": unreadable(before, exc)}
     try:
         previous = plain(earlier.kpis(query))
     except (filters.FilterError, KeyError, ValueError) as exc:
@@ -244,8 +268,11 @@ def movers(
     before = history.previous(current, base) if current is not None else None
     if before is None:
         return {**out, "note": NO_SNAPSHOTS if current is None else NO_PREVIOUS}
+    try:
+        then = history.base(before).scored
+    except ArtifactError as exc:
+        return {**out, "note": unreadable(before, exc)}
     now = base.view(query)
-    then = history.base(before).scored
     ranked = mover_rules.movers(now, then, limit=limit)
     in_both = now[C.CUSTOMER_ID].astype(str).isin(then[C.CUSTOMER_ID].astype(str))
     newly, newly_total = _newly(now, then, limit)
@@ -301,24 +328,38 @@ def revenue(history: History | None, base: ServedBase, query: str) -> dict:
     state = base.state(query)
     scope = access.current_scope()
     key = ("revenue", state.key(), str(scope), tuple(i.id for i in chosen))
-    return history.figures(key, lambda: _revenue(history, chosen, state))
+    try:
+        return history.figures(key, lambda: _revenue(history, chosen, state, skip=False))
+    except ArtifactError:  # not cached: the months come back once the file does
+        return _revenue(history, chosen, state, skip=True)
 
 
-def _revenue(history: History, chosen, state) -> dict:
-    frames = []
+def _revenue(history: History, chosen, state, *, skip: bool) -> dict:
+    """`skip`: leave out a snapshot whose file is refused, and the month on each side of it
+    (they would span two months), rather than raise."""
+    frames, gaps, notes = [], set(), []
     for info in chosen:
-        frame = _columns(history, info, state)
+        try:
+            frame = _columns(history, info, state)
+        except ArtifactError as exc:
+            if not skip:
+                raise
+            notes.append(unreadable(info, exc))
+            gaps.add(frames[-1][0].isoformat()[:7] if frames else None)
+            continue
         if C.MONTHLY_REVENUE not in frame:
             return {"months": [], "note": f"The snapshot of {info.label} has no monthly_revenue."}
         keep = filters.mask(frame, state) if not state.is_empty else slice(None)
         frames.append((info.as_of, frame.loc[keep, list(REVENUE_COLUMNS)]))
+    if notes:
+        notes.append("The months next to it are left out.")
     if len(frames) < 2:
-        return {"months": [], "note": "Revenue movements need two snapshots."}
+        return {"months": [], "note": " ".join(notes) or "Revenue movements need two snapshots."}
     months = revenue_rules.revenue_months(frames)
     out = records(months)
     for row in out:
         row["month"] = str(row["month"])[:7]
-    return {"months": out, "note": ""}
+    return {"months": [r for r in out if r["month"] not in gaps], "note": " ".join(notes)}
 
 
 def _columns(history: History, info, state) -> pd.DataFrame:
@@ -340,9 +381,13 @@ def monitoring(history: History | None, query: str = "") -> dict:
     if history is None:
         return {**out, "note": NO_SNAPSHOTS}
     chosen = [i for i in history.all() if i.summary.get("outcome_known")]
-    rows = []
+    rows, notes = [], []
     for info in chosen:
-        found = _realised(history, info, query)
+        try:
+            found = _realised(history, info, query)
+        except ArtifactError as exc:  # the others are still shown
+            notes.append(unreadable(info, exc))
+            continue
         if found is None:
             continue
         rows.append({
@@ -372,7 +417,7 @@ def monitoring(history: History | None, query: str = "") -> dict:
         "drift_as_of": watched.label if watched is not None else None,
         "decay": decay,
         "banner": _banner(watched, drift, decay),
-        "note": "" if rows else "No snapshot whose window has passed yet.",
+        "note": " ".join(notes) or ("" if rows else "No snapshot whose window has passed yet."),
     }
 
 
@@ -546,7 +591,11 @@ def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> d
         outcome = frame.set_index(frame[C.CUSTOMER_ID].astype(str))[C.CHURNED]
         return plain(campaign_rules.measure(members, outcome))
 
-    found = dict(history.figures(("campaign", info.id, outcome_info.id), make))
+    try:
+        found = dict(history.figures(("campaign", info.id, outcome_info.id), make))
+    except ArtifactError as exc:
+        note = unreadable(outcome_info, exc)
+        return {**out, "measured_save_rate": None, "ci_low": None, "ci_high": None, "note": note}
     groups = {"treated_outcome": found.pop("treated"), "control_outcome": found.pop("control")}
     return {**out, **found, **groups, "measured_save_rate": found.get("save_rate")}
 
