@@ -19,7 +19,7 @@ from analytics.services import history as service
 from analytics.store import db, lifecycle
 from analytics.store import snapshots as store
 from dashboard.api import history as history_api
-from dashboard.app import create_app
+from dashboard.app import create_app, served_base
 from tests.support import MODEL_KEY, signed_in
 
 SETTINGS = settings_from_env(env={})
@@ -156,3 +156,33 @@ def test_a_changed_snapshot_file_is_refused_and_the_live_views_go_on(year, clien
         assert answer(client.get("/api/v1/kpis"))["vs_previous"] is not None
     finally:
         app.extensions[history_api.EXTENSION] = year["history"]
+
+
+# -- campaigns --------------------------------------------------------------------------------
+
+
+def campaign_ids(year) -> set[str]:
+    return {c.id for c in store.campaigns(year["engine"])}
+
+
+def create_directly(year, body: dict, query: str = "") -> dict:
+    """services.history.create_campaign on the live base, as the dashboard's form calls it."""
+    live = served_base(year["app"])
+    return service.create_campaign(year["history"], live, query, body, "ada", None)
+
+
+@pytest.mark.parametrize("seed", [2**31, 2**40, 10**30])
+def test_a_campaign_seed_the_database_cannot_hold_is_a_422(year, clients, seed):
+    """The body took any seed >= 1: above 2**63 SQLite raised OverflowError and above 2**31
+    PostgreSQL's integer column refused it, a 500 either way. Now it is a 422 naming the
+    seed, before anything is written; the largest seed that fits is taken."""
+    client, before = clients["analyst"], campaign_ids(year)
+    body = {"name": "s", "limit": 5, "seed": seed}
+    refused = answer(client.post("/api/v1/campaigns", json=body), 422)
+    assert refused["errors"][0]["field"] == "seed"
+    with pytest.raises(service.InvalidInput, match="seed"):
+        create_directly(year, body)
+    assert campaign_ids(year) == before
+    body["seed"] = service.MAX_SEED
+    fits = answer(client.post("/api/v1/campaigns", json=body), 201)
+    assert store.campaign(year["engine"], fits["campaign_id"]).seed == service.MAX_SEED

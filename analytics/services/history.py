@@ -461,6 +461,7 @@ def _banner(watched, drift, decay) -> str | None:
 # -- campaigns ------------------------------------------------------------------------------
 
 DEFAULT_CONTROL_SHARE = 0.10
+MAX_SEED = 2**31 - 1  # campaigns.seed is an integer column: 32 bits in PostgreSQL
 
 
 def create_campaign(
@@ -484,8 +485,12 @@ def create_campaign(
     share = _number(body, "control_share", DEFAULT_CONTROL_SHARE)
     if not 0 < share <= 0.5:
         raise InvalidInput("control_share", f"must be above 0 and at most 0.5; got {share:g}")
+    seed = body.get("seed")
+    if seed is None:
+        seed = _seed()
+    elif isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= MAX_SEED:
+        raise InvalidInput("seed", f"expected a whole number from 1 to {MAX_SEED:,}, got {seed!r}")
     contacts = _contact_list(base, query, body)
-    seed = int(body["seed"]) if isinstance(body.get("seed"), int) else _seed()
     groups = campaign_rules.assign_groups(contacts, share, seed)
     scope = access.current_scope()
     info = store.add_campaign(
@@ -512,7 +517,7 @@ def create_campaign(
 
 
 def _seed() -> int:
-    return int(np.random.default_rng().integers(1, 2**31 - 1))
+    return int(np.random.default_rng().integers(1, MAX_SEED))
 
 
 def _number(body: dict, name: str, default: float) -> float:

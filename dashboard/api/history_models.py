@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from analytics.services.history import MAX_SEED
 from dashboard.api.models import MAX_LIMIT, Number, Out, Query
 
 
@@ -107,7 +108,9 @@ class CampaignBody(BaseModel):
     cost_per_contact: float | None = Field(None, ge=0)
     margin: float | None = Field(None, gt=0, le=1)
     discount: float | None = Field(None, ge=0, le=1)
-    seed: int | None = Field(None, ge=1, description="for a reproducible control group")
+    seed: int | None = Field(
+        None, ge=1, le=MAX_SEED, description="for a reproducible control group"
+    )
 
 
 class CampaignCreated(Out):
