@@ -460,7 +460,7 @@ def test_the_trend_shows_each_snapshots_predicted_beside_realised_churn(dated):
     for x, p, r in shown:
         assert p == pytest.approx(by_date[x]["predicted_churn"])
         assert r == pytest.approx(by_date[x]["realised_churn"])
-    # figures for the whole base: not beside a filtered selection, nor in a manager's scope
+    # the list's figures are the base's (or the scope's): not drawn beside a filtered selection
     query = {(ids.FILTER_QUERY, "data"): "?contract=Monthly", **overview}
     filtered = run(analyst, dated, (ids.TREND, "figure"), query)
     assert len(filtered[ids.TREND]["figure"]["data"]) == 2
@@ -469,7 +469,13 @@ def test_the_trend_shows_each_snapshots_predicted_beside_realised_churn(dated):
     scoped = run(
         manager, dated, (ids.TREND, "figure"), {(ids.FILTER_QUERY, "data"): "", **overview}
     )
-    assert len(scoped[ids.TREND]["figure"]["data"]) == 2
+    mine = {s["as_of"]: s for s in api(manager, "/api/v1/snapshots")["snapshots"]}
+    shown = {t["name"]: t for t in scoped[ids.TREND]["figure"]["data"]}[
+        "Predicted (snapshot mean p)"
+    ]
+    for x, p in zip(array(shown["x"]), array(shown["y"]), strict=True):
+        assert p == pytest.approx(mine[x]["predicted_churn"])
+        assert p != pytest.approx(by_date[x]["predicted_churn"])  # the scope's, not everyone's
     split = run(
         analyst,
         dated,

@@ -10,7 +10,6 @@ import pandas as pd
 from dash import ALL, Input, Output, State, html
 from dash.exceptions import PreventUpdate
 
-from analytics import access
 from analytics import columns as C
 from analytics.formatting import money, share_of_all
 from analytics.services import history as service_history
@@ -148,11 +147,9 @@ def trend_figure(data, query, split: bool, snapshot_churn: list[dict] | None = N
 
 def snapshot_churn(found, data, query) -> tuple[list[dict], str]:
     """(points, note) of each snapshot's predicted churn (mean p) beside its realised churn,
-    from services.history.snapshot_list. Its figures are the whole base's, so they are drawn
-    for the whole base only: not beside a filtered selection, nor for a manager's scope."""
+    from services.history.snapshot_list: the whole base's, or a manager's scope's, so they are
+    drawn beside an unfiltered trend only."""
     if found is None or not data.ws.table.has_dates:
-        return [], ""
-    if access.current_scope() is not None:
         return [], ""
     points = [
         s
