@@ -179,3 +179,15 @@ def share_of_all(part: float, whole: float) -> str:
     if share < 0.01 or 0.99 < share < 1:
         return f"{share:.1%} of all"
     return f"{share:.0%} of all"
+
+
+# Control characters (NUL, which PostgreSQL refuses; CR/LF), the other characters str.splitlines
+# breaks at (\x1c-\x1e, \x85, \u2028, \u2029: an e-mail header refuses them) and the invisible
+# direction marks. A name a person gives (a campaign's, an alert rule's) holds none of them.
+_NOT_IN_NAMES = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+NAME_RULE = "must be one line without control characters (line breaks, tabs, NUL)"
+
+
+def plain_name(text: str) -> bool:
+    """Whether `text` is a name as one line of plain text (NAME_RULE)."""
+    return _NOT_IN_NAMES.search(text) is None

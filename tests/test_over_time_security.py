@@ -186,3 +186,20 @@ def test_a_campaign_seed_the_database_cannot_hold_is_a_422(year, clients, seed):
     body["seed"] = service.MAX_SEED
     fits = answer(client.post("/api/v1/campaigns", json=body), 201)
     assert store.campaign(year["engine"], fits["campaign_id"]).seed == service.MAX_SEED
+
+
+@pytest.mark.parametrize(
+    "name", ["Winback\x00", "Winback\r\nBcc: x@example.com", "a\u2028b", "a\x85b"]
+)
+def test_a_campaign_name_is_one_line_of_plain_text(year, clients, name):
+    """A name with NUL was a 500 on PostgreSQL (text refuses it) and line breaks were stored
+    as they came, to be shown in every list and audit event. Now the API answers 422 and the
+    dashboard's form says why, and nothing is written."""
+    before = campaign_ids(year)
+    refused = answer(clients["manager"].post("/api/v1/campaigns", json={"name": name, "limit": 5}),
+                     422)  # fmt: skip
+    assert refused["errors"][0]["field"] == "name"
+    assert "one line" in refused["errors"][0]["message"]
+    with pytest.raises(service.InvalidInput, match="one line"):
+        create_directly(year, {"name": name, "limit": 5})
+    assert campaign_ids(year) == before

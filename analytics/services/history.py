@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from analytics import access, filters
 from analytics import columns as C
 from analytics.config import Settings
+from analytics.formatting import NAME_RULE, plain_name
 from analytics.history import campaigns as campaign_rules
 from analytics.history import monitoring as monitor
 from analytics.history import movers as mover_rules
@@ -482,6 +483,8 @@ def create_campaign(
     name = str(body.get("name") or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("name", "a name of 1 to 200 characters is required")
+    if not plain_name(name):
+        raise InvalidInput("name", NAME_RULE)
     share = _number(body, "control_share", DEFAULT_CONTROL_SHARE)
     if not 0 < share <= 0.5:
         raise InvalidInput("control_share", f"must be above 0 and at most 0.5; got {share:g}")

@@ -3,8 +3,9 @@ validation and for the OpenAPI document."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from analytics.formatting import NAME_RULE, plain_name
 from analytics.services.history import MAX_SEED
 from dashboard.api.models import MAX_LIMIT, Number, Out, Query
 
@@ -111,6 +112,13 @@ class CampaignBody(BaseModel):
     seed: int | None = Field(
         None, ge=1, le=MAX_SEED, description="for a reproducible control group"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if not plain_name(value):
+            raise ValueError(NAME_RULE)
+        return value
 
 
 class CampaignCreated(Out):
