@@ -594,83 +594,60 @@ def planner_tab(settings, grid_columns: list[dict], value_note: str | None) -> l
     ]
 
 
+def _campaign_size() -> list:
+    """Whom the campaign takes: the plan's best N, or the first N the user gives."""
+    return [
+        dbc.Label("Whom", className="small mb-1"),
+        dbc.RadioItems(
+            id=ids.CAMPAIGN_SIZE,
+            options=[
+                {"label": "the plan's best N", "value": "best"},
+                {"label": "the first N by expected loss:", "value": "given"},
+            ],
+            value="best",
+            className="small",
+        ),
+        dbc.Input(
+            id=ids.CAMPAIGN_LIMIT,
+            type="number",
+            placeholder="N",
+            step=1,
+            inputmode="numeric",
+            size="sm",
+            className="campaign-limit",
+        ),
+        dbc.Label("Number of customers", html_for=ids.CAMPAIGN_LIMIT, className="visually-hidden"),
+    ]
+
+
 def campaign_form():
     """A campaign from the plan's contact list: a random control group (stratified by risk
     band) is held out and only the treated customers are downloaded for contact."""
+    name = [
+        dbc.Label("Name", html_for=ids.CAMPAIGN_NAME, className="small mb-1"),
+        dbc.Input(
+            id=ids.CAMPAIGN_NAME, type="text", maxLength=200, placeholder="e.g. Spring save offer"
+        ),
+    ]
+    share = [
+        dbc.Label("Control group (%)", html_for=ids.CAMPAIGN_SHARE, className="small mb-1"),
+        dbc.Input(id=ids.CAMPAIGN_SHARE, type="number", value=10, step="any", inputmode="decimal"),
+        dbc.FormText("Held out, not contacted: up to 50%."),
+    ]
+    create = dbc.Button(
+        "Create campaign and download the treated list",
+        id=ids.CAMPAIGN_CREATE,
+        color="primary",
+        className="w-100",
+    )
     return card(
         "Create a campaign from this plan",
         dbc.Row(
             [
-                dbc.Col(
-                    [
-                        dbc.Label("Name", html_for=ids.CAMPAIGN_NAME, className="small mb-1"),
-                        dbc.Input(
-                            id=ids.CAMPAIGN_NAME,
-                            type="text",
-                            maxLength=200,
-                            placeholder="e.g. Spring save offer",
-                        ),
-                    ],
-                    md=4,
-                    className="mb-2",
-                ),
-                dbc.Col(
-                    [
-                        dbc.Label(
-                            "Control group (%)", html_for=ids.CAMPAIGN_SHARE, className="small mb-1"
-                        ),
-                        dbc.Input(
-                            id=ids.CAMPAIGN_SHARE,
-                            type="number",
-                            value=10,
-                            step="any",
-                            inputmode="decimal",
-                        ),
-                        dbc.FormText("Held out, not contacted: up to 50%."),
-                    ],
-                    md=2,
-                    className="mb-2",
-                ),
-                dbc.Col(
-                    [
-                        dbc.Label("Whom", className="small mb-1"),
-                        dbc.RadioItems(
-                            id=ids.CAMPAIGN_SIZE,
-                            options=[
-                                {"label": "the plan's best N", "value": "best"},
-                                {"label": "the first N by expected loss:", "value": "given"},
-                            ],
-                            value="best",
-                            className="small",
-                        ),
-                        dbc.Input(
-                            id=ids.CAMPAIGN_LIMIT,
-                            type="number",
-                            placeholder="N",
-                            step=1,
-                            inputmode="numeric",
-                            size="sm",
-                            className="campaign-limit",
-                        ),
-                        dbc.Label(
-                            "Number of customers",
-                            html_for=ids.CAMPAIGN_LIMIT,
-                            className="visually-hidden",
-                        ),
-                    ],
-                    md=3,
-                    className="mb-2",
-                ),
-                dbc.Col(
-                    dbc.Button(
-                        "Create campaign and download the treated list",
-                        id=ids.CAMPAIGN_CREATE,
-                        color="primary",
-                        className="w-100",
-                    ),
-                    md=3,
-                    className="mb-2 d-flex align-items-end",
-                ),
+                dbc.Col(name, md=4, className="mb-2"),
+                dbc.Col(share, md=2, className="mb-2"),
+                dbc.Col(_campaign_size(), md=3, className="mb-2"),
+                dbc.Col(create, md=3, className="mb-2 d-flex align-items-end"),
             ],
             className="g-2",
         ),
