@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from analytics import alerting, datasets, snapshots, versions, workflow
 from analytics import columns as C
-from analytics import datasets, snapshots, versions, workflow
-from analytics.config import settings_from_env
+from analytics.config import serve_settings_from_env, settings_from_env
 from analytics.services import history as service
 from analytics.store import db, lifecycle
 from analytics.store import snapshots as store
@@ -203,3 +203,30 @@ def test_a_campaign_name_is_one_line_of_plain_text(year, clients, name):
     with pytest.raises(service.InvalidInput, match="one line"):
         create_directly(year, {"name": name, "limit": 5})
     assert campaign_ids(year) == before
+
+
+# -- alert rules ------------------------------------------------------------------------------
+
+
+def rule_body(name: str = "North churn", **extra) -> dict:
+    body = {"name": name, "kind": "new_at_risk", "threshold": 1, "channel": "email",
+            "target": "retention@example.com"}  # fmt: skip
+    return {**body, **extra}
+
+
+@pytest.mark.parametrize("name", ["a\u2028Bcc: x@example.com", "a\x85b", "a\x1cb", "a\u202eb"])
+def test_an_alert_rule_name_that_no_e_mail_subject_can_hold_is_refused(year, clients, name):
+    """The name (the e-mail's subject) refused only ASCII controls: a rule named with U+2028
+    or \\x85 was accepted, and every e-mail of it then failed (the header refuses a line
+    break: no injection, but an alert never sent). Now it is a 422 naming the name."""
+    settings = serve_settings_from_env(env={"RETENTION_SMTP_FROM": "alerts@example.com"})
+    payload = {"title": f"{name}: test alert", "text": "t"}
+    if name != "a\u202eb":  # a direction mark is refused as a name only (it hides text)
+        with pytest.raises(ValueError, match="linefeed or carriage return"):
+            alerting.email_message(settings, "to@example.com", payload, "k")
+    refused = answer(clients["admin"].post("/api/v1/alerts/rules", json=rule_body(name)), 422)
+    assert refused["errors"][0]["field"] == "name"
+    made = clients["admin"].post("/api/v1/alerts/rules", json=rule_body("Risk ↑ — Nord"))
+    payload = {"title": f"{answer(made, 201)['name']}: t", "text": "t"}
+    message = alerting.email_message(settings, "to@example.com", payload, "k")
+    assert message["Subject"] == "Risk ↑ — Nord: t"  # any other text is fine

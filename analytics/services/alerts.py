@@ -22,6 +22,7 @@ from sqlalchemy import Engine
 from analytics import alerting
 from analytics.access import ADMIN, MANAGER
 from analytics.config import ServeSettings, check_mail_address
+from analytics.formatting import NAME_RULE, plain_name
 from analytics.services.errors import InvalidInput
 from analytics.store import alerts as store
 from analytics.store.accounts import AccountError, check_username
@@ -32,8 +33,10 @@ MAX_DELIVERIES = 500
 
 
 def _plain_text(value: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("must not hold control characters (line breaks, tabs)")
+    # The name is the e-mail's subject: a header refuses U+2028 and \x85 too, so a rule named
+    # with one could never deliver by e-mail.
+    if not plain_name(value):
+        raise ValueError(NAME_RULE)
     return value
 
 
