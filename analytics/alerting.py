@@ -21,6 +21,7 @@ import http.client
 import json
 import logging
 import math
+import re
 import secrets
 import smtplib
 import ssl
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Protocol
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -681,9 +683,28 @@ def _text(said) -> str:
     return said.decode("utf-8", "replace") if isinstance(said, bytes) else str(said)
 
 
+SECRET_MIN = 8  # a part of a webhook URL this long may be its token; shorter ones are words
+
+
+def webhook_secrets(url: str) -> list[str]:
+    """What of a webhook URL may be secret, as a receiver may echo it in an error ("Cannot POST
+    /hooks/<token>"): the URL, its path and query, and each of their parts long enough to be
+    a token, also percent-decoded; longest first."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return [url]
+    tail = f"{parts.path}?{parts.query}" if parts.query else parts.path
+    pieces = {url, tail, parts.path, parts.query, *re.split(r"[/?&=;]", tail)}
+    pieces |= {unquote(p) for p in pieces}
+    return sorted((p for p in pieces if len(p.strip("/?&=;")) >= SECRET_MIN), key=len, reverse=True)
+
+
 def _scrubbed(text: str, settings: ServeSettings, target: str) -> str:
-    """Belt and braces: no message written anywhere holds the password or the whole target."""
-    for secret in (settings.smtp_password, target if target.startswith("http") else None):
+    """Belt and braces: no message written anywhere (a log, last_error, which the rule's owner
+    reads) holds the SMTP password or any part of a webhook URL that may be its secret."""
+    secrets_ = webhook_secrets(target) if target.startswith(("http://", "https://")) else []
+    for secret in (settings.smtp_password, *secrets_):
         if secret:
             text = text.replace(secret, "<hidden>")
     return text

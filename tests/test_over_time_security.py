@@ -7,8 +7,12 @@ never reaches the delivery log, even when the receiver echoes its path."""
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import pairwise
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -230,3 +234,61 @@ def test_an_alert_rule_name_that_no_e_mail_subject_can_hold_is_refused(year, cli
     payload = {"title": f"{answer(made, 201)['name']}: t", "text": "t"}
     message = alerting.email_message(settings, "to@example.com", payload, "k")
     assert message["Subject"] == "Risk ↑ — Nord: t"  # any other text is fine
+
+
+TOKEN = "xoxb-Secret%2FToken-4242"  # percent-encoded in the URL, as a receiver may decode it
+
+
+class EchoingReceiver:
+    """A webhook receiver on loopback that refuses every POST and says what it was sent, as
+    Express's default 404 ("Cannot POST /path") or a receiver naming a bad token does."""
+
+    def __init__(self) -> None:
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                path, _, query = self.path.partition("?")
+                said = f"Cannot POST {self.path}" if path.endswith("404") else (
+                    f"invalid token {unquote(path.rsplit('/', 1)[-1])} ({query})")  # fmt: skip
+                body = said.encode()
+                self.send_response(404 if path.endswith("404") else 403)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("ending", ["/404", ""])
+def test_a_webhooks_secret_never_reaches_the_delivery_log(year, clients, caplog, ending):
+    """The receiver's answer went into last_error and the log, with only the whole URL hidden:
+    a receiver echoing the path or the token put the secret there, where the rule's owner (a
+    manager, shown the target without its path because the path is the secret) reads it."""
+    hook = EchoingReceiver()
+    year["app"].extensions[history_api.SERVE_CONFIG] = serve_settings_from_env(env={})
+    try:
+        url = f"{hook.base}/services/T0/{TOKEN}{ending}?sig=SignatureSecret9"
+        manager = clients["manager"]
+        body = rule_body(channel="webhook", target=url, owner=manager.username)
+        rule = answer(clients["admin"].post("/api/v1/alerts/rules", json=body), 201)
+        sent = answer(clients["admin"].post(f"/api/v1/alerts/rules/{rule['id']}/test"))
+        assert sent["state"] == "failed"
+        log = answer(manager.get(f"/api/v1/alerts/deliveries?rule_id={rule['id']}"))
+        errors = " ".join(d["last_error"] for d in log["deliveries"])
+        assert ("Cannot POST" if ending else "invalid token") in errors  # the receiver's words
+        for secret in ("Secret", "SignatureSecret9"):
+            assert secret not in errors
+            assert secret not in caplog.text
+            assert secret not in json.dumps(answer(manager.get("/api/v1/alerts/rules")))
+    finally:
+        hook.close()
+        year["app"].extensions.pop(history_api.SERVE_CONFIG, None)
