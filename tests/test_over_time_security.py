@@ -209,6 +209,22 @@ def test_a_campaign_name_is_one_line_of_plain_text(year, clients, name):
     assert campaign_ids(year) == before
 
 
+def test_a_campaign_cannot_be_back_dated_to_a_snapshot_whose_outcome_is_known(year, clients):
+    """POST /api/v1/campaigns?snapshot=<an old date> drew the campaign from that snapshot: its
+    outcome being known, the campaign was measured at once, a save rate nobody's contact caused,
+    and the planner then offered it to everyone as measured. The dashboard refused a past
+    snapshot; now the service does, for the API too."""
+    client, before = clients["analyst"], campaign_ids(year)
+    source = answer(client.get("/api/v1/planner"))["save_rate_source"]
+    for when in (s.label for s in year["history"].chosen(year["model"].version)[-4:]):
+        refused = answer(client.post(f"/api/v1/campaigns?snapshot={when}",
+                                     json={"name": "Back-dated", "limit": 40}), 400)  # fmt: skip
+        assert refused["errors"][0]["field"] == "snapshot"
+        assert "contacts customers now" in refused["errors"][0]["message"]
+    assert campaign_ids(year) == before
+    assert answer(client.get("/api/v1/planner"))["save_rate_source"] == source
+
+
 # -- alert rules ------------------------------------------------------------------------------
 
 

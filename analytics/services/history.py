@@ -462,6 +462,9 @@ def _banner(watched, drift, decay) -> str | None:
 # -- campaigns ------------------------------------------------------------------------------
 
 DEFAULT_CONTROL_SHARE = 0.10
+PAST_SNAPSHOT = (
+    "a campaign contacts customers now: create it from the live scoring, without ?snapshot="
+)
 MAX_SEED = 2**31 - 1  # campaigns.seed is an integer column: 32 bits in PostgreSQL
 
 
@@ -475,8 +478,12 @@ def create_campaign(
 ) -> dict:
     """A campaign from the planner's contact list of the selection (its best N, or the first
     `limit`): a random control group stratified by risk band is held out; only the treated
-    are returned for contact."""
+    are returned for contact. Only from the live scoring: a campaign drawn from an older
+    snapshot, whose outcome is known, would "measure" a save rate nobody's contact caused, and
+    the planner would then offer it."""
     base.require_model("campaigns")
+    if isinstance(base.ws.model, Scoring):
+        raise InvalidInput(PARAM, PAST_SNAPSHOT)
     current = history.current(base)
     if current is None:
         raise InvalidInput("snapshot", NO_SNAPSHOTS)
