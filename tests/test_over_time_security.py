@@ -14,13 +14,16 @@ from itertools import pairwise
 from pathlib import Path
 from urllib.parse import unquote
 
+import numpy as np
+import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from analytics import alerting, datasets, snapshots, versions, workflow
 from analytics import columns as C
 from analytics.config import serve_settings_from_env, settings_from_env
 from analytics.services import history as service
-from analytics.store import db, lifecycle
+from analytics.store import accounts, db, lifecycle
 from analytics.store import snapshots as store
 from dashboard.api import history as history_api
 from dashboard.app import create_app, served_base
@@ -223,6 +226,70 @@ def test_a_campaign_cannot_be_back_dated_to_a_snapshot_whose_outcome_is_known(ye
         assert "contacts customers now" in refused["errors"][0]["message"]
     assert campaign_ids(year) == before
     assert answer(client.get("/api/v1/planner"))["save_rate_source"] == source
+
+
+def test_a_campaign_is_at_most_max_campaign_customers(year, clients, monkeypatch):
+    """`limit` had no upper bound and the planner's best N none either: a campaign of a whole
+    million-row base wrote an ORM object per member in the request (200,000 took 40 s and
+    400 MB). Now a campaign holds at most MAX_CAMPAIGN customers (422 / InvalidInput naming
+    the limit, nothing written) and its members are written in bulk."""
+    client, before = clients["analyst"], campaign_ids(year)
+    for limit in (service.MAX_CAMPAIGN + 1, 10**30):
+        refused = answer(client.post("/api/v1/campaigns", json={"name": "All", "limit": limit}),
+                         422)  # fmt: skip
+        assert refused["errors"][0]["field"] == "limit"
+    monkeypatch.setattr(service, "MAX_CAMPAIGN", 50)
+    with pytest.raises(service.InvalidInput, match="1 to 50, got 51"):
+        create_directly(year, {"name": "All", "limit": 51})
+    # the body gives no save rate: the plan assumes RETENTION_SAVE_RATE
+    best = answer(client.get(f"/api/v1/planner?save_rate={SETTINGS.save_rate}"))["best_n"]
+    assert best > 50
+    with pytest.raises(service.InvalidInput, match=f"contacts {best:,} customers"):
+        create_directly(year, {"name": "Best N"})  # the planner's best N
+    assert campaign_ids(year) == before
+    made = create_directly(year, {"name": "Fifty", "limit": 50, "seed": 7})
+    members = store.members(year["engine"], made["campaign_id"])
+    live = served_base(year["app"]).scored.set_index(C.CUSTOMER_ID)
+    assert len(members) == made["treated"] + made["control"] == 50
+    assert set(members.loc[members["group"] == "treated", "customer_id"]) == set(
+        made["treated_ids"]
+    )
+    kept = members.set_index("customer_id")["p_churn"]
+    assert np.allclose(kept, live.loc[kept.index, C.P_CHURN])
+
+
+def test_campaign_members_are_written_in_bulk_with_blanks_as_null(empty_state, tmp_path):
+    """The bulk write keeps a blank band or probability NULL on SQLite and PostgreSQL (a
+    pandas frame would make it NaN, which PostgreSQL keeps: a band 'NaN'), in the same
+    transaction as the campaign and its audit event."""
+    db.upgrade(empty_state)
+    table = pd.DataFrame({C.CUSTOMER_ID: ["a", "b"], C.CHURNED: [0, 1], C.TENURE: [3, 4]})
+    info, _, _ = datasets.add_frame(empty_state, tmp_path, table, "t", SETTINGS)
+    snap, _ = store.add_snapshot(
+        empty_state, tmp_path, pd.DataFrame({C.CUSTOMER_ID: ["a"], C.P_CHURN: [0.1]}),
+        as_of=pd.Timestamp("2026-10-31").date(), model_version="v1", dataset_id=info.id,
+        kind="promote", summary={"threshold": 0.5},
+    )  # fmt: skip
+    n = 25_000
+    members = pd.DataFrame({
+        "customer_id": [f"C{i:06d}" for i in range(n)],
+        "group": np.where(np.arange(n) % 10 == 0, "control", "treated"),
+        "risk_band": pd.Series(["High", None, "Low", np.nan] * (n // 4), dtype=object),
+        "p_churn": [0.5, np.nan, 0.25, None] * (n // 4),
+    })  # fmt: skip
+    made = store.add_campaign(empty_state, name="Bulk", snapshot=snap, control_share=0.1, seed=3,
+                              inputs={}, members=members, scope=None, actor="ada")  # fmt: skip
+    assert (made.treated, made.control) == (22_500, 2_500)
+    with empty_state.connect() as connection:
+        nulls = connection.execute(text(
+            "SELECT count(*) FILTER (WHERE risk_band IS NULL), count(*) FILTER (WHERE p_churn IS "
+            "NULL), count(*) FROM campaign_members")).one()  # fmt: skip
+    assert tuple(nulls) == (n // 2, n // 2, n)
+    back = store.members(empty_state, made.id).set_index("customer_id").loc[members["customer_id"]]
+    assert back["group"].tolist() == members["group"].tolist()
+    assert back["risk_band"].head(4).tolist()[::2] == ["High", "Low"]
+    assert back["p_churn"].head(4).tolist()[::2] == [0.5, 0.25]
+    assert accounts.events(empty_state, 1)[0]["action"] == "campaign.create"
 
 
 # -- alert rules ------------------------------------------------------------------------------

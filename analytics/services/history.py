@@ -466,6 +466,9 @@ PAST_SNAPSHOT = (
     "a campaign contacts customers now: create it from the live scoring, without ?snapshot="
 )
 MAX_SEED = 2**31 - 1  # campaigns.seed is an integer column: 32 bits in PostgreSQL
+# Members written in the request that makes the campaign (and its treated ids in the answer):
+# about 2 s at this size; a whole million-row base would hold a worker for minutes.
+MAX_CAMPAIGN = 100_000
 
 
 def create_campaign(
@@ -545,13 +548,22 @@ def _contact_list(base: ServedBase, query: str, body: dict) -> pd.DataFrame:
     )
     if "limit" in body:
         limit = body["limit"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise InvalidInput("limit", f"expected a whole number of contacts >= 1, got {limit!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_CAMPAIGN:
+            raise InvalidInput(
+                "limit",
+                f"expected a whole number of contacts, 1 to {MAX_CAMPAIGN:,}, got {limit!r}",
+            )
         frame = _top_by_expected_loss(base, query, limit)
     else:
         frame = planner_service.contacts_frame(base, query, assumptions)
     if not len(frame):
         raise InvalidInput("filters", "the plan contacts nobody in this selection")
+    if len(frame) > MAX_CAMPAIGN:
+        raise InvalidInput(
+            "limit",
+            f"the plan contacts {len(frame):,} customers and a campaign holds at most "
+            f"{MAX_CAMPAIGN:,}: give a limit or narrow the selection",
+        )
     return frame[[C.CUSTOMER_ID, C.RISK_BAND, C.P_CHURN]].reset_index(drop=True)
 
 

@@ -17,7 +17,7 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -258,26 +258,37 @@ def add_campaign(
             )
         )
         session.flush()  # the campaign row first: PostgreSQL checks the members' foreign key
-        bands = members.get("risk_band")
-        probabilities = members.get("p_churn")
-        session.add_all(
-            CampaignMember(
-                campaign_id=campaign_id,
-                customer_id=str(cid),
-                grp=str(grp),
-                risk_band=None if bands is None or pd.isna(bands.iloc[i]) else str(bands.iloc[i]),
-                p_churn=(
-                    None
-                    if probabilities is None or pd.isna(probabilities.iloc[i])
-                    else float(probabilities.iloc[i])
-                ),
-            )
-            for i, (cid, grp) in enumerate(zip(members["customer_id"], groups, strict=True))
-        )
+        # One executemany per chunk on the table (an ORM object per member took 40 s and 400 MB
+        # for 200,000; the ORM's bulk insert splits rows by which of their values are NULL).
+        rows = _member_rows(campaign_id, members, groups)
+        table = CampaignMember.__table__
+        for start in range(0, len(rows), MEMBER_CHUNK):
+            session.execute(insert(table), rows[start : start + MEMBER_CHUNK])
         audit_in(session, "campaign.create", actor, campaign_id, address, name=name,
                  snapshot=snapshot.label, treated=treated, control=control)  # fmt: skip
         session.commit()
         return CampaignInfo.of(session.get(Campaign, campaign_id))
+
+
+MEMBER_CHUNK = 10_000
+
+
+def _member_rows(campaign_id: str, members: pd.DataFrame, groups: pd.Series) -> list[dict]:
+    """The campaign_members rows of `members`, blank bands and probabilities as NULL (plain
+    Python values: pandas would turn a blank into NaN, which PostgreSQL keeps as 'NaN')."""
+    ids = members["customer_id"].astype(str).tolist()
+    bands = _nullable(members.get("risk_band"), str, len(ids))
+    probabilities = _nullable(members.get("p_churn"), float, len(ids))
+    return [
+        {"campaign_id": campaign_id, "customer_id": c, "grp": g, "risk_band": b, "p_churn": p}
+        for c, g, b, p in zip(ids, groups.tolist(), bands, probabilities, strict=True)
+    ]
+
+
+def _nullable(values: pd.Series | None, kind, n: int) -> list:
+    if values is None:
+        return [None] * n
+    return [None if pd.isna(v) else kind(v) for v in values.tolist()]
 
 
 def campaigns(engine: Engine) -> list[CampaignInfo]:

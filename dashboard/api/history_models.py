@@ -6,7 +6,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from analytics.formatting import NAME_RULE, plain_name
-from analytics.services.history import MAX_SEED
+from analytics.services.history import MAX_CAMPAIGN, MAX_SEED
 from dashboard.api.models import MAX_LIMIT, Number, Out, Query
 
 
@@ -103,7 +103,10 @@ class CampaignBody(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     control_share: float = Field(0.10, gt=0, le=0.5, description="share held out as control")
     limit: int | None = Field(
-        None, ge=1, description="the first N by expected loss; default: the planner's best N"
+        None,
+        ge=1,
+        le=MAX_CAMPAIGN,
+        description="the first N by expected loss; default: the planner's best N",
     )
     save_rate: float | None = Field(None, ge=0, le=1)
     cost_per_contact: float | None = Field(None, ge=0)
