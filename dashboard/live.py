@@ -296,7 +296,8 @@ def _queue_snapshots(ctx: Context) -> None:
 
     made = snapshots.snapshots(ctx.engine)
     live = lifecycle.live(ctx.engine)
-    if live is not None and not any(s.model_version == live.version for s in made):
+    recorded = live is None or any(s.model_version == live.version for s in made)
+    if not recorded and not _snapshot_queued(ctx.engine, live.version):
         lifecycle.enqueue(ctx.engine, live.dataset_id, None, kind=lifecycle.SNAPSHOT,
                           options={"version": live.version})  # fmt: skip
     demo = ctx.config.data.resolve() == DEMO_DATA.resolve()
@@ -305,6 +306,13 @@ def _queue_snapshots(ctx: Context) -> None:
     if lifecycle.latest_job(ctx.engine, ctx.configured.id, kind=lifecycle.HISTORY) is None:
         job = lifecycle.enqueue(ctx.engine, ctx.configured.id, None, kind=lifecycle.HISTORY)
         log.info("job %s records the demo's monthly history (snapshots, a past campaign)", job.id)
+
+
+def _snapshot_queued(engine, version: str) -> bool:
+    """Whether a snapshot job for `version` is queued or running: a server restarted before
+    it ran (or crash-looping) would otherwise queue one more scoring of the base per start."""
+    found = lifecycle.jobs(engine, limit=100, kind=lifecycle.SNAPSHOT)
+    return any(j.state in lifecycle.ACTIVE and j.options.get("version") == version for j in found)
 
 
 def _debug(ctx: Context, serving: Serving) -> Serving:

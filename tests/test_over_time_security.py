@@ -375,3 +375,30 @@ def test_a_webhooks_secret_never_reaches_the_delivery_log(year, clients, caplog,
     finally:
         hook.close()
         year["app"].extensions.pop(history_api.SERVE_CONFIG, None)
+
+
+# -- jobs, not requests -----------------------------------------------------------------------
+
+
+def test_a_restart_queues_the_live_versions_snapshot_once(tmp_path):
+    """Each start queued a snapshot job for the live version while it had none recorded, even
+    when one was queued already: a server restarted before the job ran (or crash-looping)
+    queued one more scoring of the whole base per start."""
+    from types import SimpleNamespace
+
+    from dashboard import live
+
+    engine = db.open_state(db.database_url(tmp_path / "state", None))[0]
+    table = pd.DataFrame({C.CUSTOMER_ID: ["a", "b"], C.CHURNED: [0, 1], C.TENURE: [3, 4]})
+    info, _, _ = datasets.add_frame(engine, tmp_path, table, "t", SETTINGS)
+    lifecycle.add_version(engine, "v1", info.id, {}, None)
+    lifecycle.promote(engine, "v1", "ada")
+    config = SimpleNamespace(data=tmp_path / "t.csv", demo_history=False)
+    ctx = SimpleNamespace(engine=engine, configured=info, config=config)
+    for _ in range(3):
+        live._queue_snapshots(ctx)
+    queued = lifecycle.jobs(engine, kind=lifecycle.SNAPSHOT)
+    assert [(j.state, j.options["version"]) for j in queued] == [(lifecycle.QUEUED, "v1")]
+    lifecycle.finish(engine, queued[0].id, lifecycle.FAILED, error="the version cannot be read")
+    live._queue_snapshots(ctx)  # a failed job is not waited for: the next start tries again
+    assert len(lifecycle.jobs(engine, kind=lifecycle.SNAPSHOT)) == 2
