@@ -103,6 +103,27 @@ def test_a_scoped_manager_gets_the_snapshot_list_with_their_scopes_figures(year,
             assert item["realised_churn"] == pytest.approx(north[C.CHURNED].mean())
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["20261031", "2026-W44-6", " 2026-10-31", "２０２６-10-31", "2026-10-31\x00", "2026-13-01",
+     "2026-10-31T00:00", "x" * 4000, ""],
+)  # fmt: skip
+def test_a_snapshot_is_named_by_its_date_as_yyyy_mm_dd_only(year, clients, value):
+    """?snapshot= went through date.fromisoformat after strip(), which also reads 20261031 and
+    week dates (2026-W44-6 is 2026-10-31), and the 400 quoted the whole value back (4 KB
+    under gunicorn's request line, more elsewhere). Now only YYYY-MM-DD in ASCII digits names
+    a snapshot; anything else is a 400 quoting at most 40 characters of it."""
+    assert year["history"].chosen(year["model"].version)[-1].label == "2026-10-31"
+    client = clients["manager"]
+    assert answer(client.get("/api/v1/kpis?snapshot=2026-10-31"))["as_of"] == "2026-10-31"
+    for path in ("/api/v1/kpis", "/api/v1/customers/at-risk", "/api/v1/revenue"):
+        refused = answer(client.get(path, query_string={"snapshot": value}), 400)
+        message = refused["errors"][0]["message"]
+        assert refused["errors"][0]["field"] == "snapshot"
+        assert message.startswith("expected a date YYYY-MM-DD, got ")
+        assert len(message) < 100
+
+
 # -- a snapshot file changed on disk ------------------------------------------------------------
 
 

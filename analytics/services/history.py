@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from datetime import date
 from pathlib import Path
 
@@ -39,6 +40,8 @@ from analytics.workflow import Workspace
 log = logging.getLogger("analytics.services.history")
 
 PARAM = "snapshot"
+AS_OF = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits: \d takes any script's
+MAX_SHOWN = 40  # of a bad ?snapshot= value, quoted back in the 400
 NO_SNAPSHOTS = "No snapshots yet: one is recorded each time a model version goes live."
 NO_PREVIOUS = "No earlier snapshot to compare with."
 MOVERS_LIMIT = 50
@@ -108,10 +111,14 @@ class History:
         date, naming the dates there are."""
         if text is None:
             return None
-        try:
-            when = date.fromisoformat(str(text).strip())
+        text = str(text)
+        try:  # fromisoformat alone also reads 20261031 and week dates (2026-W44-6)
+            when = date.fromisoformat(text) if AS_OF.fullmatch(text) else None
         except ValueError:
-            raise InvalidInput(PARAM, f"expected a date YYYY-MM-DD, got {text!r}") from None
+            when = None
+        if when is None:
+            shown = repr(text[:MAX_SHOWN]) + ("…" if len(text) > MAX_SHOWN else "")
+            raise InvalidInput(PARAM, f"expected a date YYYY-MM-DD, got {shown}")
         for info in self.chosen(_version(base)):
             if info.as_of == when:
                 return info
