@@ -20,15 +20,18 @@ ROLES = (ADMIN, ANALYST, MANAGER)
 VIEWS = "views"  # KPIs, trend, segments, drivers, lists, customer detail, planner, exports, predict
 MODEL = "model"  # the model view and GET /api/v1/model
 ADMINISTER = "admin"  # users, tokens, audit log, datasets, training, model versions
+ALERTS = "alerts"  # reading alert rules and deliveries (a manager: their own); admins define
 RIGHTS: Mapping[str, tuple[str, ...]] = {
     VIEWS: (ADMIN, ANALYST, MANAGER),
     MODEL: (ADMIN, ANALYST),
     ADMINISTER: (ADMIN,),
+    ALERTS: (ADMIN, MANAGER),
 }
 RIGHT_NAMES = {
     VIEWS: "the customer views",
     MODEL: "the model view",
     ADMINISTER: "administration (users, tokens, audit log, data and models)",
+    ALERTS: "the alert rules and their deliveries",
 }
 
 

@@ -20,11 +20,13 @@ from dashboard.api.openapi import OPERATIONS
 from dashboard.app import create_app, dash_app, served_base
 from tests.support import (
     PASSWORD,
+    call_operation,
     callback_body,
     csrf_token,
     log_in,
     make_user,
     signed_in,
+    success_status,
     token_for,
 )
 
@@ -63,19 +65,12 @@ def some_id(data, region: str) -> str:
 # -- the table of rights, on every API route --------------------------------------------------
 
 
-def expected(role: str, right: str | None) -> int:
-    if right is None:
+def expected(role: str, op) -> int:
+    if op.right is None:
         return 200
     if role == "anonymous":
         return 401
-    return 200 if access.allowed(role, right) else 403
-
-
-def _call(client, op, data, schema_record):
-    path = "/api/v1" + op.path.replace("{customer_id}", some_id(data, "North"))
-    if op.method == "post":
-        return client.post(path, json=schema_record)
-    return client.get(path)
+    return success_status(op) if access.allowed(role, op.right) else 403
 
 
 @pytest.mark.parametrize("role", [*ROLES, "anonymous"])
@@ -83,11 +78,11 @@ def test_every_api_route_answers_each_role_as_the_table_says(clients, data, role
     client = clients[role]
     model = clients["admin"].get("/api/v1/model").get_json()
     record = {name: spec["default"] for name, spec in model["features"].items()}
-    seen = {}
+    seen, ids = {}, {}
     for op in OPERATIONS:
-        r = _call(client, op, data, record)
+        r = call_operation(client, op, customer_id=some_id(data, "North"), record=record, ids=ids)
         seen[op.operation_id] = r.status_code
-        want = expected(role, op.right)
+        want = expected(role, op)
         assert r.status_code == want, (op.path, role, r.get_data(as_text=True)[:200])
         if want == 403:
             assert "needs the" in r.get_json()["error"]

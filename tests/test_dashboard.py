@@ -289,21 +289,23 @@ def test_kpis_without_revenue_say_why(no_revenue_workspace):
 
 
 def test_probability_filter_is_typed_in_percent(demo):
-    """The grid shows 46.9%; "greater than 50" means p > 0.5."""
-    request = {
-        "startRow": 0,
-        "endRow": 1000,
-        "sortModel": [],
-        "filterModel": {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}},
-    }
-    page = customers.grid_page(demo, "", request)
+    """The grid shows 46.9%; "greater than 30" means p > 0.3 (a cut inside the list: its
+    median, in whole percent)."""
     hv = demo.scored[
         (demo.scored[C.RISK_BAND] == "High")
         & demo.scored[C.HIGH_VALUE]
         & (demo.scored[C.CHURNED] == 0)
     ]
-    assert page["rowCount"] == int((hv[C.P_CHURN] > 0.5).sum()) > 0
-    assert all(r[C.P_CHURN] > 0.5 for r in page["rowData"])
+    cut = int(hv[C.P_CHURN].median() * 100)
+    request = {
+        "startRow": 0,
+        "endRow": 1000,
+        "sortModel": [],
+        "filterModel": {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": cut}},
+    }
+    page = customers.grid_page(demo, "", request)
+    assert page["rowCount"] == int((hv[C.P_CHURN] > cut / 100).sum()) > 0
+    assert all(r[C.P_CHURN] > cut / 100 for r in page["rowData"])
 
 
 FILTERS = ("", "?contract=Monthly", "?risk=High&segment={seg}", "?tenure_min=12&value_tier=High")
@@ -412,8 +414,8 @@ def test_the_count_line_follows_the_grids_column_filters(demo):
     whole = customers.count_text(demo, "")
     assert whole == customers.count_text(demo, "", {})
     total = int(whole.split()[0].replace(",", ""))
-    # The grid shows percentages: "greater than 50" means p > 0.5, as in grid_page.
-    model = {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 50}}
+    # The grid shows percentages: "greater than 30" means p > 0.3, as in grid_page.
+    model = {C.P_CHURN: {"filterType": "number", "type": "greaterThan", "filter": 30}}
     request = {"startRow": 0, "endRow": 50, "sortModel": [], "filterModel": model}
     shown = customers.grid_page(demo, "", request)["rowCount"]
     text = customers.count_text(demo, "", model)

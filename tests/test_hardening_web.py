@@ -12,7 +12,7 @@ import pandas as pd
 import plotly
 import pytest
 
-from dashboard import figures, logs
+from dashboard import figures, ids, logs
 from dashboard.app import create_app, dash_app
 from tests.support import signed_in
 
@@ -86,7 +86,10 @@ GRID_PAGE = {
     "inputs": [
         {"id": "at-risk-grid", "property": "getRowsRequest", "value": {"startRow": 0, "endRow": 10}}
     ],
-    "state": [{"id": "filter-query", "property": "data", "value": ""}],
+    "state": [
+        {"id": "filter-query", "property": "data", "value": ""},
+        {"id": ids.SNAPSHOT, "property": "value", "value": "live"},
+    ],
 }
 
 

@@ -52,7 +52,8 @@ def year(tmp_path_factory):
     history = service.History(engine, state, SETTINGS)
     app = create_app(workspace, state=engine)
     app.extensions[history_api.EXTENSION] = history
-    return {"engine": engine, "history": history, "app": app, "made": made, "live": model}
+    return {"engine": engine, "history": history, "app": app, "made": made, "live": model,
+            "models": models}  # fmt: skip
 
 
 def _json(response, status=200):
@@ -160,8 +161,13 @@ def test_monitoring_shows_realised_performance_and_flags_the_planted_drift(year)
     assert found["drift"][0]["feature"] == synthetic.DRIFT["feature"]
     others = [d["psi"] for f, d in drift.items() if f != synthetic.DRIFT["feature"]]
     assert max(others) < 0.1
-    assert "customer_age" in found["banner"]
-    assert "retrain" in found["banner"].lower()
+    # The model that saw the drift is not the live one (trained on the newest month): no
+    # banner, and the note says why; for the model in use, the same drift raises it.
+    assert found["banner"] is None
+    assert "has replaced it" in found["note"]
+    watched = service.monitoring(year["history"])
+    assert "customer_age" in watched["banner"]
+    assert "retrain" in watched["banner"].lower()
 
 
 def test_the_past_campaign_is_measured_within_its_interval(year):
@@ -262,3 +268,22 @@ def test_alerts_through_the_api_reach_a_loopback_receiver_once(year):
         assert [d["state"] for d in log[:2]] == ["sent", "sent"]
     finally:
         hook.close()
+
+
+def test_the_model_in_use_seeing_drift_raises_the_retrain_banner(year):
+    """Served by last year's model (the one that saw the customer_age drift), the banner
+    suggests a retrain and names it."""
+    from analytics.services.base import ServedBase
+
+    engine, state = year["engine"], year["history"].state_dir
+    old = year["made"]["model_version"]
+    first = min((s for s in store.snapshots(engine) if s.model_version == old),
+                key=lambda s: s.as_of)  # fmt: skip
+    info = lifecycle.dataset(engine, first.dataset_id)
+    table = datasets.open_table(info, state, SETTINGS)
+    model = workflow.load(year["models"], old, key=MODEL_KEY)
+    served = ServedBase(workflow.model_workspace(model, table, SETTINGS, info.name, "test"))
+    found = service.monitoring(year["history"], served)
+    assert found["watched_model"] == old
+    assert "customer_age" in found["banner"]
+    assert old in found["banner"]

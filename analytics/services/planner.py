@@ -133,7 +133,12 @@ def save_rate_source(given: float | None, measured: dict | None) -> dict:
             **measured,
             "used": "measured",
             "text": f"Save rate {measured['save_rate']:.0%} measured by the campaign "
-            f"'{measured['campaign']}'{interval}.",
+            f"'{measured['campaign']}'{interval}"
+            + (
+                f" (it measured {measured['measured']:.0%}; a plan takes 0% to 100%)."
+                if measured.get("measured", measured["save_rate"]) != measured["save_rate"]
+                else "."
+            ),
         }
     return {"used": "assumed", "text": "Save rate assumed (RETENTION_SAVE_RATE): no campaign "
             "has measured one yet."}  # fmt: skip

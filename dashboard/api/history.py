@@ -8,6 +8,7 @@ from __future__ import annotations
 from flask import current_app, request
 from pydantic import ValidationError
 
+from analytics.config import serve_settings_from_env
 from analytics.services import alerts as alert_service
 from analytics.services import history as service
 from analytics.services.errors import InvalidInput
@@ -52,7 +53,7 @@ def add_routes(bp, current, view) -> None:
     def monitoring_view():
         base = current()
         _, query, echo = view(base=base)
-        return json_response({**service.monitoring(history(), query), "filters": echo})
+        return json_response({**service.monitoring(history(), base, query), "filters": echo})
 
     @bp.get("/campaigns")
     def campaigns_view():
@@ -61,6 +62,8 @@ def add_routes(bp, current, view) -> None:
 
     @bp.post("/campaigns")
     def campaign_create():
+        if history() is None:  # before reading anything: nothing to draw a campaign from
+            raise ApiError(409, service.NO_SNAPSHOTS)
         base = current()
         _, query, _echo = view(base=base)
         body = read_json()
@@ -116,11 +119,8 @@ def add_alert_routes(bp) -> None:
 
     @bp.post("/alerts/rules/<rule_id>/test")
     def alert_rule_test(rule_id: str):
-        config = current_app.extensions.get(SERVE_CONFIG)
-        if config is None:
-            raise ApiError(
-                409, "this server has no delivery settings: start it with dashboard.live"
-            )
+        # The server's delivery settings; an app built without them reads the environment.
+        config = current_app.extensions.get(SERVE_CONFIG) or serve_settings_from_env()
         return answer(lambda: alert_service.send_rule_test(
             auth.state(), config, rule_id, **who(), address=request.remote_addr))  # fmt: skip
 

@@ -241,7 +241,7 @@ OPERATIONS = (
     Operation(
         "/snapshots", "get", "snapshots",
         "The snapshots, newest first (one per as_of), with predicted and realised churn.",
-        hm.Snapshots,
+        hm.Snapshots, errors=("400",),
     ),
     Operation(
         "/customers/movers", "get", "movers",
@@ -265,40 +265,42 @@ OPERATIONS = (
         "/campaigns", "get", "campaigns",
         "The campaigns, each with churn in its treated and control groups and the measured "
         "save rate with its 95% interval once a later snapshot says who left.",
-        hm.Campaigns,
+        hm.Campaigns, errors=("400",),
     ),
     Operation(
         "/campaigns", "post", "campaign_create",
         "Create a campaign from the planner's contact list of the selection: a random control "
         "group, stratified by risk band, is held out; only the treated are returned.",
-        hm.CampaignCreated, filters=True, errors=("400", "422"), ok="201",
+        hm.CampaignCreated, filters=True, errors=("400", "409", "422"), ok="201",
         body={"application/json": {"schema": {"$ref": "#/components/schemas/CampaignBody"}}},
     ),
     Operation(
         "/alerts/rules", "get", "alert_rules",
         "Alert rules: every rule (admin), or the rules a manager owns.", hm.AlertRules,
-        errors=("403",),
+        right=access.ALERTS,
     ),
     Operation(
         "/alerts/rules", "post", "alert_rule_create",
         "Define an alert rule (admin), checked at each new snapshot; 'owner' names the manager "
-        "whose scope it covers.", hm.AlertRule, errors=("400", "403", "422"), ok="201",
+        "whose scope it covers.", hm.AlertRule, errors=("400", "422"), ok="201",
         body={"application/json": {"schema": {"$ref": "#/components/schemas/RuleBody"}}},
-    ),
-    Operation(
-        "/alerts/rules/{rule_id}", "delete", "alert_rule_delete",
-        "Delete an alert rule and its delivery log (admin).", hm.AlertRule,
-        errors=("403", "404"), path_params=("rule_id",),
+        right=access.ADMINISTER,
     ),
     Operation(
         "/alerts/rules/{rule_id}/test", "post", "alert_rule_test",
         "Send a test alert through the rule's channel now (one attempt); the delivery is "
-        "logged.", hm.Delivery, errors=("403", "404", "409"), path_params=("rule_id",),
+        "logged.", hm.Delivery, errors=("400", "404", "422"), path_params=("rule_id",),
+        right=access.ADMINISTER,
+    ),
+    Operation(
+        "/alerts/rules/{rule_id}", "delete", "alert_rule_delete",
+        "Delete an alert rule and its delivery log (admin).", hm.AlertRule,
+        errors=("400", "404", "422"), path_params=("rule_id",), right=access.ADMINISTER,
     ),
     Operation(
         "/alerts/deliveries", "get", "alert_deliveries",
         "The alert delivery log, newest first (a manager: their rules').", hm.Deliveries,
-        errors=("400", "403"),
+        errors=("400",), right=access.ALERTS,
     ),
 )
 

@@ -115,6 +115,11 @@ RIGHTS = {
     "curves_view": access.MODEL,
     "threshold_view": access.MODEL,
     "audit_view": access.ADMINISTER,
+    "alert_rules": access.ALERTS,
+    "alert_deliveries": access.ALERTS,
+    "alert_rule_create": access.ADMINISTER,
+    "alert_rule_delete": access.ADMINISTER,
+    "alert_rule_test": access.ADMINISTER,
 }
 # Routes that need the churn model (its scores, segments or pipeline), with what they show: 503
 # while the first model trains, after the login and rights checks.
@@ -128,6 +133,8 @@ NEEDS_MODEL = {
     "threshold_view": "the threshold view",
     "predict_view": "predictions",
     "model_view": "the model view",
+    "movers_view": "movers",
+    "campaign_create": "campaigns",
 }
 # Filters on the model's columns (analytics.filters.NAMED): the same 503 before the model.
 MODEL_FILTERS = {"risk": "the risk band filter", "segment": "the segment filter"}

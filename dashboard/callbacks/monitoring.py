@@ -54,10 +54,10 @@ def drift_table(drift: list[dict], as_of: str | None, model: str | None):
     )
 
 
-def monitoring_outputs(found: service.History | None, query: str):
+def monitoring_outputs(found: service.History | None, data, query: str):
     """(performance figure, calibration figure, drift table, note) of
-    services.history.monitoring."""
-    result = service.monitoring(found, query)
+    services.history.monitoring for the live base `data`'s selection."""
+    result = service.monitoring(found, data, query)
     rows = result["snapshots"]
     drift = drift_table(result["drift"], result.get("drift_as_of"), result.get("watched_model"))
     if not rows:
@@ -71,7 +71,7 @@ def monitoring_outputs(found: service.History | None, query: str):
     else:
         calibration = figures.message("No calibration: the newest snapshot has one class only.")
     decay = result.get("decay") or {}
-    note = decay.get("message") or ""
+    note = " ".join(t for t in (decay.get("message"), result.get("note")) if t)
     return performance, calibration, drift, note
 
 
@@ -91,4 +91,4 @@ def register(app, data) -> None:
         if query is None or tab != TAB:
             raise PreventUpdate
         # every snapshot whose window has passed, whichever one the picker shows
-        return monitoring_outputs(snapshots.history(), query)
+        return monitoring_outputs(snapshots.history(), data, query)

@@ -155,4 +155,4 @@ def register(app, data: ServedBase) -> None:
         if not data.has_model:
             return None
         # The user's whole scope: drift is the model's, realised figures the scope's.
-        return banner(service.monitoring(history(), "").get("banner"))
+        return banner(service.monitoring(history(), data, "").get("banner"))
