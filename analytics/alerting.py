@@ -477,8 +477,9 @@ def evaluate(
     currency: str = DEFAULT_CURRENCY,
 ) -> Alert | None:
     """The alert `rule` raises on the current snapshot (against the previous one), or None.
-    model_decay reads the whole model's monitoring figures; the other kinds read the rule's
-    scope only (nobody when the snapshot lacks the scope's column: logged, and quiet)."""
+    model_decay reads the monitoring figures given (run_for_snapshot gives a rule with a scope
+    its scope's realised ones; drift is the model's); the other kinds read the rule's scope
+    only (nobody when the snapshot lacks the scope's column: logged, and quiet)."""
     if rule.kind == MODEL_DECAY:
         found, scope_note = model_decay(monitoring, rule.threshold), ""
     elif rule.kind in _FRAME_RULES:
@@ -815,13 +816,24 @@ def run_for_snapshot(
     snapshot_id: str,
     current: pd.DataFrame,
     previous: pd.DataFrame | None,
-    monitoring: dict | None,
+    monitoring: dict | Callable[[Scope | None], dict | None] | None,
     currency: str = DEFAULT_CURRENCY,
     sleep: Callable[[float], None] = time.sleep,
 ) -> AlertRun:
     """Evaluate every enabled rule on a new snapshot, record what fired, deliver what is
-    pending. A rule that cannot be evaluated is logged and the others go on."""
+    pending. A rule that cannot be evaluated is logged and the others go on. `monitoring`
+    may be a function of a rule's scope: a model_decay rule a manager owns then reads the
+    realised figures of their scope, as their monitoring view does, not the whole base's."""
     fired = []
+    watched: dict[str, dict | None] = {}
+
+    def monitoring_for(scope: Scope | None) -> dict | None:
+        if not callable(monitoring):
+            return monitoring
+        if str(scope) not in watched:
+            watched[str(scope)] = monitoring(scope)
+        return watched[str(scope)]
+
     for rule in store.rules(engine, enabled_only=True):
         if not rule.active:
             log.warning(
@@ -830,7 +842,8 @@ def run_for_snapshot(
             )  # fmt: skip
             continue
         try:
-            alert = evaluate(rule, current, previous, monitoring, currency=currency)
+            watch = monitoring_for(rule.scope) if rule.kind == MODEL_DECAY else None
+            alert = evaluate(rule, current, previous, watch, currency=currency)
         except Exception:
             log.exception("alert rule %s %r could not be evaluated", rule.id, rule.name)
             continue

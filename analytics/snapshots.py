@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
+from analytics import access, datasets, synthetic, timeline, versions, workflow
 from analytics import columns as C
-from analytics import datasets, synthetic, timeline, versions, workflow
 from analytics.config import Settings
 from analytics.history import monitoring
 from analytics.ingest.validate import Table
@@ -125,7 +125,12 @@ def _alert(engine, state_dir: Path, snap, frame: pd.DataFrame, settings: Setting
     try:
         before = previous_of(engine, snap)
         previous = store.read_frame(state_dir, before) if before is not None else None
-        watch = history.monitoring(history.History(engine, state_dir, settings))
+        watched = history.History(engine, state_dir, settings)
+
+        def watch(scope):  # a rule's scope: a manager's decay alert reads their customers only
+            with access.scoped(scope):
+                return history.monitoring(watched)
+
         run = alerting.run_for_snapshot(engine, config, snapshot_id=snap.id, current=frame,
                                         previous=previous, monitoring=watch,
                                         currency=settings.currency)  # fmt: skip

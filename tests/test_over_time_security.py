@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from analytics import alerting, datasets, snapshots, versions, workflow
+from analytics import access, alerting, datasets, snapshots, versions, workflow
 from analytics import columns as C
 from analytics.config import serve_settings_from_env, settings_from_env
+from analytics.history import monitoring as monitoring_module
 from analytics.services import history as service
 from analytics.store import accounts, db, lifecycle
 from analytics.store import snapshots as store
@@ -423,3 +424,52 @@ def test_a_restart_queues_the_live_versions_snapshot_once(tmp_path):
     lifecycle.finish(engine, queued[0].id, lifecycle.FAILED, error="the version cannot be read")
     live._queue_snapshots(ctx)  # a failed job is not waited for: the next start tries again
     assert len(lifecycle.jobs(engine, kind=lifecycle.SNAPSHOT)) == 2
+
+
+def test_a_managers_model_decay_alert_reads_their_scopes_realised_figures(tmp_path, monkeypatch):
+    """Every model_decay rule was checked against the whole base's realised ROC-AUC: a rule a
+    manager owns told them the whole company's (and stayed quiet when only their scope's
+    ranking had failed). Now it reads their scope's, as their monitoring view does. Hand-built:
+    North's churners all got the lowest scores (ROC-AUC 0), South's the highest (1)."""
+    monkeypatch.delenv("RETENTION_SMTP_HOST", raising=False)  # e-mail fails at once, recorded
+    state = tmp_path / "state"
+    engine = db.open_state(db.database_url(state, None))[0]
+    table = pd.DataFrame({C.CUSTOMER_ID: ["a", "b"], C.CHURNED: [0, 1], C.TENURE: [3, 4]})
+    info, _, _ = datasets.add_frame(engine, state, table, "t", SETTINGS)
+    north = pd.DataFrame({"region": "North", C.CHURNED: [1] * 5 + [0] * 15,
+                          C.P_CHURN: np.r_[np.full(5, 0.05), np.full(15, 0.6)]})  # fmt: skip
+    south = pd.DataFrame({"region": "South", C.CHURNED: [1] * 40 + [0] * 160,
+                          C.P_CHURN: np.r_[np.full(40, 0.9), np.full(160, 0.1)]})  # fmt: skip
+    frame = pd.concat([north, south], ignore_index=True)
+    frame[C.CUSTOMER_ID] = [f"C{i:03d}" for i in range(len(frame))]
+    whole = monitoring_module.realised(frame)["roc_auc"]
+    assert whole > 0.85  # the whole base ranks well: its decay alone would not fire
+    summary = {"threshold": 0.5, "window_months": 1, "expected_roc_auc": 0.8, "in_sample": False,
+               "outcome_known": True, "drift": []}  # fmt: skip
+    snap, _ = store.add_snapshot(engine, state, frame, as_of=pd.Timestamp("2026-10-31").date(),
+                                 model_version="v1", dataset_id=info.id, kind="refresh",
+                                 summary=summary)  # fmt: skip
+    accounts.add_user(engine, "bob", "manager", "a-test-password-123",
+                      scope=access.Scope.parse(SCOPE), actor="test")  # fmt: skip
+    from analytics.store import alerts as alert_store
+
+    rules = {}
+    for owner in ("bob", None):
+        rules[owner] = alert_store.add_rule(
+            engine,
+            name=f"decay {owner}",
+            kind="model_decay",
+            threshold=0.05,
+            channel="email",
+            target="bob@example.com",
+            owner=owner,
+            scope=None,
+            actor="ada",
+        ).id  # fmt: skip (an owned rule covers its owner's scope as the users table says)
+    snapshots._alert(engine, state, snap, frame, SETTINGS)
+    sent = {d.rule_id: d for d in alert_store.deliveries(engine)}
+    assert rules[None] not in sent  # the whole base: 0.9 or more, not below 0.8 - 0.05
+    details = sent[rules["bob"]].payload["alert"]["details"]
+    assert details["realised_roc_auc"] == pytest.approx(0.0)
+    assert details["scope"] == SCOPE
+    assert f"{whole:.3f}" not in sent[rules["bob"]].payload["text"]

@@ -475,7 +475,10 @@ def _watched(history: History, base: ServedBase | None) -> store.SnapshotInfo | 
 def _realised(history: History, info, base: ServedBase | None, query: str):
     """Realised figures of one snapshot for the selection, from the three or four columns
     they need (not a served base per snapshot: there may be dozens of a million rows)."""
-    state = base.state(query) if base is not None else filters.FilterState()
+    if base is not None:
+        state = base.state(query)
+    else:  # the whole base, or the scope set around the call (an alert rule a manager owns)
+        state = filters.FilterState(levels=access.within({}, access.current_scope()))
     key = ("realised", info.id, state.key())
 
     def make():
