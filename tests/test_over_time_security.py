@@ -138,8 +138,9 @@ def test_a_changed_snapshot_file_is_refused_and_the_live_views_go_on(year, clien
     chosen = fresh.chosen(year["model"].version)
     previous = chosen[-2]  # the live snapshot's previous one: every live view reads it
     campaign = store.campaign(year["engine"], "demo-202605")
-    outcome = next(i for i in chosen if i.as_of > campaign.as_of)  # measures the demo campaign
-    damaged = {info.label: Path(year["state"]) / info.path for info in (previous, outcome)}
+    source = store.snapshot(year["engine"], campaign.snapshot_id)  # the demo campaign's draw
+    outcome = next(i for i in chosen if i.as_of > campaign.as_of)  # and what measures it
+    damaged = {i.label: Path(year["state"]) / i.path for i in (previous, source, outcome)}
     kept = {label: path.read_bytes() for label, path in damaged.items()}
     app.extensions[history_api.EXTENSION] = fresh
     try:
@@ -163,7 +164,7 @@ def test_a_changed_snapshot_file_is_refused_and_the_live_views_go_on(year, clien
         readable = [i for i in chosen if i.label not in damaged]
         expected = {a.label[:7] for a, b in pairwise(readable) if at[b.label] == at[a.label] + 1}
         assert months == expected
-        assert len(months) == len(chosen) - 1 - 4
+        assert len(months) == len(chosen) - 1 - 5
         assert "cannot be read" in revenue["note"]
         monitoring = answer(client.get("/api/v1/monitoring"))
         assert {s["as_of"] for s in monitoring["snapshots"]}.isdisjoint(damaged)
@@ -172,6 +173,9 @@ def test_a_changed_snapshot_file_is_refused_and_the_live_views_go_on(year, clien
         demo = next(c for c in listed if c["campaign_id"] == "demo-202605")
         assert demo["measured_save_rate"] is None
         assert "cannot be read" in demo["note"]
+        mine = answer(clients["manager"].get("/api/v1/campaigns"))["campaigns"]
+        demo = next(c for c in mine if c["campaign_id"] == "demo-202605")
+        assert (demo["treated"], demo["control"], demo["measured_save_rate"]) == (0, 0, None)
         plan = answer(client.get("/api/v1/planner"))
         assert plan["save_rate_source"]["used"] == "assumed"
     finally:
@@ -278,6 +282,32 @@ def test_a_campaign_is_at_most_max_campaign_customers(year, clients, monkeypatch
     )
     kept = members.set_index("customer_id")["p_churn"]
     assert np.allclose(kept, live.loc[kept.index, C.P_CHURN])
+
+
+def test_a_manager_sees_only_their_scopes_members_of_a_campaign_made_without_one(year, clients):
+    """A campaign an analyst made without a scope is listed to a manager, measured on their
+    scope's members; but while it waited for its outcome, the list gave the manager its whole
+    treated and control counts, other regions' customers included."""
+    body = {"name": "Everyone", "limit": 300}
+    made = answer(clients["analyst"].post("/api/v1/campaigns", json=body), 201)
+    drawn = store.read_frame(year["state"], year["history"].current(served_base(year["app"])))
+    regions = drawn.set_index(drawn[C.CUSTOMER_ID].astype(str))["region"].astype(str)
+    members = store.members(year["engine"], made["campaign_id"])
+    north = members[members["customer_id"].map(regions).eq("North").to_numpy()]
+    assert 0 < len(north) < len(members) == 300
+    listed = answer(clients["manager"].get("/api/v1/campaigns"))["campaigns"]
+    mine = next(c for c in listed if c["campaign_id"] == made["campaign_id"])
+    assert mine["measured_save_rate"] is None  # waiting for a later snapshot
+    assert mine["treated"] == int((north["group"] == "treated").sum())
+    assert mine["control"] == int((north["group"] == "control").sum())
+    everyone = answer(clients["analyst"].get("/api/v1/campaigns"))["campaigns"]
+    whole = next(c for c in everyone if c["campaign_id"] == made["campaign_id"])
+    assert (whole["treated"], whole["control"]) == (made["treated"], made["control"])
+    demo = next(c for c in listed if c["campaign_id"] == "demo-202605")  # measured, in scope
+    assert demo["treated"] >= demo["treated_outcome"]["n"]
+    assert (
+        demo["treated"] < next(c for c in everyone if c["campaign_id"] == "demo-202605")["treated"]
+    )
 
 
 def test_campaign_members_are_written_in_bulk_with_blanks_as_null(empty_state, tmp_path):

@@ -650,13 +650,17 @@ def _visible(info: store.CampaignInfo, scope: access.Scope | None) -> bool:
 
 def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> dict:
     outcome_info = _outcome_snapshot(history, info, base)
+    scope = access.current_scope()
+    treated, control = info.treated, info.control
+    if scope is not None and info.scope_column is None:  # the counts a manager may see
+        treated, control = _scope_counts(history, info, scope)
     out = {
         "campaign_id": info.id,
         "name": info.name,
         "as_of": info.as_of.isoformat(),
         "control_share": info.control_share,
-        "treated": info.treated,
-        "control": info.control,
+        "treated": treated,
+        "control": control,
         "created_by": info.created_by,
         "created_at": info.created_at,
         "outcome_as_of": outcome_info.label if outcome_info is not None else None,
@@ -664,8 +668,6 @@ def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> d
     if outcome_info is None:
         note = "Waiting for a later snapshot that says who left."
         return {**out, "measured_save_rate": None, "ci_low": None, "ci_high": None, "note": note}
-
-    scope = access.current_scope()
 
     def make():
         members = store.members(history.engine, info.id)
@@ -683,12 +685,31 @@ def _measured(history: History, info: store.CampaignInfo, base: ServedBase) -> d
         note = unreadable(outcome_info, exc)
         return {**out, "measured_save_rate": None, "ci_low": None, "ci_high": None, "note": note}
     groups = {"treated_outcome": found.pop("treated"), "control_outcome": found.pop("control")}
-    if scope is not None and info.scope_column is None:  # the counts a manager may see
-        out["treated"], out["control"] = (
-            groups["treated_outcome"]["n"],
-            groups["control_outcome"]["n"],
-        )
     return {**out, **found, **groups, "measured_save_rate": found.get("save_rate")}
+
+
+def _scope_counts(history: History, info: store.CampaignInfo, scope) -> tuple[int, int]:
+    """(treated, control) of a campaign's members in `scope`, as the snapshot they were drawn
+    from places them: a manager sees no count of customers outside their scope, whether or not
+    the campaign has been measured yet (0, 0 when that snapshot cannot be read)."""
+
+    source = store.snapshot(history.engine, info.snapshot_id)
+
+    def make():
+        members = store.members(history.engine, info.id)
+        frame = store.read_frame(history.state_dir, source, columns={C.CUSTOMER_ID, scope.column})
+        if scope.column not in frame:
+            return 0, 0
+        inside = frame[frame[scope.column].astype(str).isin(scope.values).to_numpy()]
+        mine = members[members["customer_id"].astype(str).isin(inside[C.CUSTOMER_ID].astype(str))]
+        groups = mine["group"].astype(str)
+        return int((groups == "treated").sum()), int((groups == "control").sum())
+
+    try:
+        return history.figures(("scope counts", info.id, str(scope)), make)
+    except ArtifactError as exc:
+        unreadable(source, exc)
+        return 0, 0
 
 
 def _outcome_snapshot(history: History, info: store.CampaignInfo, base: ServedBase):
