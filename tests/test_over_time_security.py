@@ -125,6 +125,46 @@ def test_a_snapshot_is_named_by_its_date_as_yyyy_mm_dd_only(year, clients, value
         assert len(message) < 100
 
 
+def test_a_snapshot_of_another_dataset_without_the_scopes_column_is_a_400(year, clients):
+    """The snapshots of every dataset are listed (an admin may move the product to other data).
+    One of a table without `region` was a 500 for a manager scoped to region=North on
+    ?snapshot= (the scope's column is not in that base) and on revenue, which reads every
+    snapshot (and for anyone filtering by region). Now ?snapshot= says the scope selects nobody
+    there (400), and revenue counts nobody of the selection in it."""
+    engine, state = year["engine"], year["state"]
+    first = year["history"].chosen(year["model"].version)[0]
+    other = store.read_frame(state, first).drop(columns=["region"])
+    other[C.CUSTOMER_ID] = "Z" + other[C.CUSTOMER_ID].astype(str)
+    table = pd.DataFrame({C.CUSTOMER_ID: ["a", "b"], C.CHURNED: [0, 1], C.TENURE: [3, 4]})
+    info, _, _ = datasets.add_frame(engine, state, table, "another table", SETTINGS)
+    summary = {**first.summary, "categorical": [c for c in first.summary["categorical"]
+                                                if c != "region"]}  # fmt: skip
+    when = pd.Timestamp("2025-06-30").date()
+    snap, _ = store.add_snapshot(engine, state, other, as_of=when, model_version="other-v1",
+                                 dataset_id=info.id, kind="manual", summary=summary)  # fmt: skip
+    app = year["app"]
+    app.extensions[history_api.EXTENSION] = service.History(engine, state, SETTINGS)
+    manager, analyst = clients["manager"], clients["analyst"]
+    try:
+        for path in ("/api/v1/kpis", "/api/v1/customers/at-risk", "/api/v1/planner"):
+            refused = answer(manager.get(f"{path}?snapshot=2025-06-30"), 400)
+            assert refused["errors"][0]["field"] == "snapshot"
+            assert "region" in refused["errors"][0]["message"]
+        assert answer(analyst.get("/api/v1/kpis?snapshot=2025-06-30"))["customers"] == len(other)
+        for client, query in ((manager, ""), (analyst, "?region=North")):
+            months = answer(client.get(f"/api/v1/revenue{query}"))["months"]
+            assert months[0]["month"] == "2025-06"
+            assert months[0]["mrr_start"] == 0  # nobody of the selection in that table
+        listed = answer(manager.get("/api/v1/snapshots"))["snapshots"]
+        assert next(s for s in listed if s["as_of"] == "2025-06-30")["customers"] == 0
+        answer(manager.get("/api/v1/monitoring"))
+    finally:
+        app.extensions[history_api.EXTENSION] = year["history"]
+        with engine.begin() as connection:
+            connection.execute(text("DELETE FROM snapshots WHERE id = :id"), {"id": snap.id})
+        (Path(state) / snap.path).unlink()
+
+
 # -- a snapshot file changed on disk ------------------------------------------------------------
 
 

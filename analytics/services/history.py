@@ -170,9 +170,15 @@ def pick(history: History | None, base: ServedBase, text: str | None) -> ServedB
         raise InvalidInput(PARAM, NO_SNAPSHOTS)
     info = history.resolve(text, base)
     try:
-        return history.base(info)
+        picked = history.base(info)
     except ArtifactError as exc:
         raise InvalidInput(PARAM, unreadable(info, exc) + " Pick another date.") from None
+    # A snapshot of another dataset may lack the scope's column (or all its values).
+    problem = picked.scope_problem(access.current_scope())
+    if problem:
+        raise InvalidInput(PARAM, f"the snapshot of {info.label} holds none of your customers: "
+                                  f"{problem}")  # fmt: skip
+    return picked
 
 
 # -- the list ---------------------------------------------------------------------------------
@@ -372,7 +378,10 @@ def _revenue(history: History, chosen, state, *, skip: bool) -> dict:
             continue
         if C.MONTHLY_REVENUE not in frame:
             return {"months": [], "note": f"The snapshot of {info.label} has no monthly_revenue."}
-        keep = filters.mask(frame, state) if not state.is_empty else slice(None)
+        if any(c not in frame for c, v in state.levels.items() if v):
+            keep = np.zeros(len(frame), dtype=bool)  # a column another dataset lacks: nobody
+        else:
+            keep = filters.mask(frame, state) if not state.is_empty else slice(None)
         frames.append((info.as_of, frame.loc[keep, list(REVENUE_COLUMNS)]))
     if notes:
         notes.append("The months next to it are left out.")
