@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Engine
 
-from analytics import access, filters
+from analytics import access, budget, filters
 from analytics import columns as C
 from analytics.config import Settings
 from analytics.formatting import NAME_RULE, plain_name
@@ -45,6 +45,10 @@ MAX_SHOWN = 40  # of a bad ?snapshot= value, quoted back in the 400
 NO_SNAPSHOTS = "No snapshots yet: one is recorded each time a model version goes live."
 NO_PREVIOUS = "No earlier snapshot to compare with."
 MOVERS_LIMIT = 50
+# A request reads at most this many months of snapshots (each a file of up to a million rows):
+# revenue the last MAX_MONTHS months, monitoring the newest MAX_MONTHS realised checks. The
+# history grows every month; a request must not.
+MAX_MONTHS = 24
 DECAY_MARGIN = 0.05  # realised ROC-AUC this far below the model's cross-validated one: decaying
 LARGE_PSI = 0.25
 
@@ -193,6 +197,7 @@ def snapshot_list(history: History, base: ServedBase) -> dict:
     scope = access.current_scope()
     items = []
     for info in reversed(chosen):
+        budget.check()  # a scope's figures read each snapshot's file once
         items.append({
             **info.public(),
             **_list_figures(history, info, scope),
@@ -353,14 +358,19 @@ def revenue(history: History | None, base: ServedBase, query: str) -> dict:
     """ChartMogul's movements per month between consecutive snapshots, for the selection."""
     if history is None:
         return {"months": [], "note": NO_SNAPSHOTS}
-    chosen = history.chosen(_version(base))
+    every = history.chosen(_version(base))
+    chosen = every[-(MAX_MONTHS + 1) :]
     state = base.state(query)
     scope = access.current_scope()
     key = ("revenue", state.key(), str(scope), tuple(i.id for i in chosen))
     try:
-        return history.figures(key, lambda: _revenue(history, chosen, state, skip=False))
+        found = history.figures(key, lambda: _revenue(history, chosen, state, skip=False))
     except ArtifactError:  # not cached: the months come back once the file does
-        return _revenue(history, chosen, state, skip=True)
+        found = _revenue(history, chosen, state, skip=True)
+    if len(every) > len(chosen):
+        shown = f"The last {MAX_MONTHS} months are shown, from the snapshot of {chosen[0].label}."
+        return {**found, "note": " ".join(n for n in (found["note"], shown) if n)}
+    return found
 
 
 def _revenue(history: History, chosen, state, *, skip: bool) -> dict:
@@ -368,6 +378,7 @@ def _revenue(history: History, chosen, state, *, skip: bool) -> dict:
     (they would span two months), rather than raise."""
     frames, gaps, notes = [], set(), []
     for info in chosen:
+        budget.check()  # between files: a request past its budget ends (503), not the worker
         try:
             frame = _columns(history, info, state)
         except ArtifactError as exc:
@@ -415,9 +426,13 @@ def monitoring(history: History | None, base: ServedBase | None = None, query: s
     out = {"snapshots": [], "drift": [], "watched_model": None, "decay": None, "banner": None}
     if history is None:
         return {**out, "note": NO_SNAPSHOTS}
-    chosen = [i for i in history.all() if i.summary.get("outcome_known")]
+    known = [i for i in history.all() if i.summary.get("outcome_known")]
+    chosen = known[-MAX_MONTHS:]
     rows, notes = [], []
+    if len(known) > len(chosen):
+        notes.append(f"The newest {MAX_MONTHS} realised checks are shown.")
     for info in chosen:
+        budget.check()
         try:
             found = _realised(history, info, base, query)
         except ArtifactError as exc:  # the others are still shown
