@@ -297,7 +297,10 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    for line in unknown_variables():
+    # A job the server's runner started inherits the server's environment, whose unknown
+    # variables the server has warned about already: once in its log is enough.
+    spawned = args.command == "jobs" and getattr(args, "jobs_command", None) == "run"
+    for line in [] if spawned else unknown_variables():
         print(f"warning: {line}", file=sys.stderr)
     try:
         if getattr(args, "models_dir", "absent") is None:
