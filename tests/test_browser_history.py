@@ -92,9 +92,10 @@ def active_pane(dash_duo) -> str:
 
 def test_an_analyst_reads_an_older_snapshot_and_every_over_time_view(dash_duo, year):
     start(dash_duo, year, "analyst")
-    banner = dash_duo.wait_for_element(f"#{ids.MONITOR_BANNER} .alert", timeout=WAIT)
-    assert synthetic.DRIFT["feature"] in banner.text
-    assert "retrain" in banner.text.lower()
+    # The drift was seen by last year's model; the live one (trained on the newest month)
+    # replaced it, so no retrain banner (the Monitoring tab flags the drift and says why).
+    assert api(dash_duo, "/api/v1/monitoring")["banner"] is None
+    assert not dash_duo.find_elements(f"#{ids.MONITOR_BANNER} .alert")
     listed = api(dash_duo, "/api/v1/snapshots")["snapshots"]
     older, before = listed[3]["as_of"], listed[4]["as_of"]
 
