@@ -284,3 +284,39 @@ def success_status(op, *, snapshots: bool = False) -> int:
     if op.operation_id == "campaign_create" and not snapshots:
         return 409
     return int(op.ok)
+
+
+# -- a year of monthly snapshots ----------------------------------------------------------------
+
+
+def over_time_year(root: Path, customers: int) -> dict:
+    """A state database holding the demo's year of monthly snapshots (analytics.snapshots, as
+    the first-start job records it, with its past campaign), a live model trained on the newest
+    month with its own snapshot, and the app serving it with the process's History."""
+    from analytics import datasets, snapshots, versions, workflow
+    from analytics.config import settings_from_env
+    from analytics.services import history as service
+    from analytics.store import db, lifecycle
+    from analytics.store import snapshots as store
+    from dashboard.api import history as history_api
+    from dashboard.app import create_app
+
+    settings = settings_from_env(env={})
+    state, models = root / "state", root / "models"
+    engine = db.open_state(db.database_url(state, None))[0]
+    made = snapshots.demo_history(engine, state, models, settings, MODEL_KEY, n_customers=customers)
+    newest = max(store.snapshots(engine), key=lambda s: s.as_of)
+    info = lifecycle.dataset(engine, newest.dataset_id)
+    table = datasets.open_table(info, state, settings)
+    model = workflow.train(table, settings, source=info.name)
+    model.version = workflow.save(model, models, key=MODEL_KEY)
+    metrics = versions.version_metrics(model.meta)
+    lifecycle.add_version(engine, model.version, info.id, metrics, None)
+    lifecycle.promote(engine, model.version, "ada")
+    snapshots.record_live(engine, state, models, settings, MODEL_KEY, model.version, actor="ada")
+    workspace = workflow.model_workspace(model, table, settings, info.name, "test")
+    history = service.History(engine, state, settings)
+    app = create_app(workspace, state=engine)
+    app.extensions[history_api.EXTENSION] = history
+    return {"engine": engine, "state": state, "models": models, "history": history, "app": app,
+            "made": made, "model": model, "live": model}  # fmt: skip

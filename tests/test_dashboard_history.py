@@ -18,11 +18,10 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from analytics import access, datasets, snapshots, synthetic, versions, workflow
+from analytics import access, synthetic
 from analytics import columns as C
 from analytics.config import settings_from_env
-from analytics.services import history as service
-from analytics.store import accounts, db, lifecycle
+from analytics.store import accounts
 from analytics.store import snapshots as store
 from dashboard import figures, ids
 from dashboard.api import history as history_api
@@ -30,7 +29,7 @@ from dashboard.app import create_app, dash_app, served_base
 from dashboard.callbacks import filters as filter_cb
 from dashboard.callbacks import snapshots as snapshot_cb
 from dashboard.layout import LIVE, components_by_id, tabs_for
-from tests.support import MODEL_KEY, callback_item, signed_in
+from tests.support import callback_item, over_time_year, signed_in
 
 SETTINGS = settings_from_env(env={})
 CUSTOMERS = 3_000  # the demo business at a twenty-fifth of its size: its year in ~10 s
@@ -38,27 +37,8 @@ SCOPE = "region=North"
 
 
 def build_year(root: Path, customers: int = CUSTOMERS) -> dict:
-    """A state database holding the demo's year of monthly snapshots (analytics.snapshots, as
-    the first-start job records it, with its past campaign), a live model trained on the
-    newest month with its own snapshot, and the app serving it with the process's History."""
-    engine = db.open_state(db.database_url(root / "state", None))[0]
-    state, models = root / "state", root / "models"
-    made = snapshots.demo_history(engine, state, models, SETTINGS, MODEL_KEY, n_customers=customers)
-    newest = max(store.snapshots(engine), key=lambda s: s.as_of)
-    info = lifecycle.dataset(engine, newest.dataset_id)
-    table = datasets.open_table(info, state, SETTINGS)
-    model = workflow.train(table, SETTINGS, source=info.name)
-    model.version = workflow.save(model, models, key=MODEL_KEY)
-    lifecycle.add_version(
-        engine, model.version, info.id, versions.version_metrics(model.meta), None
-    )
-    lifecycle.promote(engine, model.version, "ada")
-    snapshots.record_live(engine, state, models, SETTINGS, MODEL_KEY, model.version, actor="ada")
-    workspace = workflow.model_workspace(model, table, SETTINGS, info.name, "test")
-    history = service.History(engine, state, SETTINGS)
-    app = create_app(workspace, state=engine)
-    app.extensions[history_api.EXTENSION] = history
-    return {"engine": engine, "history": history, "app": app, "made": made, "model": model}
+    """The demo's year at a twenty-fifth of its size (tests.support.over_time_year)."""
+    return over_time_year(root, customers)
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,7 @@ from analytics.services import history as service
 from analytics.store import accounts, db, lifecycle
 from analytics.store import snapshots as store
 from dashboard.api import history as history_api
-from dashboard.app import create_app
-from tests.support import MODEL_KEY, signed_in
+from tests.support import MODEL_KEY, over_time_year, signed_in
 
 SETTINGS = settings_from_env(env={})
 CUSTOMERS = 8_000  # the demo business at about a tenth of its size: a year in under a minute
@@ -32,28 +31,7 @@ CUSTOMERS = 8_000  # the demo business at about a tenth of its size: a year in u
 def year(tmp_path_factory):
     """A state database with the demo's year recorded (SQLite; the store's own tests run on
     PostgreSQL too), and a live model trained on the newest month."""
-    root = tmp_path_factory.mktemp("over-time")
-    engine = db.open_state(db.database_url(root / "state", None))[0]
-    state, models = root / "state", root / "models"
-    made = snapshots.demo_history(engine, state, models, SETTINGS, MODEL_KEY, n_customers=CUSTOMERS)
-    newest = max(store.snapshots(engine), key=lambda s: s.as_of)
-    info = lifecycle.dataset(engine, newest.dataset_id)
-    table = datasets.open_table(info, state, SETTINGS)
-    model = workflow.train(table, SETTINGS, source=info.name)
-    model.version = workflow.save(model, models, key=MODEL_KEY)
-    from analytics import versions
-
-    lifecycle.add_version(
-        engine, model.version, info.id, versions.version_metrics(model.meta), None
-    )
-    lifecycle.promote(engine, model.version, "ada")
-    snapshots.record_live(engine, state, models, SETTINGS, MODEL_KEY, model.version, actor="ada")
-    workspace = workflow.model_workspace(model, table, SETTINGS, info.name, "test")
-    history = service.History(engine, state, SETTINGS)
-    app = create_app(workspace, state=engine)
-    app.extensions[history_api.EXTENSION] = history
-    return {"engine": engine, "history": history, "app": app, "made": made, "live": model,
-            "models": models}  # fmt: skip
+    return over_time_year(tmp_path_factory.mktemp("over-time"), CUSTOMERS)
 
 
 def _json(response, status=200):

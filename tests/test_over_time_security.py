@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from analytics import access, alerting, datasets, snapshots, versions, workflow
+from analytics import access, alerting, datasets, snapshots
 from analytics import columns as C
 from analytics.config import serve_settings_from_env, settings_from_env
 from analytics.history import monitoring as monitoring_module
@@ -27,8 +27,8 @@ from analytics.services import history as service
 from analytics.store import accounts, db, lifecycle
 from analytics.store import snapshots as store
 from dashboard.api import history as history_api
-from dashboard.app import create_app, served_base
-from tests.support import MODEL_KEY, signed_in
+from dashboard.app import served_base
+from tests.support import over_time_year, signed_in
 
 SETTINGS = settings_from_env(env={})
 CUSTOMERS = 2_000  # the demo business's year at a small size: about 20 s
@@ -36,26 +36,8 @@ SCOPE = "region=North"
 
 
 def build_year(root: Path) -> dict:
-    """The demo's year of monthly snapshots (as the first-start job records it), a live model
-    trained on the newest month with its own snapshot, and the app serving it."""
-    state, models = root / "state", root / "models"
-    engine = db.open_state(db.database_url(state, None))[0]
-    snapshots.demo_history(engine, state, models, SETTINGS, MODEL_KEY, n_customers=CUSTOMERS)
-    newest = max(store.snapshots(engine), key=lambda s: s.as_of)
-    info = lifecycle.dataset(engine, newest.dataset_id)
-    table = datasets.open_table(info, state, SETTINGS)
-    model = workflow.train(table, SETTINGS, source=info.name)
-    model.version = workflow.save(model, models, key=MODEL_KEY)
-    lifecycle.add_version(
-        engine, model.version, info.id, versions.version_metrics(model.meta), None
-    )
-    lifecycle.promote(engine, model.version, "ada")
-    snapshots.record_live(engine, state, models, SETTINGS, MODEL_KEY, model.version, actor="ada")
-    workspace = workflow.model_workspace(model, table, SETTINGS, info.name, "test")
-    history = service.History(engine, state, SETTINGS)
-    app = create_app(workspace, state=engine)
-    app.extensions[history_api.EXTENSION] = history
-    return {"engine": engine, "state": state, "history": history, "app": app, "model": model}
+    """The demo's year (tests.support.over_time_year)."""
+    return over_time_year(root, CUSTOMERS)
 
 
 @pytest.fixture(scope="module")
