@@ -8,11 +8,13 @@ scope (analytics.access) so every selection is cut to a manager's book, and refu
 selects nobody in the loaded data.
 
 Sessions are Flask's signed cookies (HttpOnly, SameSite=Lax, Secure when the request came over
-TLS) and end after RETENTION_SESSION_IDLE_MINUTES without a request or
-RETENTION_SESSION_MAX_HOURS after login. A cookie-authenticated state change needs a CSRF token
-(Flask-WTF): the forms carry it in a hidden field, Dash's renderer sends the `_csrf_token`
-cookie back as the X-CSRFToken header on every callback (its built-in double submit), and a
-token-authenticated request needs none (no cookie, no CSRF). Wrong passwords are limited per
+TLS) naming a session row in the state database, and end after RETENTION_SESSION_IDLE_MINUTES
+without a request, RETENTION_SESSION_MAX_HOURS after login, or at logout (the row is ended, so
+a copied cookie, or one that a response still in flight sets again, no longer works).
+A cookie-authenticated state change needs a CSRF token (Flask-WTF): the forms carry it in a
+hidden field, Dash's renderer sends the `_csrf_token` cookie back as the X-CSRFToken header on
+every callback (its built-in double submit), and a token-authenticated request needs none (no
+cookie, no CSRF). Wrong passwords are limited per
 account and per address by Flask-Limiter (429 with Retry-After), with one message whether the
 account exists or not.
 """
@@ -61,6 +63,7 @@ STATE_DB = "retention_state_db"  # server.extensions key of the state database's
 AUTH = "retention_auth"  # server.extensions key of the AuthConfig
 CSRF_COOKIE = "_csrf_token"  # the cookie Dash's renderer echoes as X-CSRFToken
 SESSION_COOKIE = "retention_session"
+SESSION_KEY = "key"  # the server-side session's key inside the signed cookie
 LOGIN_WINDOW = "15 minutes"
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -306,6 +309,7 @@ def _from_session() -> accounts.UserInfo | None:
     login_at, seen_at = session.get("login_at", 0), session.get("seen_at", 0)
     if now - login_at > cfg.absolute.total_seconds() or now - seen_at > cfg.idle.total_seconds():
         g.session_ended = True
+        accounts.end_session(state(), session.get(SESSION_KEY, ""))
         logout_user()
         session.clear()
         return None
@@ -315,11 +319,13 @@ def _from_session() -> accounts.UserInfo | None:
 
 
 def _load_user(user_id: str) -> SessionUser | None:
+    """The session's user while its server-side session is open (logout ends it there, so a
+    cookie a late response sets again is refused)."""
     number, _, stamp = (user_id or "").partition(":")
     if not number.isdigit():
         return None
-    found = accounts.user_by_id(state(), int(number))
-    if found is None or found.disabled or found.stamp != stamp:
+    found = accounts.session_user(state(), session.get(SESSION_KEY, ""))
+    if found is None or found.id != int(number) or found.disabled or found.stamp != stamp:
         return None
     return SessionUser(found)
 
@@ -457,6 +463,7 @@ def _register_login(server: Flask, cfg: AuthConfig) -> None:
             return _login_page(form, WRONG, 401)
         session.clear()  # a new session: no fixation
         login_user(SessionUser(found))
+        session[SESSION_KEY] = accounts.start_session(state(), found.id, keep=config().absolute)
         session.permanent = True
         session["login_at"] = session["seen_at"] = time.time()
         accounts.record(state(), "login", found.username, found.username, client_address())
@@ -466,6 +473,7 @@ def _register_login(server: Flask, cfg: AuthConfig) -> None:
     @bp.post("/logout")
     def logout():
         who = actor()
+        accounts.end_session(state(), session.get(SESSION_KEY, ""))
         logout_user()
         session.clear()
         if who:

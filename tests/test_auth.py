@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import create_engine
 
 from analytics import access
@@ -425,6 +426,36 @@ def test_logout_needs_its_csrf_token_and_ends_the_session(fresh):
     assert client.get("/").status_code == 302
     actions = [e["action"] for e in accounts.events(server.extensions[auth.STATE_DB], 10)]
     assert actions[:2] == ["logout", "login"]
+
+
+def test_logout_ends_the_session_on_the_server_so_an_earlier_copy_of_the_cookie_fails(fresh):
+    # A callback answered after the logout sets the old cookie again (the browser test saw it):
+    # the session row has ended, so that cookie, like any copy of it, no longer logs anyone in.
+    server = fresh()
+    name = make_user(server, "analyst")
+    client = server.test_client()
+    log_in(client, name)
+    copy = client.get_cookie(auth.SESSION_COOKIE).value
+    other = server.test_client()
+    log_in(other, name)  # the same user in another browser keeps their session
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    assert client.post("/logout", data={"csrf_token": token}).status_code == 302
+    client.set_cookie(auth.SESSION_COOKIE, copy)
+    assert client.get("/").status_code == 302
+    assert client.get("/api/v1/kpis").status_code == 401
+    assert other.get("/api/v1/kpis").status_code == 200
+    # the table keeps no key in clear, only hashes, and an ended row is removed at a later login
+    engine = server.extensions[auth.STATE_DB]
+    with engine.connect() as connection:
+        hashes = [r[0] for r in connection.execute(sa.text("SELECT key_hash FROM login_sessions"))]
+    assert len(hashes) == 2
+    assert all(len(h) == 64 for h in hashes)
+    log_in(server.test_client(), name)
+    with engine.connect() as connection:
+        ended = connection.execute(
+            sa.text("SELECT count(*) FROM login_sessions WHERE ended_at IS NOT NULL")
+        ).scalar()
+    assert ended == 0
 
 
 @pytest.mark.parametrize(("minutes", "ends"), [(29, False), (31, True), (60 * 13, True)])

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from analytics.access import MANAGER, ROLES, Scope
-from analytics.store.tables import ApiToken, AuditEvent, UsageCount, User
+from analytics.store.tables import ApiToken, AuditEvent, LoginSession, UsageCount, User
 
 USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD = 12
@@ -317,10 +317,56 @@ def single_sign_on(engine: Engine, username: str, role: str, address: str | None
         return UserInfo.of(user)
 
 
+# -- browser sessions -----------------------------------------------------------------------
+
+
+def start_session(engine: Engine, user_id: int, *, keep: timedelta) -> str:
+    """A new browser session for the user: its key (kept in the signed cookie), stored hashed.
+    Sessions that ended, or began more than `keep` ago, are deleted on the way."""
+    key = secrets.token_urlsafe(32)
+    moment = now()
+    with Session(engine) as session:
+        session.execute(
+            LoginSession.__table__.delete().where(
+                (LoginSession.ended_at.is_not(None)) | (LoginSession.created_at < moment - keep)
+            )
+        )
+        session.add(LoginSession(user_id=user_id, key_hash=_key_hash(key), created_at=moment))
+        session.commit()
+    return key
+
+
+def session_user(engine: Engine, key: str) -> UserInfo | None:
+    """The user of a browser session that has not ended, else None."""
+    if not key or len(key) > 100:
+        return None
+    with Session(engine) as session:
+        user = session.scalars(
+            select(User)
+            .join(LoginSession, LoginSession.user_id == User.id)
+            .where(LoginSession.key_hash == _key_hash(key), LoginSession.ended_at.is_(None))
+        ).one_or_none()
+        return None if user is None else UserInfo.of(user)
+
+
+def end_session(engine: Engine, key: str) -> bool:
+    """End a browser session (logout, timeout); True if it was still open."""
+    if not key:
+        return False
+    with Session(engine) as session:
+        done = session.execute(
+            update(LoginSession)
+            .where(LoginSession.key_hash == _key_hash(key), LoginSession.ended_at.is_(None))
+            .values(ended_at=now())
+        )
+        session.commit()
+        return bool(done.rowcount)
+
+
 # -- tokens ---------------------------------------------------------------------------------
 
 
-def _token_hash(secret: str) -> str:
+def _key_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
@@ -345,7 +391,7 @@ def create_token(
         created = now()
         token = ApiToken(
             user_id=user.id,
-            token_hash=_token_hash(secret),
+            token_hash=_key_hash(secret),
             prefix=secret[:10],
             label=label,
             created_at=created,
@@ -388,7 +434,7 @@ def token_user(engine: Engine, secret: str) -> UserInfo | None:
         row = session.execute(
             select(ApiToken, User)
             .join(User, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == _token_hash(secret))
+            .where(ApiToken.token_hash == _key_hash(secret))
         ).one_or_none()
         if row is None:
             return None
