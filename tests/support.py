@@ -53,6 +53,15 @@ def signed_in(server, role: str = "admin", scope: str | None = None):
     return client
 
 
+def role_clients(server, scope: str) -> dict:
+    """A signed-in client per role: an admin, an analyst and a manager with `scope`."""
+    return {
+        "admin": signed_in(server, "admin"),
+        "analyst": signed_in(server, "analyst"),
+        "manager": signed_in(server, "manager", scope),
+    }
+
+
 CSRF = re.compile(r'name="[\w-]*csrf_token"[^>]*value="([^"]+)"')
 
 

@@ -29,7 +29,7 @@ from dashboard.app import create_app, dash_app, served_base
 from dashboard.callbacks import filters as filter_cb
 from dashboard.callbacks import snapshots as snapshot_cb
 from dashboard.layout import LIVE, components_by_id, tabs_for
-from tests.support import callback_item, over_time_year, signed_in
+from tests.support import callback_item, over_time_year, role_clients, signed_in
 
 SETTINGS = settings_from_env(env={})
 CUSTOMERS = 3_000  # the demo business at a twenty-fifth of its size: its year in ~10 s
@@ -48,11 +48,7 @@ def year(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clients(year):
-    return {
-        "admin": signed_in(year["app"], "admin"),
-        "analyst": signed_in(year["app"], "analyst"),
-        "manager": signed_in(year["app"], "manager", SCOPE),
-    }
+    return role_clients(year["app"], SCOPE)
 
 
 def api(client, path: str) -> dict:

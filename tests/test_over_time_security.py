@@ -28,7 +28,7 @@ from analytics.store import accounts, db, lifecycle
 from analytics.store import snapshots as store
 from dashboard.api import history as history_api
 from dashboard.app import served_base
-from tests.support import over_time_year, signed_in
+from tests.support import over_time_year, role_clients
 
 SETTINGS = settings_from_env(env={})
 CUSTOMERS = 2_000  # the demo business's year at a small size: about 20 s
@@ -47,11 +47,7 @@ def year(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def clients(year):
-    return {
-        "admin": signed_in(year["app"], "admin"),
-        "analyst": signed_in(year["app"], "analyst"),
-        "manager": signed_in(year["app"], "manager", SCOPE),
-    }
+    return role_clients(year["app"], SCOPE)
 
 
 def answer(response, status: int = 200) -> dict:
