@@ -287,7 +287,12 @@ def test_ids_and_row_numbers_dropped_with_reasons(tmp_path):
             NotATableError,
             "single column and no ',', ';', tab or '|' delimiter",
         ),
-        ("ragged.csv", b"a,b\n1,2\n3,4,5,6\n", NotATableError, "not a consistent comma-delimited"),
+        (
+            "ragged.csv",
+            b"a,b\n1,2\n3,4,5,6\n",
+            NotATableError,
+            r"line 3 \(1 row\) has 4 fields where the header has 2; a cell holding ',' must be",
+        ),
         (
             "bytes.csv",
             b"id,churn\n1,Yes\n2,\x81\x90\n",
@@ -555,8 +560,8 @@ def test_rows_with_another_delimiter_than_the_header_are_refused(tmp_path):
     with pytest.raises(NotATableError) as exc:
         read.read_table(path)
     assert str(exc.value) == (
-        "mixed.csv mixes delimiters: its header uses comma but line 3 (and 1 more) uses "
-        "semicolon; save the file again with one delimiter"
+        "mixed.csv: lines 3, 5 (2 rows) have 1 field where the header has 3; the file mixes "
+        "',' (the header's) and ';' (these rows): save it again with one delimiter"
     )
     # A first cell that merely holds a ';' with the other cells blank is data, not a row of
     # another delimiter.

@@ -177,17 +177,27 @@ PERSONAL = frozenset(
     }
 )
 
-# Label spellings: any negating word makes a value "not churned" ("Not churned", "Existing
-# Customer", "No"); otherwise a churn word makes it "churned" ("Attrited Customer", "Yes").
-NEGATIVE_WORDS = frozenset(
+# Label spellings, compared case-folded and without accents ("Não" == "nao", "Sí" == "si").
+# A value with a negating word is "not churned" ("Not churned", "Existing Customer", "Nein");
+# otherwise an affirming word or a churn word makes it "churned" ("Attrited Customer", "Oui").
+# Yes/no and true/false particles in the languages (and spreadsheet locales) exports come from:
+NEGATIVE_PARTICLES = frozenset(
     {
-        "no",
-        "n",
-        "not",
-        "non",
-        "never",
-        "false",
-        "f",
+        "no", "not", "non", "never", "false",
+        "nao", "nein", "nee", "nej", "nei",  # pt, de, nl, sv/da, no
+        "faux", "falsch", "falso", "falsa", "onwaar", "falskt", "falsk",  # Excel FALSE by locale
+    }
+)  # fmt: skip
+POSITIVE_PARTICLES = frozenset(
+    {
+        "yes", "true",
+        "oui", "ja", "si", "sim", "jah",  # fr, de/nl/sv, es/it, pt
+        "vrai", "wahr", "verdadero", "verdadeiro", "vero", "waar", "sant", "sann",  # Excel TRUE
+    }
+)  # fmt: skip
+# Words that describe staying: a column whose other value is unknown is their complement.
+NEGATIVE_WORDS = NEGATIVE_PARTICLES | frozenset(
+    {
         "stay",
         "stayed",
         "stays",
@@ -204,7 +214,7 @@ NEGATIVE_WORDS = frozenset(
         "kept",
     }
 )
-POSITIVE_WORDS = frozenset({"yes", "y", "true", "t"})
+POSITIVE_WORDS = POSITIVE_PARTICLES
 POSITIVE_STEMS = (
     "churn",
     "attrit",
@@ -222,6 +232,18 @@ POSITIVE_STEMS = (
     "lapse",
     "depart",
 )
+# One-letter labels mean different words in different languages ("S" is Si in Spanish, "N" is
+# No, Nein, Non or Nao), so they are read only as a pair found in the column, never alone.
+LETTER_PAIRS = {
+    frozenset("yn"): "y",  # yes / no
+    frozenset("tf"): "t",  # true / false
+    frozenset("sn"): "s",  # si, sim / no, nao
+    frozenset("on"): "o",  # oui / non
+    frozenset("jn"): "j",  # ja / nein, nee, nej
+    frozenset("vf"): "v",  # vrai, verdadero, vero / faux, falso
+}
+# A column holding a single letter: the letters that mean the same in every pair they are in.
+LETTER_ALONE = {"y": 1, "t": 1, "n": 0, "f": 0}
 
 
 def norm(name: object) -> str:

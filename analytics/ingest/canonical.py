@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics.ingest.aliases import ALIASES
+from analytics.ingest.aliases import ALIASES, norm
 from analytics.ingest.errors import (
     DataError,
     DuplicateIdError,
@@ -28,6 +28,71 @@ CANONICAL_NUMERIC_SHARE = 0.5  # below this a mapped numeric column is the wrong
 NUMERIC_CANONICAL = (C.TENURE, C.MONTHLY_REVENUE, C.TOTAL_REVENUE)
 # Tenure in months rarely stops this short; in years (a bank's "Tenure" of 0-10) it does.
 SHORT_TENURE_MAX = 15
+DAYS_PER_MONTH = 365.25 / 12
+# Names of a day count since joining ("vintage", "days_since_signup", "customer_for_days")
+# and of dates of last activity (recency, offered only with a caveat), compared after norm().
+DAY_WORDS = ("day",)
+JOIN_WORDS = ("since", "signup", "join", "customer", "member", "account", "age", "tenure",
+              "for", "registr", "onboard", "client", "subscri", "relationship")  # fmt: skip
+RECENCY_WORDS = ("last", "recen", "latest", "ago", "seen", "inactiv")
+DATE_SHARE = 0.9  # of filled cells that parse as dates, for a date column offered as tenure
+
+
+def is_day_count(name: str) -> bool:
+    """A column named as days since joining ('vintage', 'days_since_signup', 'tenure_days')."""
+    key = norm(name)
+    if key == "vintage":
+        return True
+    return (
+        any(w in key for w in DAY_WORDS)
+        and not any(w in key for w in RECENCY_WORDS)
+        and any(w in key for w in JOIN_WORDS)
+    )
+
+
+def _tenure_suggestion(columns: Sequence[str], views: Mapping[str, View]) -> str:
+    """Which column could give tenure: a day count since joining, else a date column."""
+    numbers = [c for c in columns if _numeric_share(views[c]) >= CANONICAL_NUMERIC_SHARE]
+    days = [c for c in numbers if is_day_count(c)]
+    if days:
+        return (
+            f"'{days[0]}' looks like days since joining: map it with --map "
+            f"{C.TENURE}={days[0]} (days are converted to months); "
+        )
+    dates = [c for c in columns if c not in numbers and _date_share(views[c]) >= DATE_SHARE]
+    if not dates:
+        return ""
+    recency = [c for c in dates if any(w in norm(c) for w in RECENCY_WORDS)]
+    column = next((c for c in dates if c not in recency), dates[0])
+    caveat = (
+        " (a date of last activity: right only if customers joined then)"
+        if column in recency
+        else ""
+    )
+    return (
+        f"'{column}' holds dates: map it with --map {C.SIGNUP_DATE}={column} to count tenure "
+        f"from it to the latest date in the file{caveat}; "
+    )
+
+
+def _numeric_share(view: View) -> float:
+    if isinstance(view, Numbers):
+        return 1.0
+    if isinstance(view, Dates):
+        return 0.0
+    counts = view.counts()
+    numbers = parse_numbers(pd.Series(view.values, dtype="str"))
+    return float(counts[~np.isnan(numbers)].sum() / counts.sum()) if counts.sum() else 0.0
+
+
+def _date_share(view: View) -> float:
+    if isinstance(view, Dates):
+        return 1.0
+    if isinstance(view, Numbers):
+        return 0.0
+    counts = view.counts()
+    parsed, _ = parse_dates(pd.Series(view.values, dtype="str"))
+    return float(counts[~np.isnat(parsed)].sum() / counts.sum()) if counts.sum() else 0.0
 
 
 def missing_column(
@@ -35,12 +100,13 @@ def missing_column(
 ) -> MissingColumnError:
     tried = listing(list(ALIASES[canonical]), limit=10)
     extra = ""
+    offer = _tenure_suggestion(columns, views) if canonical == C.TENURE else ""
     if canonical == C.CHURNED:
         binary = [c for c in columns if is_binary(views[c])]
         if binary:
             extra = f"; two-valued columns: {listing(binary, 5)}"
     return MissingColumnError(
-        f"no {canonical} column: no column matches {tried}{hint}; columns found: "
+        f"no {canonical} column: {offer}no column matches {tried}{hint}; columns found: "
         f"{listing(list(columns))}{extra}; map one with --map {canonical}=<column>"
     )
 
@@ -140,10 +206,19 @@ def _ambiguous_day(parsed: np.ndarray) -> bool:
 
 
 def note_tenure_unit(out: dict, resolved, notes: list[str]) -> None:
-    """A tenure column that does not say its unit and stops short may count years: say how it
-    was read rather than guess (segments, CLV horizons and actions read it as months)."""
+    """Read tenure in months and say how: a day count ('vintage', 'days_since_signup', mapped by
+    the user) is converted; a tenure column that does not say its unit and stops short may
+    count years, which is said rather than guessed (segments, CLV horizons and actions read
+    it as months)."""
     source = resolved.get(C.TENURE)
     if source is None or C.TENURE not in out or "month" in str(source).lower():
+        return
+    if is_day_count(source):
+        out[C.TENURE] = np.asarray(out[C.TENURE], dtype="float64") / DAYS_PER_MONTH
+        notes.append(
+            f"tenure_months: read from '{source}' as days since joining and converted to "
+            f"months (days / {DAYS_PER_MONTH:.2f})"
+        )
         return
     values = np.asarray(out[C.TENURE], dtype="float64")
     values = values[~np.isnan(values)]

@@ -17,10 +17,11 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,7 +38,8 @@ from analytics.ingest.errors import (
     TableTooLargeError,
 )
 from analytics.ingest.mapping import parse_mapping_pairs
-from analytics.ingest.messages import listing
+from analytics.ingest.messages import EXAMPLES, listing
+from analytics.ingest.subscriptions import ATTR_AS_OF
 from analytics.ingest.validate import (
     ATTR_DECIMAL,
     ATTR_DROPPED,
@@ -58,6 +60,7 @@ READ_CHUNK = 1 << 20  # bytes per read while streaming (and counting) a file
 # Lines read past the row limit before stopping: the header, blank lines and line breaks inside
 # quoted cells are lines but not rows. The exact row count is checked once parsed.
 ROW_SLACK = 1_000
+MIXED_SAMPLE = 1_000  # rows of a wrong width read to tell which delimiter they use
 
 # Leading bytes of files people mistake for tables, with what to tell them.
 _SIGNATURES = (
@@ -283,17 +286,24 @@ def _parse_csv(name: str, text: str, limits: Limits) -> pd.DataFrame:
             index_col=False,
         )
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        # a row with more fields than the header: every such row is named, not just the first
+        _check_field_counts(name, body, delimiter, len(header), first_line, None)
         detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         raise NotATableError(
             f"{name} is not a consistent {_delimiter_name(delimiter)}-delimited table: {detail}"
         ) from None
-    del body
     if raw.empty:
         raise EmptyTableError(f"{name} has a header but no data rows")
     _check_columns(name, len(raw.columns), limits.columns)
     _check_rows(name, len(raw), limits.rows)
     lines_known = physical == len(raw) + 1  # no quoted line breaks: row i on line i + first
-    _check_one_delimiter(name, raw, delimiter, first_line + 1 if lines_known else None)
+    # pandas pads a row with fewer fields than the header with blanks: such a row (another
+    # delimiter's, a cut line) would lose its label or shift silently, so it is refused
+    short = raw.iloc[:, -1].isna().to_numpy() & raw.notna().any(axis=1).to_numpy()
+    if short.any() and len(raw.columns) > 1:
+        rows = np.flatnonzero(short) if lines_known else None
+        _check_field_counts(name, body, delimiter, len(raw.columns), first_line, rows)
+    del body
     if lines_known:
         raw.attrs[ATTR_FIRST_LINE] = first_line + 1
     if delimiter == ";":
@@ -301,32 +311,84 @@ def _parse_csv(name: str, text: str, limits: Limits) -> pd.DataFrame:
     return raw
 
 
-def _check_one_delimiter(name: str, raw: pd.DataFrame, delimiter: str, first: int | None):
-    """Refuse a file whose rows use another delimiter than its header (two exports pasted
-    together): pandas reads such a row as one cell and blanks, which would lose it silently.
-    A row counts when every cell but the first is blank and the first splits, by another
-    delimiter, into as many fields as the header has."""
-    width = len(raw.columns)
-    if width < 2:
+def _field_counts(
+    body: bytes, delimiter: str, rows: np.ndarray | None
+) -> Iterator[tuple[int, list[str]]]:
+    """(line index in the text, 0 = header; fields) of the given data rows when each row is one
+    line, else of every record (a quoted cell may span lines)."""
+    if rows is None:
+        reader = csv.reader(io.StringIO(body.decode("utf-8"), newline=""), delimiter=delimiter)
+        start = 0
+        for fields in reader:
+            yield start, fields
+            start = reader.line_num
         return
-    lone = raw.iloc[:, 1:].isna().all(axis=1).to_numpy()
-    if not lone.any():
+    ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == ord("\n"))
+    starts = np.concatenate([[0], ends + 1])
+    ends = np.append(ends, len(body))
+    for row in rows:
+        line = bytes(body[starts[row + 1] : ends[row + 1]]).decode("utf-8").rstrip("\r")
+        yield int(row) + 1, next(csv.reader([line], delimiter=delimiter), [])
+
+
+def _check_field_counts(
+    name: str, body: bytes, delimiter: str, width: int, first_line: int, rows
+) -> None:
+    """Refuse rows whose number of fields is not the header's, naming their lines and counts
+    (a half-converted export: some rows ';', the others ','). Blank rows are not counted."""
+    bad: dict[int, list[int]] = {}  # field count -> file lines
+    sample: list[list[str]] = []
+    for index, fields in _field_counts(body, delimiter, rows):
+        if index == 0 or len(fields) == width or not any(f.strip() for f in fields):
+            continue
+        bad.setdefault(len(fields), []).append(first_line + index)
+        if len(sample) < MIXED_SAMPLE:
+            sample.append(fields)
+    if not bad:
         return
-    first_cells = raw.iloc[:, 0][lone].dropna().astype(str)
+    n = sum(len(lines) for lines in bad.values())
+    groups = sorted(bad.items(), key=lambda item: (-len(item[1]), item[0]))
+    said = [
+        f"{'line' if len(lines) == 1 else 'lines'} {listing_lines(lines)} "
+        f"({len(lines):,} row{'s' if len(lines) > 1 else ''}) "
+        f"{'has' if len(lines) == 1 else 'have'} {count} field{'s' if count != 1 else ''}"
+        for count, lines in groups[:3]
+    ]
+    if len(groups) > 3:
+        said.append(f"{n - sum(len(g[1]) for g in groups[:3]):,} more rows other counts")
+    raise NotATableError(
+        f"{name}: {', '.join(said)} where the header has {width}; "
+        f"{_field_count_cause(sample, delimiter, width)}"
+    )
+
+
+def listing_lines(lines: list[int]) -> str:
+    shown = ", ".join(str(line) for line in lines[:EXAMPLES])
+    return shown + (", ..." if len(lines) > EXAMPLES else "")
+
+
+def _field_count_cause(sample: list[list[str]], delimiter: str, width: int) -> str:
+    """Why the rows are off: another delimiter (most of them split into the header's width by
+    it), empty cells past the header's, unquoted delimiters inside cells, or missing cells."""
+    texts = [delimiter.join(fields) for fields in sample]
     for other in DELIMITERS:
         if other == delimiter:
             continue
-        fields = first_cells.str.count(re.escape(other)) + 1
-        hits = fields.index[fields.to_numpy() == width]
-        if len(hits):
-            row = int(hits[0])
-            where = f"line {first + row}" if first is not None else f"data row {row + 1}"
-            more = f" (and {len(hits) - 1:,} more)" if len(hits) > 1 else ""
-            raise NotATableError(
-                f"{name} mixes delimiters: its header uses {_delimiter_name(delimiter)} but "
-                f"{where}{more} uses {_delimiter_name(other)}; save the file again with one "
-                "delimiter"
+        fits = sum(len(next(csv.reader([t], delimiter=other), [])) == width for t in texts)
+        if fits * 2 > len(texts):
+            return (
+                f"the file mixes '{delimiter}' (the header's) and '{other}' (these rows): save "
+                "it again with one delimiter"
             )
+    longer = [fields for fields in sample if len(fields) > width]
+    if longer and not any(f.strip() for fields in longer for f in fields[width:]):
+        return f"they end with empty cells past the header's: remove the extra '{delimiter}'"
+    if longer:
+        return (
+            f"a cell holding '{delimiter}' must be quoted (\"...\"): save the file again from "
+            "its source"
+        )
+    return "cells are missing: complete the rows or save the file again from its source"
 
 
 def _trim(text: str) -> tuple[str, int, str | None]:
@@ -490,10 +552,14 @@ def load_table(
     max_bytes: int | None = None,
     max_rows: int | None = None,
     max_columns: int | None = None,
+    as_of: str | None = None,
 ) -> Table:
-    """read_table + validate; validation errors are prefixed with the file name."""
+    """read_table + validate; validation errors are prefixed with the file name. `as_of` is the
+    date a subscription log is read at (default: the latest date in the file)."""
     path = Path(path)
     raw = read_table(path, max_bytes=max_bytes, max_rows=max_rows, max_columns=max_columns)
+    if as_of is not None:
+        raw.attrs[ATTR_AS_OF] = as_of
     try:
         return validate(raw, mapping, require_label=require_label, drop=drop)
     except DataError as exc:

@@ -34,6 +34,7 @@ from analytics.ingest.feature_columns import Feature, as_feature, shadow_reason
 from analytics.ingest.labels import decode_labels, is_binary
 from analytics.ingest.mapping import columns_to_drop, explicit_mapping, resolve
 from analytics.ingest.messages import listing, named_column, rows_text
+from analytics.ingest.subscriptions import customers_from_log
 from analytics.ingest.views import View, column_view
 
 # Keys read.read_table leaves in raw.attrs for validate: repairs made while reading, columns it
@@ -89,6 +90,7 @@ def validate(
     drop: Sequence[str] = (),
 ) -> Table:
     """Validate a raw customer table and return it in canonical form (see module docstring)."""
+    raw, mapping, drop = customers_from_log(raw, mapping, drop)  # a log: one row per account
     notes: list[str] = list(raw.attrs.get(ATTR_NOTES, ()))
     decimal = raw.attrs.get(ATTR_DECIMAL)
     first_line = raw.attrs.get(ATTR_FIRST_LINE)
