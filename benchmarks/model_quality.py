@@ -1,29 +1,36 @@
 """Model quality: the product's chosen model against reference models, on the same folds.
 
     .venv/bin/python -m benchmarks.model_quality [--data FILE ...] [--map CANONICAL=COLUMN ...]
+        [--no-builtin] [--references NAME ...]
 
 Protocol (../shared/METRICS.md, "Model evaluation"): 5-fold StratifiedKFold(shuffle=True,
-random_state=42) on the whole table, or on the current base for dated tables. Tables are read
-with analytics.ingest.read.load_table, so every model sees exactly the product's features.
+random_state=42) on the whole table, or on the current base for dated tables. Any CSV, CSV.GZ
+or Parquet file is read as `python -m analytics train` reads it (analytics.ingest.read.load_table
+with the product's size limits, then analytics.workflow.train), so every model sees exactly the
+product's features (a column the product leaves out as a leak is left out of the references too).
 
-- product: exactly what analytics.model.train.train picks (its candidates, its selection by mean
-  ROC-AUC), with its out-of-fold predictions;
+- product: exactly what analytics.workflow.train (the CLI's training) picks, with its
+  out-of-fold predictions;
 - references, fitted on the same folds: logistic regression (one-hot + scaled, default C),
-  default HistGradientBoosting (native categorical splits), random forest of 500 trees
-  (one-hot).
+  default HistGradientBoosting (native categorical splits), HistGradientBoosting tuned
+  (learning_rate 0.05, 15 leaves, l2 1.0, early stopping), random forest of 500 trees
+  (one-hot), LightGBM and CatBoost with their defaults (native categoricals). LightGBM and
+  CatBoost are imported only when used; when absent the output says "not installed". They stay
+  references at their defaults even where the product has a candidate of the same library.
 
 Every model is scored by the same rules: ROC-AUC and PR-AUC (average precision) per fold, mean
 (± sd); F1 of the churn class per fold at that fold's honest threshold (max F1 on the other
 folds' out-of-fold predictions: analytics.model.evaluation.honest_fold_metrics), mean;
 top-decile lift and Brier score on the pooled out-of-fold predictions; training time = total
 seconds of the 5 fits. Native code runs on one thread, as in analytics.model.probability
-(threadpoolctl); the random forest also uses joblib's n_jobs=-1 (every core), as specified for
-the reference.
+(threadpoolctl; LightGBM n_jobs=1, CatBoost thread_count=1); the random forest also uses
+joblib's n_jobs=-1 (every core), as specified for the reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
 import sys
 import time
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
@@ -41,7 +48,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from analytics import columns as C
@@ -52,14 +59,24 @@ from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs
 from analytics.ingest.validate import Table
 from analytics.model import evaluation, probability
-from analytics.model import train as training
 from analytics.model.features import MISSING_LEVEL, build_preprocessor, tree_categorical_features
 from benchmarks import other_tables
 
 TELCO = PROJ_ROOT.parent / "shared" / "data" / "telco" / "WA_Fn-UseC_-Telco-Customer-Churn.csv"
 RANDOM_STATE = 42
-# Our figures must equal the ones training.train reports for its own model (same rules).
+N_SPLITS = 5
+# Our figures must equal the ones the product's training reports for its own model (same rules).
 AGREEMENT = 1e-9
+
+# Short name (for --references) -> (shown name, the library it needs or None).
+REFERENCES = {
+    "logistic": ("logistic regression (one-hot, scaled)", None),
+    "hgb": ("HistGradientBoosting (default)", None),
+    "hgb_tuned": ("HistGradientBoosting tuned (lr 0.05, 15 leaves, l2 1.0, early stop)", None),
+    "forest": ("random forest (500 trees, one-hot)", None),
+    "lightgbm": ("LightGBM (default)", "lightgbm"),
+    "catboost": ("CatBoost (default)", "catboost"),
+}
 
 
 def _progress(message: str) -> None:
@@ -72,16 +89,37 @@ def _progress(message: str) -> None:
 @dataclass
 class Dataset:
     name: str
+    path: Path
+    table: Table
     description: str
-    X: pd.DataFrame
-    y: np.ndarray
-    numeric: list[str]
-    categorical: list[str]
-    holdout: tuple | None = None  # (X_train, y_train, X_test, y_test), dated tables only
-    holdout_info: str = ""
 
 
-def _holdout(table: Table, settings: Settings) -> tuple[tuple | None, str]:
+def load_dataset(name: str, path: Path, settings: Settings, mapping=None, drop=()) -> Dataset:
+    """The table as `python -m analytics train` reads it (same function, same size limits)."""
+    table = read.load_table(
+        path,
+        mapping,
+        drop=drop,
+        max_bytes=settings.max_file_bytes,
+        max_rows=settings.max_rows,
+        max_columns=settings.max_columns,
+    )
+    if not table.has_label:
+        raise DataError(f"{path.name}: no churn label column (map one with --map churned=COL)")
+    base, snap = workflow.prepare_base(table, settings)
+    y = base[C.CHURNED].to_numpy().astype(int)
+    where = (
+        f"current base: {len(base):,} customers active on {snap.window_start.date()} "
+        f"(window {snap.window_start.date()}..{snap.as_of.date()}, "
+        f"{len(table.frame):,} rows with history)"
+        if snap is not None
+        else f"{len(base):,} customers"
+    )
+    description = f"`{path.name}`: {where}; {int(y.sum()):,} churned ({100 * y.mean():.1f} %)"
+    return Dataset(name, path, table, description)
+
+
+def _holdout(table: Table, settings: Settings, features: Sequence[str]) -> tuple[tuple | None, str]:
     """The product's time-ordered holdout: train on the snapshot 3 months earlier, test on the
     current one (the rule of analytics.workflow's private _holdout, repeated here)."""
     if not table.has_dates:
@@ -92,7 +130,7 @@ def _holdout(table: Table, settings: Settings) -> tuple[tuple | None, str]:
         return None, ""
     if train.base[C.CHURNED].nunique() < 2 or test.base[C.CHURNED].nunique() < 2:
         return None, ""
-    feats = workflow.model_features(table)[0]
+    feats = list(features)
     data = (
         train.base[feats],
         train.base[C.CHURNED].to_numpy(),
@@ -105,33 +143,6 @@ def _holdout(table: Table, settings: Settings) -> tuple[tuple | None, str]:
         f"{test.window_start.date()}..{test.as_of.date()} ({len(test.base):,} customers)"
     )
     return data, info
-
-
-def load_dataset(
-    name: str, path: Path, settings: Settings, mapping=None, drop=(), with_holdout: bool = True
-) -> Dataset:
-    """The table as the product sees it: its current base, its features, its label."""
-    table = read.load_table(path, mapping, drop=drop, max_bytes=settings.max_file_bytes)
-    if not table.has_label:
-        raise DataError(f"{path.name}: no churn label column (map one with --map churned=COL)")
-    base, snap = workflow.prepare_base(table, settings)
-    base = base.reset_index(drop=True)
-    y = base[C.CHURNED].to_numpy().astype(int)
-    where = (
-        f"current base: {len(base):,} customers active on {snap.window_start.date()} "
-        f"(window {snap.window_start.date()}..{snap.as_of.date()}, "
-        f"{len(table.frame):,} rows with history)"
-        if snap is not None
-        else f"{len(base):,} customers"
-    )
-    description = (
-        f"`{path.name}`: {where}; {int(y.sum()):,} churned ({100 * y.mean():.1f} %); "
-        f"{len(workflow.model_features(table)[1])} numeric and "
-        f"{len(workflow.model_features(table)[2])} categorical features"
-    )
-    holdout, info = _holdout(table, settings) if with_holdout else (None, "")
-    features, numeric, categorical = workflow.model_features(table)  # as the product trains
-    return Dataset(name, description, base[features], y, numeric, categorical, holdout, info)
 
 
 # ---------------------------------------------------------------- models
@@ -167,32 +178,92 @@ def _onehot(numeric: Sequence[str], categorical: Sequence[str], *, scale: bool):
     return ColumnTransformer(steps, remainder="drop")
 
 
-def reference_pipelines(
-    numeric: Sequence[str], categorical: Sequence[str], random_state: int = RANDOM_STATE
-) -> dict[str, Pipeline]:
-    """Unfitted reference models, each a Pipeline from the raw feature columns."""
-    return {
-        "logistic regression (one-hot, scaled)": Pipeline(
+def as_categories(X: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]):
+    """Numbers as float, categories as pandas categoricals (LightGBM's native categoricals)."""
+    out = X[[*numeric, *categorical]].copy()
+    for c in numeric:
+        out[c] = out[c].astype(float)
+    for c in categorical:
+        if not isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype("category")
+    return out
+
+
+def as_text(X: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]):
+    """Numbers as float, categories as text with a 'missing' level (CatBoost refuses NaN)."""
+    out = X[[*numeric, *categorical]].copy()
+    for c in numeric:
+        out[c] = out[c].astype(float)
+    for c in categorical:
+        out[c] = out[c].astype(object).where(out[c].notna(), MISSING_LEVEL).astype(str)
+    return out
+
+
+def _frame_step(function, numeric, categorical) -> FunctionTransformer:
+    return FunctionTransformer(
+        function, kw_args={"numeric": list(numeric), "categorical": list(categorical)}
+    )
+
+
+class CatBoostDefault(ClassifierMixin, BaseEstimator):
+    """CatBoostClassifier with its defaults, on one thread, as a scikit-learn estimator:
+    CatBoost's own class cannot be cloned by scikit-learn 1.9 (it rewrites cat_features)."""
+
+    def __init__(self, cat_features: tuple[str, ...] = (), random_state: int = RANDOM_STATE):
+        self.cat_features = cat_features
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        from catboost import CatBoostClassifier
+
+        self.model_ = CatBoostClassifier(
+            cat_features=list(self.cat_features),
+            random_seed=self.random_state,
+            thread_count=1,
+            verbose=0,
+            allow_writing_files=False,  # no catboost_info/ folder in the working directory
+        ).fit(X, y)
+        self.classes_ = np.asarray(self.model_.classes_)
+        return self
+
+    def predict_proba(self, X):
+        return self.model_.predict_proba(X)
+
+
+def _build_reference(key: str, numeric, categorical, random_state: int) -> Pipeline:
+    if key == "logistic":
+        return Pipeline(
             [
                 ("preprocess", _onehot(numeric, categorical, scale=True)),
                 ("model", LogisticRegression(max_iter=2000)),
             ]
-        ),
+        )
+    if key in ("hgb", "hgb_tuned"):
         # The product's "tree" encoding (ordinal codes, rare levels grouped) feeds the native
-        # categorical splits; the model itself keeps every default.
-        "HistGradientBoosting (default)": Pipeline(
-            [
-                ("preprocess", build_preprocessor("tree", numeric, categorical)),
-                (
-                    "model",
-                    HistGradientBoostingClassifier(
-                        categorical_features=tree_categorical_features(categorical),
-                        random_state=random_state,
-                    ),
-                ),
-            ]
-        ),
-        "random forest (500 trees, one-hot)": Pipeline(
+        # categorical splits; the default model keeps every default.
+        params = (
+            {
+                "learning_rate": 0.05,
+                "max_leaf_nodes": 15,
+                "l2_regularization": 1.0,
+                "max_iter": 500,
+                "early_stopping": True,
+                "validation_fraction": 0.1,
+                "n_iter_no_change": 10,
+            }
+            if key == "hgb_tuned"
+            else {}
+        )
+        model = HistGradientBoostingClassifier(
+            categorical_features=tree_categorical_features(categorical),
+            random_state=random_state,
+            **params,
+        )
+        return Pipeline(
+            [("preprocess", build_preprocessor("tree", numeric, categorical)), ("model", model)]
+        )
+    if key == "forest":
+        return Pipeline(
             [
                 ("preprocess", _onehot(numeric, categorical, scale=False)),
                 (
@@ -200,7 +271,42 @@ def reference_pipelines(
                     RandomForestClassifier(n_estimators=500, n_jobs=-1, random_state=random_state),
                 ),
             ]
-        ),
+        )
+    if key == "lightgbm":
+        from lightgbm import LGBMClassifier
+
+        model = LGBMClassifier(random_state=random_state, n_jobs=1, verbose=-1)
+        return Pipeline(
+            [("frame", _frame_step(as_categories, numeric, categorical)), ("model", model)]
+        )
+    if key == "catboost":
+        model = CatBoostDefault(cat_features=tuple(categorical), random_state=random_state)
+        return Pipeline([("frame", _frame_step(as_text, numeric, categorical)), ("model", model)])
+    raise ValueError(f"unknown reference {key!r}; expected one of {', '.join(REFERENCES)}")
+
+
+def missing_references(keys: Sequence[str] = tuple(REFERENCES)) -> dict[str, str]:
+    """Shown name -> why it is not run, for references whose library is not installed."""
+    return {
+        REFERENCES[k][0]: f"not installed (pip install {lib})"
+        for k in keys
+        if (lib := REFERENCES[k][1]) is not None and importlib.util.find_spec(lib) is None
+    }
+
+
+def reference_pipelines(
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    random_state: int = RANDOM_STATE,
+    keys: Sequence[str] = tuple(REFERENCES),
+) -> dict[str, Pipeline]:
+    """Unfitted reference models whose library is installed, each a Pipeline from the raw
+    feature columns; the others are named by missing_references()."""
+    skipped = missing_references(keys)
+    return {
+        REFERENCES[k][0]: _build_reference(k, numeric, categorical, random_state)
+        for k in keys
+        if REFERENCES[k][0] not in skipped
     }
 
 
@@ -257,51 +363,50 @@ def _check_agrees(row: dict, metrics: dict) -> None:
         )
 
 
-def evaluate(ds: Dataset) -> dict:
+def _product_folds(meta: dict, X: pd.DataFrame, y: np.ndarray) -> list:
+    """The product's folds: StratifiedKFold's split depends on y and the row count only."""
+    n_splits = meta["metrics"]["n_splits"]
+    folds = list(StratifiedKFold(n_splits, shuffle=True, random_state=RANDOM_STATE).split(X, y))
+    for fold, (_, test) in zip(meta["fold_metrics"], folds, strict=True):
+        if fold["rows"] != len(test) or fold["churned"] != int(y[test].sum()):
+            raise RuntimeError("the benchmark's folds are not the ones the product's training used")
+    return folds
+
+
+def evaluate(ds: Dataset, settings: Settings, keys: Sequence[str] = tuple(REFERENCES)) -> dict:
     """Product and references on the same folds; returns rows, notes and the holdout."""
-    _progress(f"{ds.name}: analytics.model.train.train on {len(ds.y):,} customers")
+    _progress(f"{ds.name}: analytics.workflow.train (as `python -m analytics train`)")
     started = time.perf_counter()
-    result = training.train(
-        ds.X,
-        ds.y,
-        numeric=ds.numeric,
-        categorical=ds.categorical,
-        random_state=RANDOM_STATE,
-        holdout=ds.holdout,
-    )
+    model = workflow.train(ds.table, settings, source=str(ds.path), progress=_progress)
     train_wall = time.perf_counter() - started
-    n_splits = result.metrics["n_splits"]
-    # The same call train() makes: StratifiedKFold's split depends on y and the row count only.
-    folds = list(
-        StratifiedKFold(n_splits, shuffle=True, random_state=RANDOM_STATE).split(ds.X, ds.y)
-    )
+    meta = model.meta
+    numeric, categorical = list(meta["numeric"]), list(meta["categorical"])
+    base = model.scored.reset_index(drop=True)
+    X, y = base[meta["features"]], base[C.CHURNED].to_numpy().astype(int)
+    if len(base) != meta.get("base_rows", len(base)):
+        raise RuntimeError(
+            f"the product scored {len(base):,} of {meta['base_rows']:,} customers out of fold "
+            "(a sampled base): this benchmark compares whole bases only"
+        )
+    folds = _product_folds(meta, X, y)
+    n_splits = len(folds)
     test_folds = [test for _, test in folds]
-    for fold, test in zip(result.fold_metrics, test_folds, strict=True):
-        if fold["rows"] != len(test) or fold["churned"] != int(ds.y[test].sum()):
-            raise RuntimeError("the benchmark's folds are not the ones analytics.model.train used")
 
-    chosen = next(c for c in result.candidates if c["name"] == result.chosen)
+    candidates = meta["candidates"]
+    chosen = next(c for c in candidates if c["name"] == meta["chosen"])
     product = summarise(
-        f"**product: {result.chosen}**",
-        ds.y,
-        result.oof,
+        f"**product: {meta['chosen']}**",
+        y,
+        base[C.P_CHURN].to_numpy(),
         test_folds,
-        chosen["fit_seconds"] * n_splits,
+        chosen.get("fit_seconds", math.nan) * n_splits,
     )
-    _check_agrees(product, result.metrics)
+    _check_agrees(product, meta["metrics"])
     rows = [product]
-    references = reference_pipelines(ds.numeric, ds.categorical)
-    fitted_holdout = {}
-    for name, pipeline in references.items():
-        _progress(f"{ds.name}: {name}, {n_splits} folds")
-        oof, seconds = _cross_validate(pipeline, ds.X, ds.y, folds)
-        rows.append(summarise(name, ds.y, oof, test_folds, seconds))
-        if ds.holdout is not None:
-            fitted_holdout[name] = _holdout_scores(pipeline, ds.holdout)
-
+    holdout, holdout_info = _holdout(ds.table, settings, meta["features"])
     holdout_rows = []
-    if result.holdout_metrics is not None:
-        h = result.holdout_metrics
+    if meta.get("holdout"):
+        h = meta["holdout"]
         holdout_rows.append(
             {
                 "model": product["model"],
@@ -311,15 +416,24 @@ def evaluate(ds: Dataset) -> dict:
                 "brier": h["brier"],
             }
         )
-        holdout_rows += [{"model": name, **scores} for name, scores in fitted_holdout.items()]
+    for name, pipeline in reference_pipelines(numeric, categorical, keys=keys).items():
+        _progress(f"{ds.name}: {name}, {n_splits} folds")
+        oof, seconds = _cross_validate(pipeline, X, y, folds)
+        rows.append(summarise(name, y, oof, test_folds, seconds))
+        if holdout is not None and holdout_rows:
+            holdout_rows.append({"model": name, **_holdout_scores(pipeline, holdout)})
     return {
         "dataset": ds,
         "rows": rows,
-        "result": result,
+        "meta": meta,
+        "missing": missing_references(keys),
+        "customers": len(y),
+        "features": (numeric, categorical),
         "train_wall": train_wall,
-        "selection_seconds": sum(c["fit_seconds"] for c in result.candidates) * n_splits,
+        "selection_seconds": sum(c.get("fit_seconds", 0.0) for c in candidates) * n_splits,
         "n_splits": n_splits,
         "holdout_rows": holdout_rows,
+        "holdout_info": holdout_info,
     }
 
 
@@ -355,41 +469,62 @@ def _verdict(rows: list[dict]) -> str:
     )
 
 
+def _dropped_lines(meta: dict) -> list[str]:
+    """Columns the product left out of its features, with its reason (leaks among them)."""
+    dropped = meta.get("dropped") or {}
+    if isinstance(dropped, dict):
+        return [f"{col}: {why}" for col, why in dropped.items()]
+    return [str(d) for d in dropped]
+
+
 def report(ev: dict) -> None:
-    ds, rows, result = ev["dataset"], ev["rows"], ev["result"]
+    ds, rows, meta = ev["dataset"], ev["rows"], ev["meta"]
+    numeric, categorical = ev["features"]
     print(f"## {ds.name}\n")
-    print(ds.description + "\n")
-    for note in result.notes:
+    print(
+        f"{ds.description}; the product's features: {len(numeric)} numeric and "
+        f"{len(categorical)} categorical\n"
+    )
+    for line in _dropped_lines(meta):
+        print(f"- left out by the product: {line}")
+    for note in meta.get("notes", []):
         print(f"- note: {note}")
     print(
-        "| model | ROC-AUC (mean ± sd) | PR-AUC | F1 at honest t (mean ± sd) | top-decile lift "
-        f"| Brier | train s ({ev['n_splits']} fits) |"
+        "| model | ROC-AUC (mean ± sd) | product − model | PR-AUC | F1 at honest t (mean ± sd) "
+        f"| top-decile lift | Brier | fit s ({ev['n_splits']} fits) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
+        gap = "" if r is rows[0] else f"{rows[0]['roc_auc'] - r['roc_auc']:+.4f}"
         print(
-            f"| {r['model']} | {r['roc_auc']:.4f} ± {r['roc_auc_std']:.4f} | {r['pr_auc']:.4f} "
-            f"| {r['f1']:.3f} ± {r['f1_std']:.3f} | {r['lift']:.2f}x | {r['brier']:.4f} "
-            f"| {r['fit_seconds']:.1f} |"
+            f"| {r['model']} | {r['roc_auc']:.4f} ± {r['roc_auc_std']:.4f} | {gap} "
+            f"| {r['pr_auc']:.4f} | {r['f1']:.3f} ± {r['f1_std']:.3f} | {r['lift']:.2f}x "
+            f"| {r['brier']:.4f} | {r['fit_seconds']:.1f} |"
         )
+    for name, why in ev["missing"].items():
+        print(f"| {name} | {why} | | | | | | |")
     print()
-    print(_verdict(rows) + "\n")
+    if len(rows) > 1:
+        print(_verdict(rows) + "\n")
     cands = ", ".join(
-        f"{c['name']} {c['roc_auc_mean']:.4f}" + (" (chosen)" if c["name"] == result.chosen else "")
-        for c in result.candidates
+        f"{c['name']} {c['roc_auc_mean']:.4f}"
+        + (" (chosen)" if c["name"] == meta["chosen"] else "")
+        for c in meta["candidates"]
     )
     print(
         f"- product candidates (mean ROC-AUC): {cands}; threshold on all out-of-fold "
-        f"predictions t = {result.threshold:.3f}"
+        f"predictions t = {meta['threshold']:.3f}"
     )
+    per_10k = ev["train_wall"] / max(ev["customers"], 1) * 10_000
     print(
-        f"- product cost: fitting all candidates on the {ev['n_splits']} folds "
-        f"{ev['selection_seconds']:.1f} s; the whole `training.train` call (selection, "
-        f"importance, per-customer reasons, refit{', holdout' if ds.holdout else ''}) "
-        f"{ev['train_wall']:.1f} s"
+        f"- product cost: fitting its candidates on the {ev['n_splits']} folds "
+        f"{ev['selection_seconds']:.1f} s; the whole training (`analytics.workflow.train`: "
+        f"segments, search, threshold, importance, per-customer reasons, refit"
+        f"{', holdout' if ev['holdout_rows'] else ''}) {ev['train_wall']:.1f} s for "
+        f"{ev['customers']:,} customers ({per_10k:.1f} s per 10,000)"
     )
     if ev["holdout_rows"]:
-        print(f"\nTime-ordered holdout: {ds.holdout_info}.\n")
+        print(f"\nTime-ordered holdout: {ev['holdout_info']}.\n")
         print("| model | ROC-AUC | PR-AUC | top-decile lift | Brier |")
         print("|---|---|---|---|---|")
         for r in ev["holdout_rows"]:
@@ -400,7 +535,30 @@ def report(ev: dict) -> None:
     print()
 
 
-def main(argv=None) -> int:
+def summary(evaluations: list[dict]) -> None:
+    """One line per table: the product against its best reference, and the time budget."""
+    print("## Summary\n")
+    print(
+        "| table | customers | product (chosen) | best reference | product − best "
+        "| training s (per 10,000) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for ev in evaluations:
+        product, refs = ev["rows"][0], ev["rows"][1:]
+        best = max(refs, key=lambda r: r["roc_auc"]) if refs else None
+        per_10k = ev["train_wall"] / max(ev["customers"], 1) * 10_000
+        gap = product["roc_auc"] - best["roc_auc"] if best else math.nan
+        print(
+            f"| {ev['dataset'].name} | {ev['customers']:,} | {product['roc_auc']:.4f} "
+            f"({ev['meta']['chosen']}) | "
+            + (f"{best['roc_auc']:.4f} ({best['model']})" if best else "none")
+            + f" | {'**' if gap < 0 else ''}{gap:+.4f}{'**' if gap < 0 else ''} "
+            f"| {ev['train_wall']:.1f} ({per_10k:.1f}) |"
+        )
+    print()
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--data",
@@ -428,33 +586,46 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--no-builtin",
         action="store_true",
-        help="only the --data files: skip Telco and the built-in demo base",
+        help="only the --data files: skip Telco, the demo base and the generated tables",
     )
     parser.add_argument(
         "--no-other-schemas",
         action="store_true",
-        help="skip the generated bank-style and telecom-style tables (benchmarks.other_tables)",
+        help="skip the generated tables of other public schemas (benchmarks.other_tables)",
     )
     parser.add_argument(
-        "--no-holdout", action="store_true", help="skip the time-ordered holdout of dated tables"
+        "--references",
+        nargs="+",
+        choices=list(REFERENCES),
+        default=list(REFERENCES),
+        metavar="NAME",
+        help=f"references to fit (default: all of {', '.join(REFERENCES)})",
     )
+    return parser
+
+
+PROTOCOL = (
+    f"Protocol: {N_SPLITS}-fold StratifiedKFold(shuffle=True, random_state={RANDOM_STATE}) on "
+    "the whole table (the current base for dated tables); every model on the same folds and on "
+    "the product's features. ROC-AUC and PR-AUC: mean over folds. F1 of the churn class: per "
+    "fold at the threshold maximising F1 on the other folds' out-of-fold predictions (the "
+    "product's rule), mean over folds. Lift and Brier: on the pooled out-of-fold predictions. "
+    "Fit s: total seconds of the fold fits, native code on one thread (the random forest's "
+    "trees also run on every core, n_jobs=-1); for the product, its chosen candidate's fits. "
+    "The product row is exactly what `analytics.workflow.train` (the training of `python -m "
+    "analytics train`) chooses; the cost of its whole training is listed under each table.\n"
+)
+
+
+def main(argv=None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     mapping = parse_mapping_pairs(args.pairs) or None
     settings = settings_from_env(env={})
 
     started = time.perf_counter()
     print("# Model quality\n")
-    print(
-        f"Protocol: {training.N_SPLITS}-fold StratifiedKFold(shuffle=True, "
-        f"random_state={RANDOM_STATE}) on the whole table (the current base for dated "
-        "tables); every model on the same folds. ROC-AUC and PR-AUC: mean over folds. F1 of "
-        "the churn class: per fold at the threshold maximising F1 on the other folds' "
-        "out-of-fold predictions (the product's rule), mean over folds. Lift and Brier: on "
-        "the pooled out-of-fold predictions. Train s: total seconds of the fold fits, native "
-        "code on one thread (the random forest's trees also run on every core, n_jobs=-1). "
-        "The product row is exactly what `analytics.model.train.train` chooses among its "
-        "candidates; its selection cost is listed under the table.\n"
-    )
+    print(PROTOCOL)
 
     jobs: list[tuple[str, Path, dict | None, Sequence[str]]] = []
     if not args.no_builtin:
@@ -469,16 +640,17 @@ def main(argv=None) -> int:
     if not jobs:
         parser.error("nothing to evaluate: give --data FILE or drop --no-builtin")
 
-    failed = 0
+    failed, evaluations = 0, []
     for name, path, table_mapping, drop in jobs:
         try:
-            ds = load_dataset(
-                name, path, settings, table_mapping, drop, with_holdout=not args.no_holdout
-            )
-            report(evaluate(ds))
+            ds = load_dataset(name, path, settings, table_mapping, drop)
+            evaluations.append(evaluate(ds, settings, args.references))
+            report(evaluations[-1])
         except (DataError, ValueError, RuntimeError) as exc:
             failed += 1
             print(f"## {name}\n\n**FAILED**: {type(exc).__name__}: {exc}\n")
+    if evaluations:
+        summary(evaluations)
     print(f"Model-quality run time: {time.perf_counter() - started:.0f} s.")
     return 1 if failed else 0
 
