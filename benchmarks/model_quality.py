@@ -485,10 +485,10 @@ def report(ev: dict) -> None:
         f"{ds.description}; the product's features: {len(numeric)} numeric and "
         f"{len(categorical)} categorical\n"
     )
-    for line in _dropped_lines(meta):
-        print(f"- left out by the product: {line}")
-    for note in meta.get("notes", []):
-        print(f"- note: {note}")
+    notes = [f"- left out by the product: {line}" for line in _dropped_lines(meta)]
+    notes += [f"- note: {note}" for note in meta.get("notes", [])]
+    if notes:
+        print("\n".join(notes) + "\n")
     print(
         "| model | ROC-AUC (mean ± sd) | product − model | PR-AUC | F1 at honest t (mean ± sd) "
         f"| top-decile lift | Brier | fit s ({ev['n_splits']} fits) |"
