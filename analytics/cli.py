@@ -23,7 +23,7 @@ from analytics.config import (
 )
 from analytics.ingest import read
 from analytics.ingest.errors import DataError
-from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.ingest.mapping import parse_mapping_pairs, with_keep
 from analytics.store import artifacts
 from analytics.store.db import StateError
 
@@ -98,6 +98,14 @@ def _add_data_options(p: argparse.ArgumentParser, *, default_data: bool) -> None
     p.add_argument(
         "--drop", action="append", default=[], metavar="COLUMN", help="ignore a column (repeatable)"
     )
+    p.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COLUMN",
+        help="keep a column found to be a probable label leak as a feature (repeatable; a "
+        'mapping file may list them too: "keep": ["Complain"])',
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,19 +171,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _mapping(args) -> dict[str, str] | None:
-    mapping: dict[str, str] = {}
+def _mapping(args, keep: Sequence[str] = ()) -> dict | None:
+    """The mapping file's entries, then --map pairs, with --keep and `keep` in its keep entry."""
+    mapping: dict = {}
     if args.mapping_file is not None:
         mapping.update(read.load_mapping_file(args.mapping_file))
     mapping.update(parse_mapping_pairs(args.pairs))
-    return mapping or None
+    return with_keep(mapping, [*args.keep, *keep]) or None
 
 
-def _load(args, settings, progress, *, require_label: bool):
+def _load(args, settings, progress, *, require_label: bool, keep: Sequence[str] = ()):
     progress(f"reading {args.data}")
     table = read.load_table(
         args.data,
-        _mapping(args),
+        _mapping(args, keep),
         require_label=require_label,
         drop=args.drop,
         max_bytes=settings.max_file_bytes,
@@ -229,7 +238,9 @@ def cmd_score(args) -> int:
     progress = Progress(args.quiet)
     model = workflow.load(args.models_dir, key=artifacts.installation_key())
     progress(f"model {model.version}")
-    table = _load(args, settings, progress, require_label=False)
+    # A leak the model was trained with (kept by the user then) must be read again to score.
+    kept = [leak["column"] for leak in model.meta.get("leaks", []) if leak.get("kept")]
+    table = _load(args, settings, progress, require_label=False, keep=kept)
     scored, how = workflow.score(model, table, settings, progress=progress)
     progress(f"scored with {how}")
     # Ids, categories and reasons come from the user's file: no cell may open as a formula.

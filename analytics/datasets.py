@@ -6,7 +6,9 @@ written to RETENTION_STATE_DIR/datasets under a temporary name while being hashe
 validated by analytics.ingest exactly as the CLI validates a file, and only then moved to
 `<sha256>.<suffix>` and recorded. A table that fails validation leaves nothing: no file, no row.
 The dataset id is the sha256 of the file's hash and the mapping, so the same file with another
-mapping is another dataset (the admin page's "change the mapping" makes one).
+mapping is another dataset (the admin page's "change the mapping" makes one). The mapping holds
+the columns kept although they look like label leaks (its "keep" entry), so every reload of a
+dataset (a training job, a refresh, a promotion's snapshot) keeps them too.
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def report(table: Table, drop: Sequence[str] = ()) -> dict:
         "categorical": list(table.categorical),
         "numeric": list(table.numeric),
         "dropped": dict(table.dropped),
+        # Probable label leaks (analytics.leaks): column, why with its figure, kept or left out.
+        "leaks": [leak.as_dict() for leak in table.leaks],
         "coercions": {k: int(v) for k, v in table.coercions.items() if v},
         "notes": list(table.notes),
         "drop": list(drop),

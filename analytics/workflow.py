@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
+from analytics import leaks as leak_rule
 from analytics import timeline
 from analytics.config import Settings
 from analytics.formatting import DEFAULT_CURRENCY, money
@@ -75,9 +76,14 @@ def prepare_base(table: Table, settings: Settings, as_of: str | None = None):
 LEAKS_WITH_DATES = (C.TOTAL_REVENUE,)
 
 
-def model_features(table: Table) -> tuple[list[str], list[str], list[str]]:
-    """(features, numeric, categorical) the churn model uses for this table."""
+def model_features(
+    table: Table, found: Sequence[leak_rule.Leak] = ()
+) -> tuple[list[str], list[str], list[str]]:
+    """(features, numeric, categorical) the churn model uses for this table: its features (the
+    loader left out the label leaks it found) without total_revenue when dated and without the
+    leaks `found` on the base (base_leaks) that the user did not keep."""
     leaks = set(LEAKS_WITH_DATES) if table.has_dates else set()
+    leaks |= {leak.column for leak in found if not leak.kept}
     features = [f for f in table.features if f not in leaks]
     return (
         features,
@@ -86,7 +92,22 @@ def model_features(table: Table) -> tuple[list[str], list[str], list[str]]:
     )
 
 
-def _holdout(table: Table, settings: Settings, as_of: str | None):
+def base_leaks(table: Table, base: pd.DataFrame) -> list[leak_rule.Leak]:
+    """Probable label leaks (analytics.leaks, METRICS.md) among the model's features on the
+    current base, not already named by the loader. Only dated tables need this: their base's
+    label is the window's and its tenure the window start's, not the file's the loader judged;
+    an undated table's base is the table itself."""
+    if not table.has_dates or C.CHURNED not in base:
+        return []
+    features = model_features(table)[0]
+    found, _ = leak_rule.find(
+        {c: base[c] for c in features}, base[C.CHURNED].to_numpy(), keep=table.keep
+    )
+    named = {leak.column for leak in table.leaks}
+    return [leak for leak in found if leak.column not in named]
+
+
+def _holdout(table: Table, settings: Settings, as_of: str | None, feats: Sequence[str]):
     """Time-ordered holdout: train on an earlier snapshot, test on the current one."""
     if not table.has_dates:
         return None, None
@@ -96,7 +117,6 @@ def _holdout(table: Table, settings: Settings, as_of: str | None):
         )
     except ValueError:
         return None, None
-    feats = model_features(table)[0]
     if train_snap.base[C.CHURNED].nunique() < 2 or test_snap.base[C.CHURNED].nunique() < 2:
         return None, None
     data = (
@@ -133,15 +153,18 @@ def train(
         )
     base = base.reset_index(drop=True)
     y = base[C.CHURNED].to_numpy().astype(int)
-    features, numeric, categorical = model_features(table)
-    for leak in sorted(set(table.features) - set(features)):
+    found = base_leaks(table, base)
+    features, numeric, categorical = model_features(table, found)
+    for leak in sorted(set(table.features) - set(features) - {f.column for f in found}):
         progress(f"not a model feature: {leak} (measured after the window starts: a label leak)")
+    for leak in found:
+        progress(f"probable label leak on the base — {leak.line()}")
     X = base[features]
 
     progress("segmenting customers (k-means, k by silhouette)")
     seg_model = segmentation.fit_segments(base, random_state=settings.random_state)
 
-    holdout, holdout_info = _holdout(table, settings, as_of)
+    holdout, holdout_info = _holdout(table, settings, as_of, features)
     result = training.train(
         X,
         y,
@@ -181,6 +204,7 @@ def train(
         "numeric": numeric,
         "categorical": categorical,
         "dropped": table.dropped,
+        "leaks": [leak.as_dict() for leak in (*table.leaks, *found)],
         "coercions": table.coercions,
         "notes": [*table.notes, *_gap_notes(base, numeric, categorical), *result.notes],
         "feature_levels": {c: [str(v) for v in base[c].cat.categories] for c in categorical},
@@ -417,6 +441,9 @@ def report(model: TrainedModel, *, currency: str = DEFAULT_CURRENCY) -> str:
     if m.get("notes"):
         lines.append("Notes:")
         lines.extend(f"  - {note}" for note in m["notes"])
+    if m.get("leaks"):
+        lines.append("Probable label leaks:")
+        lines.extend(f"  - {leak_rule.Leak.of(leak).line()}" for leak in m["leaks"])
     lines.append("")
     lines.append("Candidates (5-fold stratified CV, ROC-AUC mean ± sd):")
     for cand in sorted(m["candidates"], key=lambda c: -c["roc_auc_mean"]):
@@ -475,8 +502,11 @@ def report(model: TrainedModel, *, currency: str = DEFAULT_CURRENCY) -> str:
 def describe_table(table: Table) -> Sequence[str]:
     """Lines about what loading did, for progress output."""
     lines = [f"mapped: {', '.join(f'{k} <- {v}' for k, v in table.mapping.items())}"]
+    leaked = {leak.column for leak in table.leaks}
     for col, why in table.dropped.items():
-        lines.append(f"not used: {col} ({why})")
+        if col not in leaked:
+            lines.append(f"not used: {col} ({why})")
+    lines.extend(f"probable label leak — {leak.line()}" for leak in table.leaks)
     for col, n in table.coercions.items():
         if n:
             lines.append(f"coerced: {n:,} cell(s) in {col} could not be parsed and became missing")

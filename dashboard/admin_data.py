@@ -1,5 +1,6 @@
 """The admin pages for data and models: bring a customer table (a streamed upload, or a table
-or query of RETENTION_SOURCE_URL), read its load report, change its mapping, train it as a job
+or query of RETENTION_SOURCE_URL), read its load report, change its mapping (and keep a
+probable label leak as a feature: the mapping's "keep" entry), train it as a job
 with a progress bar, compare the new version beside the live one, promote or roll back.
 
 Server-rendered forms like dashboard.admin: the upload is a plain multipart form, so the browser
@@ -91,11 +92,14 @@ def register(server: Flask, service: Lifecycle) -> None:
         info = service.dataset(dataset_id)
         report = info.report
         mapped = report.get("mapping", {})
+        leaks = report.get("leaks", [])
         return render_template(
             "admin_dataset.html",
             active="data",
             info=info,
             report=report,
+            leaks=leaks,
+            leaked={leak["column"] for leak in leaks},
             canonical=[(c, mapped.get(c, NOT_MAPPED)) for c in C.CANONICAL],
             source_columns=report.get("source_columns", []),
             jobs=[j for j in service.jobs(50) if j.dataset_id == info.id],
@@ -105,18 +109,22 @@ def register(server: Flask, service: Lifecycle) -> None:
     @bp.post("/datasets/<dataset_id>/mapping")
     def remap(dataset_id: str):
         actor, address = _who()
-        chosen = {
+        chosen: dict = {
             c: request.form.get(f"map-{c}", "").strip()
             for c in C.CANONICAL
             if request.form.get(f"map-{c}", "").strip()
         }
         try:
+            keep = _kept(service.dataset(dataset_id), request.form.getlist("keep"))
+            if keep:
+                chosen["keep"] = keep
             info, created = service.remap(dataset_id, service.mapping(chosen), actor, address)
         except (DataError, LifecycleError) as exc:
             flash(f"Mapping not applied: {exc}", "danger")
             return redirect(url_for("admin_data.dataset", dataset_id=dataset_id))
+        kept = f" Kept although they look like label leaks: {', '.join(keep)}." if keep else ""
         flash(
-            "Mapping applied: a new dataset (the first one stays as it was)."
+            ("Mapping applied: a new dataset (the first one stays as it was)." + kept)
             if created
             else "That mapping gives an existing dataset.",
             "success",
@@ -224,6 +232,14 @@ def when(value: str | None) -> str:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _kept(info, ticked: list[str]) -> list[str]:
+    """The columns the new mapping keeps: the ticked ones among the leaks the report lists (a
+    form cannot name others), and those kept before that the report does not list."""
+    listed = {leak["column"] for leak in info.report.get("leaks", [])}
+    before = info.mapping.get("keep", [])
+    return sorted({c for c in before if c not in listed} | {c for c in ticked if c in listed})
 
 
 def _parsed(text: str):

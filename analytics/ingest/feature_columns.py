@@ -9,13 +9,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
-from analytics.ingest.aliases import (
-    EXCLUSIVE_CANONICAL,
-    LEAK_STEMS,
-    PERSONAL,
-    alias_rank,
-    norm,
-)
+from analytics.ingest.aliases import EXCLUSIVE_CANONICAL, PERSONAL, alias_rank, norm
 from analytics.ingest.messages import note_coerced
 from analytics.ingest.parse import parse_dates, parse_numbers
 from analytics.ingest.views import Dates, Numbers, Text, View, format_number
@@ -26,12 +20,19 @@ ID_LIKE_RATIO = 0.5  # ... and more than this share of rows distinct identify ro
 ROW_NUMBER_MIN_ROWS = 10  # below this a 1..n column may be a genuine feature
 
 
+# Look-alikes of the label and of churn_date are label leaks: analytics.leaks names them, and
+# the user may keep one (--keep); the other canonical look-alikes are never features.
+LEAK_CANONICAL = (C.CHURNED, C.CHURN_DATE)
+
+
 def shadow_reason(column: str, mapping: Mapping[str, str]) -> str | None:
     """Why a column that looks like a canonical/scored column must not be a feature."""
     key = norm(column)
     if column in C.SCORED_COLUMNS:
         return "an output of this dashboard's scoring, not an input"
     for canonical in C.CANONICAL:
+        if canonical in LEAK_CANONICAL:
+            continue
         if key == norm(canonical):
             taken = mapping.get(canonical)
             return f"named like {canonical}" + (f", which is taken from '{taken}'" if taken else "")
@@ -39,8 +40,6 @@ def shadow_reason(column: str, mapping: Mapping[str, str]) -> str | None:
             taken = mapping.get(canonical)
             where = f"taken from '{taken}'" if taken else "not usable as such"
             return f"looks like another {canonical} column ({canonical} is {where})"
-    if any(stem in key for stem in LEAK_STEMS):
-        return "its name says it records churn: as a feature it would leak the outcome"
     return None
 
 

@@ -1,17 +1,58 @@
 """Which source column each canonical column comes from: the user's mapping, then aliases.
 
 An explicit mapping (--map, a mapping file) wins and must name real columns (with a
-did-you-mean when it does not); aliases fill the rest in order of preference.
+did-you-mean when it does not); aliases fill the rest in order of preference. A mapping may also
+carry a "keep" entry: the columns the user keeps although they look like label leaks
+(analytics.leaks); it travels with the mapping, so a stored dataset keeps them on every reload.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from analytics import columns as C
 from analytics.ingest.aliases import BINARY_ONLY_ALIASES, alias_rank, norm
 from analytics.ingest.errors import MappingError
 from analytics.ingest.messages import listing, suggest
+
+KEEP = "keep"  # the mapping's entry listing the columns kept although they look like leaks
+
+
+def split_keep(mapping: Mapping | None) -> tuple[dict[str, str], list[str]]:
+    """(canonical -> source column, columns kept) of a mapping that may hold a "keep" entry."""
+    canonical = {k: v for k, v in (mapping or {}).items() if k != KEEP}
+    return canonical, keep_list((mapping or {}).get(KEEP, ()), "the mapping's keep entry")
+
+
+def keep_list(value: object, what: str = "keep") -> list[str]:
+    """Sorted distinct column names from a name or a list of names (a JSON "keep" entry)."""
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, Iterable) or not all(isinstance(n, str) and n.strip() for n in names):
+        raise MappingError(
+            f'{what} must be a column name or a list of column names, e.g. "keep": ["Complain"]'
+        )
+    return sorted({n.strip() for n in names})
+
+
+def with_keep(mapping: Mapping | None, keep: Iterable[str]) -> dict:
+    """`mapping` with `keep` added to its "keep" entry (absent when nothing is kept)."""
+    canonical, kept = split_keep(mapping)
+    kept = keep_list([*kept, *keep])
+    return {**canonical, KEEP: kept} if kept else canonical
+
+
+def kept_columns(keep: Sequence[str], columns: Sequence[str]) -> list[str]:
+    """The table's columns that `keep` names (exact, else ignoring case and punctuation)."""
+    result = []
+    for name in keep:
+        hits = [c for c in columns if c == name] or [c for c in columns if norm(c) == norm(name)]
+        if len(hits) != 1:
+            raise MappingError(
+                f"--keep {name}: the table has no column '{name}'{suggest(name, columns)} "
+                f"(columns found: {listing(list(columns))})"
+            )
+        result.append(hits[0])
+    return result
 
 
 def _check_canonical(name: str, what: str) -> None:
@@ -57,7 +98,7 @@ def _match_column(source: str, columns: Sequence[str], canonical: str) -> str:
 
 def explicit_mapping(columns: Sequence[str], explicit: Mapping[str, str] | None) -> dict[str, str]:
     resolved: dict[str, str] = {}
-    for canonical, source in (explicit or {}).items():
+    for canonical, source in split_keep(explicit)[0].items():
         _check_canonical(str(canonical), f"the mapping {canonical}={source}")
         resolved[str(canonical)] = _match_column(str(source), columns, str(canonical))
     taken: dict[str, str] = {}

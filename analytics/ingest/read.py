@@ -37,7 +37,7 @@ from analytics.ingest.errors import (
     NotATableError,
     TableTooLargeError,
 )
-from analytics.ingest.mapping import parse_mapping_pairs
+from analytics.ingest.mapping import KEEP, keep_list, parse_mapping_pairs, with_keep
 from analytics.ingest.messages import EXAMPLES, listing
 from analytics.ingest.subscriptions import ATTR_AS_OF
 from analytics.ingest.validate import (
@@ -583,14 +583,17 @@ def load_mapping_file(path: str | os.PathLike) -> dict[str, str]:
     return mapping_from_json(data, f"mapping file {path.name}")
 
 
-def mapping_from_json(data: object, what: str = "the mapping") -> dict[str, str]:
+def mapping_from_json(data: object, what: str = "the mapping") -> dict:
     """{canonical: source column} from parsed JSON (a file's, an upload form's, an API body's),
-    checked as --map pairs are; `what` names it in the error."""
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in data.items()
+    checked as --map pairs are; `what` names it in the error. A "keep" entry lists columns kept
+    although they look like label leaks: {"churned": "Exited", "keep": ["Complain"]}."""
+    pairs = {k: v for k, v in data.items() if k != KEEP} if isinstance(data, dict) else None
+    if pairs is None or not all(
+        isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in pairs.items()
     ):
         raise MappingError(
             f"{what} must be a JSON object of canonical column -> source "
             'column names, e.g. {"churned": "Exited", "customer_id": "CustomerId"}'
         )
-    return parse_mapping_pairs([f"{k}={v}" for k, v in data.items()])
+    mapping = parse_mapping_pairs([f"{k}={v}" for k, v in pairs.items()])
+    return with_keep(mapping, keep_list(data.get(KEEP, []), f"{what}: its keep entry"))

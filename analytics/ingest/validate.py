@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import columns as C
+from analytics import leaks
 from analytics.ingest.aliases import BINARY_ONLY_ALIASES, norm
 from analytics.ingest.canonical import (
     NUMERIC_CANONICAL,
@@ -29,10 +30,16 @@ from analytics.ingest.canonical import (
     note_tenure_unit,
     numeric_canonical,
 )
-from analytics.ingest.errors import DataError, EmptyTableError, LabelError
+from analytics.ingest.errors import DataError, EmptyTableError, LabelError, MappingError
 from analytics.ingest.feature_columns import Feature, as_feature, shadow_reason
 from analytics.ingest.labels import decode_labels, is_binary
-from analytics.ingest.mapping import columns_to_drop, explicit_mapping, resolve
+from analytics.ingest.mapping import (
+    columns_to_drop,
+    explicit_mapping,
+    kept_columns,
+    resolve,
+    split_keep,
+)
 from analytics.ingest.messages import listing, named_column, rows_text
 from analytics.ingest.subscriptions import customers_from_log
 from analytics.ingest.views import View, column_view
@@ -59,6 +66,9 @@ class Table:
     dropped: dict[str, str] = field(default_factory=dict)
     coercions: dict[str, int] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    # Probable label leaks (analytics.leaks): left out of the features unless kept by the user.
+    leaks: tuple[leaks.Leak, ...] = ()
+    keep: tuple[str, ...] = ()  # the columns the user keeps although they look like leaks
 
     @property
     def has_label(self) -> bool:
@@ -89,7 +99,12 @@ def validate(
     require_label: bool = True,
     drop: Sequence[str] = (),
 ) -> Table:
-    """Validate a raw customer table and return it in canonical form (see module docstring)."""
+    """Validate a raw customer table and return it in canonical form (see module docstring).
+
+    `mapping` may hold a "keep" entry (ingest.mapping.KEEP): columns kept as features although
+    analytics.leaks finds them probable label leaks; every other leak is left out and listed in
+    Table.leaks and Table.dropped with its figure.
+    """
     raw, mapping, drop = customers_from_log(raw, mapping, drop)  # a log: one row per account
     notes: list[str] = list(raw.attrs.get(ATTR_NOTES, ()))
     decimal = raw.attrs.get(ATTR_DECIMAL)
@@ -100,11 +115,16 @@ def validate(
     if len(raw) == 0:
         raise EmptyTableError("the table has a header but no rows")
     unread: dict[str, str] = dict(raw.attrs.get(ATTR_DROPPED, {}))
+    mapping, keep_names = split_keep(mapping)
     explicit = explicit_mapping(names, mapping)
     drop = [d for d in drop if d not in unread]  # already left out by the reader
     dropped = {
         c: "dropped by the user (--drop)" for c in sorted(columns_to_drop(drop, names, explicit))
     }
+    kept = kept_columns(keep_names, names)
+    for column in kept:
+        if column in dropped:
+            raise MappingError(f"column '{column}' is both kept (--keep) and dropped (--drop)")
     columns = [c for c in names if c not in dropped]
     views: dict[str, View] = {c: column_view(raw.iloc[:, names.index(c)]) for c in columns}
 
@@ -158,10 +178,16 @@ def validate(
     features = [c for c in NUMERIC_CANONICAL if c in out]
     categorical: list[str] = []
     mapped = set(resolved.values())
+    named_leaks: list[str] = []
     for column in columns:
         if column in mapped or column in dropped:
             continue
         reason = shadow_reason(column, resolved)
+        if reason is None and leaks.name_says_leaving(column):
+            named_leaks.append(column)
+            if column not in kept:
+                dropped[column] = leaks.name_leak(column).dropped_text()
+                continue
         feature = (
             Feature(None, reason)
             if reason
@@ -174,6 +200,16 @@ def validate(
         features.append(column)
         if feature.kind == "categorical":
             categorical.append(column)
+    found = _label_leaks(out, features, kept, named_leaks, notes)
+    for leak in found:
+        if leak.kept or leak.column not in features:  # kept, or a name leak already left out
+            continue
+        features.remove(leak.column)
+        if leak.column in categorical:
+            categorical.remove(leak.column)
+        if leak.column not in NUMERIC_CANONICAL:  # canonical columns stay: value needs them
+            del out[leak.column]
+            dropped[leak.column] = leak.dropped_text()
 
     frame = _assemble(out)
     return Table(
@@ -186,7 +222,31 @@ def validate(
         dropped={**{c: dropped[c] for c in names if c in dropped}, **unread},
         coercions=coercions,
         notes=tuple(n for n in notes if n),
+        leaks=tuple(sorted(found, key=lambda leak: names.index(leak.column))),
+        keep=tuple(kept),
     )
+
+
+def _label_leaks(out: dict, features, keep, named_leaks, notes: list[str]) -> list[leaks.Leak]:
+    """The probable label leaks among the features and the name-leak columns (analytics.leaks).
+
+    With both dates, the canonical numbers are left to training: tenure is recomputed at the
+    window's start and the label is the window's, so only there are their figures meaningful.
+    """
+    name_only = [leaks.name_leak(c) for c in named_leaks if c not in keep]
+    label = out.get(C.CHURNED)
+    if label is None:
+        return name_only + [leaks.name_leak(c, kept=True) for c in named_leaks if c in out]
+    dated = C.SIGNUP_DATE in out and C.CHURN_DATE in out
+    judged = [f for f in features if not (dated and f in NUMERIC_CANONICAL)]
+    found, leak_notes = leaks.find(
+        {c: out[c] for c in judged},
+        np.asarray(label),
+        keep=keep,
+        name_kept=[c for c in named_leaks if c in keep],
+    )
+    notes.extend(leak_notes)
+    return name_only + found
 
 
 def _label_column(resolved, views, require_label, keep, first_line, dropped, notes, coercions):

@@ -115,9 +115,12 @@ def add_dataset(engine: Engine, info: DatasetInfo, actor: str | None, address=No
                 created_by=actor,
             )
         )
+        # The columns kept although they look like label leaks: the admin's decision, audited.
+        kept = {"keep": info.mapping["keep"]} if info.mapping.get("keep") else {}
         audit_in(
-            session, "dataset.add", actor, info.id[:12], address, name=info.name, rows=info.rows
-        )
+            session, "dataset.add", actor, info.id[:12], address, name=info.name, rows=info.rows,
+            **kept,
+        )  # fmt: skip
         try:
             session.commit()
         except IntegrityError:  # the same dataset added at the same moment by another request

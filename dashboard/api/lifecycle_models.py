@@ -18,6 +18,10 @@ class LoadReport(Out):
     categorical: list[str]
     numeric: list[str]
     dropped: dict[str, str] = Field(description="columns left out of the model, and why")
+    leaks: list[dict] = Field(
+        default=[],
+        description="probable label leaks: column, why (with its figure), rule, figure, kept",
+    )
     coercions: dict[str, int] = Field(description="cells that could not be parsed, per column")
     notes: list[str] = Field(description="repairs and what was inferred")
     has_label: bool
@@ -32,7 +36,10 @@ class Dataset(Out):
     name: str
     kind: Literal["upload", "file", "database"]
     rows: int
-    mapping: dict[str, str] = Field(description="the mapping given (the report has the result)")
+    mapping: dict[str, str | list[str]] = Field(
+        description='the mapping given (the report has the result); "keep" lists the columns '
+        "kept although they look like label leaks"
+    )
     created_at: str | None
     created_by: str | None
     report: LoadReport

@@ -310,6 +310,12 @@ def _body(schema: dict) -> dict:
 
 
 ADMIN = access.ADMINISTER
+# canonical column -> the table's column; "keep": the columns kept although they look like leaks
+MAPPING_OBJECT = {
+    "type": "object",
+    "properties": {"keep": {"type": "array", "items": {"type": "string"}}},
+    "additionalProperties": {"type": "string"},
+}
 UPLOAD = {
     "multipart/form-data": {
         "schema": {
@@ -328,14 +334,14 @@ UPLOAD = {
         "properties": {
             "source": {"type": "object", "description": "read from RETENTION_SOURCE_URL",
                        "properties": {"table": {"type": "string"}, "query": {"type": "string"}}},
-            "mapping": {"type": "object", "additionalProperties": {"type": "string"}},
+            "mapping": MAPPING_OBJECT,
         },
         "required": ["source"],
     }),
 }
 MAPPING = _body({
     "type": "object",
-    "properties": {"mapping": {"type": "object", "additionalProperties": {"type": "string"}}},
+    "properties": {"mapping": MAPPING_OBJECT},
     "required": ["mapping"],
 })
 TRAIN = _body({
