@@ -288,6 +288,25 @@ def test_a_day_count_is_offered_as_tenure_and_converted_when_mapped(name):
     ) in table.notes
 
 
+@pytest.mark.parametrize("name", ["YearsAtCompany", "tenure_years", "customer_years"])
+def test_a_year_count_is_offered_as_tenure_and_converted_when_mapped(name):
+    data = small("Yes", "No").drop(columns=["tenure"])
+    data[name] = [str(i % 5) for i in range(12)]
+    data["YearsInCurrentRole"] = data["TotalWorkingYears"] = [str(i) for i in range(12)]
+    with pytest.raises(MissingColumnError) as exc:
+        validate(data)
+    assert one_line(exc).startswith(
+        f"no tenure_months column: '{name}' looks like years since joining: map it with --map "
+        f"tenure_months={name} (years are converted to months); no column matches"
+    )
+    table = validate(data, {"tenure_months": name})
+    assert table.frame[C.TENURE].tolist()[:3] == [0.0, 12.0, 24.0]
+    assert (
+        f"tenure_months: read from '{name}' as years since joining and converted to months "
+        "(years x 12)"
+    ) in table.notes
+
+
 def test_a_last_activity_date_is_offered_with_its_caveat():
     data = small("Yes", "No").drop(columns=["tenure"])
     data["last_login"] = [f"2024-01-{i + 1:02d}" for i in range(12)]

@@ -35,6 +35,11 @@ DAY_WORDS = ("day",)
 JOIN_WORDS = ("since", "signup", "join", "customer", "member", "account", "age", "tenure",
               "for", "registr", "onboard", "client", "subscri", "relationship")  # fmt: skip
 RECENCY_WORDS = ("last", "recen", "latest", "ago", "seen", "inactiv")
+# A count of years with the company ("YearsAtCompany", "customer_years", "tenure_years"); other
+# year counts ("YearsInCurrentRole", "TotalWorkingYears") are not the customer's tenure.
+YEAR_WORDS = ("year", "yrs")
+YEAR_JOIN_WORDS = ("company", "customer", "member", "client", "account", "tenure", "bank",
+                   "relationship", "subscri", "service", "with us", "since")  # fmt: skip
 DATE_SHARE = 0.9  # of filled cells that parse as dates, for a date column offered as tenure
 
 
@@ -50,15 +55,26 @@ def is_day_count(name: str) -> bool:
     )
 
 
+def is_year_count(name: str) -> bool:
+    """A column named as years with the company ('YearsAtCompany', 'tenure_years')."""
+    key = norm(name)
+    return (
+        any(w in key for w in YEAR_WORDS)
+        and not any(w in key for w in RECENCY_WORDS)
+        and any(norm(w) in key for w in YEAR_JOIN_WORDS)
+    )
+
+
 def _tenure_suggestion(columns: Sequence[str], views: Mapping[str, View]) -> str:
-    """Which column could give tenure: a day count since joining, else a date column."""
+    """Which column could give tenure: a day or year count since joining, else a date column."""
     numbers = [c for c in columns if _numeric_share(views[c]) >= CANONICAL_NUMERIC_SHARE]
-    days = [c for c in numbers if is_day_count(c)]
-    if days:
-        return (
-            f"'{days[0]}' looks like days since joining: map it with --map "
-            f"{C.TENURE}={days[0]} (days are converted to months); "
-        )
+    for test, unit in ((is_day_count, "days"), (is_year_count, "years")):
+        counts = [c for c in numbers if test(c)]
+        if counts:
+            return (
+                f"'{counts[0]}' looks like {unit} since joining: map it with --map "
+                f"{C.TENURE}={counts[0]} ({unit} are converted to months); "
+            )
     dates = [c for c in columns if c not in numbers and _date_share(views[c]) >= DATE_SHARE]
     if not dates:
         return ""
@@ -218,6 +234,13 @@ def note_tenure_unit(out: dict, resolved, notes: list[str]) -> None:
         notes.append(
             f"tenure_months: read from '{source}' as days since joining and converted to "
             f"months (days / {DAYS_PER_MONTH:.2f})"
+        )
+        return
+    if is_year_count(source):
+        out[C.TENURE] = np.asarray(out[C.TENURE], dtype="float64") * 12
+        notes.append(
+            f"tenure_months: read from '{source}' as years since joining and converted to "
+            "months (years x 12)"
         )
         return
     values = np.asarray(out[C.TENURE], dtype="float64")
