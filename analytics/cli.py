@@ -190,6 +190,7 @@ def _load(args, settings, progress, *, require_label: bool, keep: Sequence[str] 
         max_bytes=settings.max_file_bytes,
         max_rows=settings.max_rows,
         max_columns=settings.max_columns,
+        as_of=getattr(args, "as_of", None),  # a subscription log is read as of this date
     )
     for line in workflow.describe_table(table):
         progress(line)

@@ -191,6 +191,19 @@ def test_a_log_of_5000_subscriptions_becomes_500_customers(tmp_path):
     assert "subscriptions" in table.dropped  # 10 per account here: constant
 
 
+def test_the_cli_reads_a_log_as_of_its_as_of_date(tmp_path):
+    from analytics import cli
+    from analytics.config import settings_from_env
+
+    path = tmp_path / "subscriptions.csv"
+    subscription_log(accounts=60).to_csv(path, index=False)
+    args = cli.build_parser().parse_args(["train", "--data", str(path), "--as-of", "2019-06-30"])
+    table = cli._load(args, settings_from_env(env={}), lambda _line: None, require_label=True)
+    (note,) = [n for n in table.notes if n.startswith("a subscription log")]
+    assert "2019-06-30" in note
+    assert len(table.frame) < 60  # accounts that start after the date are not customers yet
+
+
 def test_log_figures_per_account():
     log = text_frame(
         {
