@@ -82,6 +82,13 @@ class Settings(_Declared):
     random_state: int = Field(
         42, ge=0, le=2**32 - 1, description="seed for cross-validation, models and segments"
     )
+    train_sample_rows: int = Field(
+        200_000,
+        ge=1_000,
+        le=1_000_000_000,
+        description="a base with more customers trains on a stratified sample of this many "
+        "(the model search's time grows with the rows); every customer is still scored",
+    )
     currency: str = Field(
         "$",
         min_length=1,

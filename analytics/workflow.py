@@ -165,9 +165,15 @@ def train(
     seg_model = segmentation.fit_segments(base, random_state=settings.random_state)
 
     holdout, holdout_info = _holdout(table, settings, as_of, features)
+    sample = training_sample(y, settings.train_sample_rows, settings.random_state)
+    if sample is not None:
+        progress(
+            f"training on a stratified sample of {len(sample):,} of the {len(base):,} customers "
+            "(RETENTION_TRAIN_SAMPLE_ROWS); every customer is scored"
+        )
     result = training.train(
-        X,
-        y,
+        X if sample is None else X.iloc[sample],
+        y if sample is None else y[sample],
         numeric=numeric,
         categorical=categorical,
         random_state=settings.random_state,
@@ -178,9 +184,18 @@ def train(
     )
 
     scored = base.copy()
-    scored[C.P_CHURN] = result.oof
-    for col in C.REASONS:
-        scored[col] = result.oof_reasons[col].to_numpy()
+    if sample is None:
+        scored[C.P_CHURN] = result.oof
+        for col in C.REASONS:
+            scored[col] = result.oof_reasons[col].to_numpy()
+    else:
+        _score_beyond_sample(scored, X, sample, result, categorical, numeric, settings, progress)
+        result.notes.append(
+            f"trained on a stratified sample of {len(sample):,} of the {len(base):,} customers "
+            f"(RETENTION_TRAIN_SAMPLE_ROWS = {settings.train_sample_rows:,}): the figures are "
+            f"out of fold on the sample; the other {len(base) - len(sample):,} customers are "
+            "scored by the final model"
+        )
     scored[C.SEGMENT] = seg_model.assign(base).to_numpy()
     scored = value.add_value_columns(
         scored,
@@ -221,6 +236,8 @@ def train(
         "protocol": "5-fold StratifiedKFold(shuffle=True, random_state=42) on the current base;"
         " threshold for reported precision/recall/F1 chosen on the other folds",
         "candidates": result.candidates,
+        "search": result.search,
+        "sample_rows": None if sample is None else len(sample),
         "chosen": result.chosen,
         "threshold": result.threshold,
         "threshold_rule": (
@@ -249,6 +266,54 @@ def train(
         scored=scored,
         importance=result.importance,
     )
+
+
+def training_sample(y: np.ndarray, most: int, random_state: int) -> np.ndarray | None:
+    """Sorted row positions of a stratified sample of `most` rows (churn rate kept), or None
+    when the base is not larger than that."""
+    if len(y) <= most:
+        return None
+    rng = np.random.default_rng(random_state)
+    churned = np.flatnonzero(y == 1)
+    stayed = np.flatnonzero(y != 1)
+    take = round(most * len(churned) / len(y))
+    take = min(max(take, 1), len(churned), most - 1)
+    picked = [
+        rng.choice(churned, take, replace=False),
+        rng.choice(stayed, most - take, replace=False),
+    ]
+    return np.sort(np.concatenate(picked))
+
+
+def _score_beyond_sample(scored, X, sample, result, categorical, numeric, settings, progress):
+    """Out-of-fold p and reasons for the sample's customers; the final model's for the rest
+    (none of whom it saw), through fast scoring when it compiles."""
+    rest = np.setdiff1d(np.arange(len(X)), sample, assume_unique=True)
+    p = np.empty(len(X))
+    reasons = np.full((len(X), len(C.REASONS)), "", dtype=object)
+    p[sample] = result.oof
+    reasons[sample] = result.oof_reasons[list(C.REASONS)].to_numpy()
+    progress(f"scoring the other {len(rest):,} customers with the final model")
+    meta = {
+        "features": list(X.columns),
+        "numeric": numeric,
+        "categorical": categorical,
+        "feature_levels": {c: [str(v) for v in X[c].cat.categories] for c in categorical},
+        "feature_ranges": {c: [_finite(X[c].min()), _finite(X[c].max())] for c in numeric},
+    }
+    scorer = fastscore.compile_scorer(result.pipeline, meta)
+    if scorer is None:
+        progress("fast scoring unavailable for this model: scoring with its own library")
+    X_rest = X.iloc[rest]
+    p_rest, deltas = explain.probability_and_deltas(
+        result.pipeline, X_rest, result.typical, scorer=scorer
+    )
+    p[rest] = p_rest
+    words = explain.reasons_from_deltas(X_rest, deltas, top=3, currency=settings.currency)
+    reasons[rest] = words[list(C.REASONS)].to_numpy()
+    scored[C.P_CHURN] = p
+    for j, col in enumerate(C.REASONS):
+        scored[col] = reasons[:, j]
 
 
 def _gap_notes(base: pd.DataFrame, numeric, categorical) -> list[str]:
@@ -445,13 +510,21 @@ def report(model: TrainedModel, *, currency: str = DEFAULT_CURRENCY) -> str:
         lines.append("Probable label leaks:")
         lines.extend(f"  - {leak_rule.Leak.of(leak).line()}" for leak in m["leaks"])
     lines.append("")
-    lines.append("Candidates (5-fold stratified CV, ROC-AUC mean ± sd):")
+    searched = len(m.get("search") or [])
+    lines.append(
+        "Candidates (5-fold stratified CV, ROC-AUC mean ± sd"
+        + (f"; the best of {searched} configurations searched" if searched else "")
+        + "):"
+    )
     for cand in sorted(m["candidates"], key=lambda c: -c["roc_auc_mean"]):
         mark = "  <- chosen" if cand["name"] == m["chosen"] else ""
         lines.append(
             f"  {cand['name']:<18} {cand['roc_auc_mean']:.4f} ± {cand['roc_auc_std']:.4f}"
             f"   PR-AUC {cand['pr_auc_mean']:.3f}   fit {cand['fit_seconds']:.1f} s{mark}"
         )
+        if cand.get("config"):
+            rounds = f"; {cand['rounds']} rounds" if cand.get("rounds") else ""
+            lines.append(f"      {cand['config']}{rounds}")
     lines.append("")
     lines.append(f"Threshold t = {m['threshold']:.3f} ({m['threshold_rule']})")
     lines.append(
@@ -627,7 +700,7 @@ def model_workspace(
     history = table.frame if table.has_dates else None
     # Compiled here, once: under gunicorn's preload every worker inherits it.
     if model.scorer is None:
-        how += "; predictions by scikit-learn (fast scoring unavailable for this pipeline)"
+        how += "; predictions by the model's own library (fast scoring unavailable for it)"
     return Workspace(table, model, scored, history, settings, source, how)
 
 

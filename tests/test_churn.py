@@ -61,7 +61,7 @@ def test_planted_driver_ranks_first_and_noise_last(result):
 
 def test_candidates_are_compared_and_the_best_chosen(result):
     names = [c["name"] for c in result.candidates]
-    assert names == ["logistic", "gradient_boosting", "random_forest", "blend"]
+    assert names == ["logistic", "gradient_boosting", "lightgbm", "random_forest", "blend"]
     best = max(result.candidates, key=lambda c: c["roc_auc_mean"])
     assert result.chosen == best["name"]
     assert result.metrics["roc_auc"] == pytest.approx(best["roc_auc_mean"])
@@ -72,7 +72,9 @@ def test_the_forest_is_left_out_of_large_bases(monkeypatch):
     X, y = planted(n=400)
     monkeypatch.setattr(training, "FOREST_MAX_ROWS", 300)
     res = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
-    assert [c["name"] for c in res.candidates] == ["logistic", "gradient_boosting", "blend"]
+    assert [c["name"] for c in res.candidates] == [
+        "logistic", "gradient_boosting", "lightgbm", "blend"
+    ]
     assert any("random forest not tried: 400 rows is over 300" in n for n in res.notes)
 
 

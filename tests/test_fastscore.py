@@ -58,13 +58,31 @@ def awkward(n: int = 3000, seed: int = 1) -> tuple[pd.DataFrame, np.ndarray, dic
 def fitted():
     X, y, meta = awkward()
     candidates = training.candidate_pipelines(meta["numeric"], meta["categorical"])
+    # The 80-level city target-encoded, as training does past HIGH_CARDINALITY levels.
+    encoded = training.candidate_pipelines(
+        meta["numeric"], meta["categorical"], target_encoded=["city"]
+    )
+    candidates.update({f"{name} (target-encoded)": pipe for name, pipe in encoded.items()})
     with threadpool_limits(limits=1):
         for pipe in candidates.values():
             pipe.fit(X, y)
     return candidates, meta
 
 
-@pytest.mark.parametrize("name", ["logistic", "gradient_boosting", "random_forest", "blend"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "logistic",
+        "gradient_boosting",
+        "lightgbm",
+        "random_forest",
+        "blend",
+        "gradient_boosting (target-encoded)",
+        "lightgbm (target-encoded)",
+        "random_forest (target-encoded)",
+        "blend (target-encoded)",
+    ],
+)
 def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
     candidates, meta = fitted
     pipe = candidates[name]

@@ -14,11 +14,11 @@ compile_scorer() knows exactly the parts analytics.model.features and analytics.
 ColumnTransformers of per-column encoders (categorical blocks are tabulated by running the
 fitted encoder itself on every level), SimpleImputer, StandardScaler, SplineTransformer,
 passthrough, LogisticRegression, HistGradientBoostingClassifier (trees flattened from its
-fitted predictors), RandomForestClassifier (its trees' public tree_ arrays) and soft
-VotingClassifier. It returns None when the pipeline has any other part, or when its
-probabilities differ from the pipeline's own on a random sample of rows by more than
-TOLERANCE: callers then keep using the pipeline, so a future scikit-learn that changes a detail
-costs speed, never correctness.
+fitted predictors), RandomForestClassifier (its trees' public tree_ arrays), LightGBM (its
+dumped trees) and soft VotingClassifier or analytics.model.search.Blend. It returns None when
+the pipeline has any other part, or when its probabilities differ from the pipeline's own on
+a random sample of rows by more than TOLERANCE: callers then keep using the pipeline, so a
+future scikit-learn that changes a detail costs speed, never correctness.
 
 Explaining (p with each feature in turn at its typical value) has a shortcut, checked the same
 way: a linear model moves by that feature's share of the logit; a tree can only change its
@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
+import lightgbm
 import numpy as np
 import pandas as pd
 from scipy.special import expit
@@ -49,6 +50,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 from threadpoolctl import threadpool_limits
+
+from analytics.model.search import Blend
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +208,7 @@ def compile_scorer(pipeline, meta: Mapping, *, seed: int = 0) -> FastScorer | No
         if worst <= TOLERANCE:
             scorer = _with_variants(scorer, variants, meta, seed)
     except Unsupported as exc:
-        log.info("fast scoring off (the pipeline is scored by scikit-learn): %s", exc)
+        log.info("fast scoring off (the pipeline scores with its own library's predict): %s", exc)
         return None
     except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
         # A scikit-learn whose fitted attributes differ from the ones read here.
@@ -277,16 +280,16 @@ def _estimator(est, features: list[str], levels: Mapping) -> tuple[Proba, Varian
             return _estimator(last, features, levels)
         if len(pre) != 1:
             raise Unsupported("a pipeline other than ColumnTransformer -> model")
-        transform, names, deps = _transformer(pre[0][1], features, levels)
-        model, model_variants = _model(last, names)
+        transform, names, deps, native = _transformer(pre[0][1], features, levels)
+        model, model_variants = _model(last, names, native)
 
         def variants(R: Matrix, t: np.ndarray) -> Matrix:
             return model_variants(transform(R), transform(t[None, :]), deps)
 
         usable = deps is not None and model_variants is not None
         return (lambda R: model(transform(R))), (variants if usable else None)
-    if isinstance(est, VotingClassifier):
-        if est.voting != "soft" or est.weights is not None:
+    if isinstance(est, VotingClassifier | Blend):
+        if isinstance(est, VotingClassifier) and (est.voting != "soft" or est.weights is not None):
             raise Unsupported("a VotingClassifier other than soft, unweighted")
         parts = [_estimator(e, features, levels) for e in est.estimators_]
 
@@ -300,7 +303,7 @@ def _estimator(est, features: list[str], levels: Mapping) -> tuple[Proba, Varian
     raise Unsupported(f"{type(est).__name__} without preprocessing")
 
 
-def _model(model, columns: list[str]):
+def _model(model, columns: list[str], native: Mapping):
     """Z (the preprocessor's output) -> p(class 1), and (Z, Z of the typical row, deps) ->
     variants."""
     names = getattr(model, "feature_names_in_", None)
@@ -330,6 +333,8 @@ def _model(model, columns: list[str]):
         return _forest(model)
     if isinstance(model, RandomForestClassifier):
         return _random_forest(model, columns)
+    if isinstance(model, lightgbm.LGBMClassifier):
+        return _lightgbm(model, columns, native)
     raise Unsupported(f"model {type(model).__name__}")
 
 
@@ -337,13 +342,15 @@ def _model(model, columns: list[str]):
 
 
 def _transformer(ct, features: list[str], levels: Mapping):
-    """A fitted ColumnTransformer -> (R -> Z, output column names, deps per raw feature)."""
+    """A fitted ColumnTransformer -> (R -> Z, output column names, deps per raw feature, the
+    output columns that are categories passed through -> their levels)."""
     if not isinstance(ct, ColumnTransformer):
         raise Unsupported(f"preprocessing step {type(ct).__name__}")
     names = [str(n) for n in ct.get_feature_names_out()]
     width = len(names)
     blocks = []
     deps: list[list[int]] = [[] for _ in features]
+    native: dict[str, list[str]] = {}  # output column -> levels, for categories passed through
     for name, trans, cols in ct.transformers_:
         out = ct.output_indices_[name]
         if trans == "drop" or out.stop == out.start:
@@ -352,7 +359,14 @@ def _transformer(ct, features: list[str], levels: Mapping):
         if any(c not in features for c in cols):
             raise Unsupported(f"transformer {name!r} reads columns that are not model features")
         where = [features.index(c) for c in cols]
-        if all(c in levels for c in cols):
+        passthrough = trans == "passthrough" or (
+            isinstance(trans, FunctionTransformer) and trans.func is None
+        )
+        if passthrough and all(c in levels for c in cols):
+            # Categories handed to the model as they are (LightGBM): the level's index.
+            fn, block_deps = (lambda X: X), [np.array([i]) for i in range(len(cols))]
+            native.update({names[out.start + i]: list(levels[c]) for i, c in enumerate(cols)})
+        elif all(c in levels for c in cols):
             fn, block_deps = _tabulated(trans, cols, levels, out.stop - out.start)
         elif not any(c in levels for c in cols):
             fn, block_deps = _numeric(trans, len(cols))
@@ -368,7 +382,7 @@ def _transformer(ct, features: list[str], levels: Mapping):
             Z[:, out] = fn(R[:, where])
         return Z
 
-    return transform, names, [np.asarray(sorted(d), dtype=int) for d in deps]
+    return transform, names, [np.asarray(sorted(d), dtype=int) for d in deps], native
 
 
 def _numeric(trans, width: int) -> tuple[Callable[[Matrix], Matrix], Deps]:
@@ -660,6 +674,119 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
         return trees.variants(Z, Zt, deps, finish)
 
     return proba, (variants if model.n_features_in_ <= 64 else None)
+
+
+def _lightgbm(model: lightgbm.LGBMClassifier, columns: list[str], native: Mapping):
+    """A binary LightGBM classifier from its dumped trees: p = sigmoid(sum of leaf values).
+
+    Its decisions (LightGBM's tree.h): a number goes left when <= threshold; NaN takes the
+    node's default side when the node learned one (missing type NaN), else counts as 0. A
+    category goes left when its code is in the node's set; NaN (missing, or a level unseen in
+    training) goes right. Categories arrive as the index of the level in
+    the model's levels (meta), mapped here to LightGBM's own codes (its training categories).
+    """
+    booster = model.booster_
+    dump = booster.dump_model()
+    if dump.get("num_class", 1) != 1 or dump.get("objective", "").split()[0] != "binary":
+        raise Unsupported("a LightGBM model other than binary")
+    if "sigmoid:1" not in dump.get("objective", "") or dump.get("average_output"):
+        raise Unsupported("a LightGBM model whose output is not a plain sigmoid of the sum")
+    if list(dump["feature_names"]) != columns:
+        raise Unsupported("LightGBM's features differ from the preprocessor's output")
+    n_features = len(columns)
+    # pandas categories at fit time, in the order of the categorical columns.
+    pandas_categorical = booster.pandas_categorical or []
+    cat_names = [c for c in columns if c in native]
+    if len(pandas_categorical) != len(cat_names):
+        raise Unsupported("LightGBM's categorical columns differ from the model's categories")
+    remap = {}
+    for name, known in zip(cat_names, pandas_categorical, strict=True):
+        position = {str(v): i for i, v in enumerate(known)}
+        table = [position.get(str(v), np.nan) for v in native[name]]
+        remap[columns.index(name)] = np.array([*table, np.nan], dtype="float64")  # unseen: NaN
+
+    feature, threshold, missing_left, left, right, is_leaf, value = [], [], [], [], [], [], []
+    is_cat, bitset_rows, bitsets, roots = [], [], [], []
+
+    def add(node) -> int:
+        i = len(feature)
+        for target in (feature, threshold, missing_left, left, right, is_leaf, value):
+            target.append(0)
+        is_cat.append(False)
+        bitset_rows.append(0)
+        if "leaf_value" in node:
+            is_leaf[i], value[i] = True, float(node["leaf_value"])
+            return i
+        f = int(node["split_feature"])
+        missing = node.get("missing_type", "None")
+        if missing not in ("None", "NaN"):
+            raise Unsupported(f"a LightGBM split with missing type {missing}")
+        feature[i] = f
+        if node["decision_type"] == "==":
+            codes = [int(c) for c in str(node["threshold"]).split("||")]
+            if max(codes) >= 256:
+                raise Unsupported("a LightGBM categorical split past 256 levels")
+            bits = np.zeros(8, dtype=np.uint32)
+            for c in codes:
+                bits[c // 32] |= np.uint32(1 << (c % 32))
+            is_cat[i], bitset_rows[i] = True, len(bitsets)
+            bitsets.append(bits)
+            missing_left[i] = False  # NaN (missing or unseen) always goes right
+        elif node["decision_type"] == "<=":
+            threshold[i] = float(node["threshold"])
+            missing_left[i] = bool(node["default_left"]) if missing == "NaN" else threshold[i] >= 0
+        else:
+            raise Unsupported(f"a LightGBM decision {node['decision_type']}")
+        left[i] = add(node["left_child"])
+        right[i] = add(node["right_child"])
+        return i
+
+    for tree in dump["tree_info"]:
+        roots.append(add(tree["tree_structure"]))
+    if not roots:
+        raise Unsupported("a LightGBM model without trees")
+    is_cat_arr = np.asarray(is_cat, dtype=bool)
+    trees = _Trees(
+        roots=roots,
+        feature=np.asarray(feature, dtype=np.int64),
+        threshold=np.asarray(threshold, dtype="float64"),
+        missing_left=np.asarray(missing_left, dtype=bool),
+        left=np.asarray(left, dtype=np.int64),
+        right=np.asarray(right, dtype=np.int64),
+        is_leaf=np.asarray(is_leaf, dtype=bool),
+        value=np.asarray(value, dtype="float64"),
+        n_features=n_features,
+        categorical=(
+            is_cat_arr,
+            np.asarray(bitset_rows, dtype=np.int64),
+            np.asarray(bitsets, dtype=np.uint32).reshape(-1, 8),
+            np.full((1, 8), np.iinfo(np.uint32).max, dtype=np.uint32),  # every code is known
+            np.zeros(n_features, dtype=np.int64),
+        ),
+    )
+
+    def encode(Z: Matrix) -> Matrix:
+        if not remap:
+            return Z
+        Z = Z.copy()
+        for j, table in remap.items():
+            x = Z[:, j]
+            idx = np.where(
+                np.isnan(x), len(table) - 1, np.clip(np.nan_to_num(x), 0, len(table) - 1)
+            )
+            Z[:, j] = table[idx.astype(int)]
+        return Z
+
+    def finish(total: np.ndarray) -> np.ndarray:
+        return expit(total)
+
+    def proba(Z: Matrix) -> np.ndarray:
+        return trees.proba(encode(Z), finish)
+
+    def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
+        return trees.variants(encode(Z), encode(Zt), deps, finish)
+
+    return proba, (variants if n_features <= 64 else None)
 
 
 class _Trees:

@@ -9,24 +9,22 @@ drivers come from analytics.model.explain.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import clone
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    RandomForestClassifier,
-    VotingClassifier,
-)
-from sklearn.linear_model import LogisticRegression
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
 from analytics.formatting import DEFAULT_CURRENCY
+from analytics.model import search
 from analytics.model.evaluation import (
     choose_threshold,
     curves,
@@ -36,7 +34,7 @@ from analytics.model.evaluation import (
     threshold_metrics,
 )
 from analytics.model.explain import fold_importance, out_of_fold_reasons, typical_values
-from analytics.model.features import build_preprocessor, tree_categorical_features
+from analytics.model.features import HIGH_CARDINALITY, high_cardinality
 from analytics.model.probability import one_thread, predict_proba
 
 Progress = Callable[[str], None]
@@ -47,6 +45,7 @@ MIN_PER_CLASS = 2 * MIN_PER_CLASS_PER_FOLD  # below this even 2-fold CV is meani
 # The random forest candidate is left out of larger bases: its fits and its predictions over
 # deep trees grow faster than its gain there, where gradient boosting does at least as well.
 FOREST_MAX_ROWS = 100_000
+FOLD_JOBS = 2  # folds fitted at once (the product's machines have 2 cores)
 
 
 def _quiet(_message: str) -> None:
@@ -68,6 +67,7 @@ class TrainResult:
     typical: dict  # feature -> typical value of the base (median / mode)
     holdout_metrics: dict | None = None
     notes: list[str] = field(default_factory=list)
+    search: list[dict] = field(default_factory=list)  # every configuration tried, as candidates
 
 
 # ---------------------------------------------------------------- candidates
@@ -79,70 +79,21 @@ def candidate_pipelines(
     random_state: int = 42,
     *,
     forest: bool = True,
+    target_encoded: Sequence[str] = (),
 ) -> dict[str, Pipeline]:
-    """Unfitted candidates, each one Pipeline from raw feature columns to probability."""
-    logistic = Pipeline(
-        [
-            ("preprocess", build_preprocessor("linear", numeric, categorical)),
-            # Mild L2 (C=0.5): splines and one-hot levels add many correlated columns.
-            ("model", LogisticRegression(C=0.5, max_iter=2000)),
-        ]
-    )
-    boosting = Pipeline(
-        [
-            ("preprocess", build_preprocessor("tree", numeric, categorical)),
-            # Tuned on Telco: slower learning, small trees, big leaves; early stopping on a 10 %
-            # validation split picks the number of trees.
-            (
-                "model",
-                HistGradientBoostingClassifier(
-                    learning_rate=0.05,
-                    max_leaf_nodes=15,
-                    l2_regularization=1.0,
-                    min_samples_leaf=40,
-                    max_iter=300,
-                    early_stopping=True,
-                    validation_fraction=0.1,
-                    n_iter_no_change=10,
-                    categorical_features=tree_categorical_features(categorical),
-                    random_state=random_state,
-                ),
-            ),
-        ]
-    )
-    blend = Pipeline(
-        [
-            (
-                "model",
-                VotingClassifier(
-                    [("logistic", clone(logistic)), ("gradient_boosting", clone(boosting))],
-                    voting="soft",
-                ),
-            ),
-        ]
-    )
-    candidates = {"logistic": logistic, "gradient_boosting": boosting}
-    if forest:
-        # Bagged deep trees win where many small threshold effects add up on a few thousand
-        # rows (a telecom-style table: 0.839 vs 0.821 for the boosting above). Leaves of at
-        # least 5 rows rank probabilities better than fully grown trees (Telco 0.843 vs 0.825).
-        candidates["random_forest"] = Pipeline(
-            [
-                ("preprocess", build_preprocessor("tree", numeric, categorical)),
-                (
-                    "model",
-                    RandomForestClassifier(
-                        n_estimators=300,
-                        min_samples_leaf=5,
-                        max_features="sqrt",
-                        n_jobs=-1,
-                        random_state=random_state,
-                    ),
-                ),
-            ]
+    """One unfitted pipeline per family (its configuration for small tables) and their blend:
+    each a Pipeline (or Blend) from raw feature columns to probability."""
+    out: dict = {}
+    for config in search.grid(0, forest=forest):  # tier 0: one per family
+        out[config.family] = search.pipeline(
+            config,
+            numeric,
+            categorical,
+            target_encoded=target_encoded,
+            random_state=random_state,
         )
-    candidates["blend"] = blend
-    return candidates
+    out["blend"] = search.Blend([(k, v) for k, v in out.items() if k != "random_forest"])
+    return out
 
 
 # ---------------------------------------------------------------- training
@@ -188,20 +139,49 @@ def _n_splits(y: np.ndarray, notes: list[str]) -> int:
     return n_splits
 
 
-def _cross_validate(name, pipeline, X, y, folds, progress) -> tuple[np.ndarray, list, dict]:
+def _cross_validate(
+    name, pipeline, X, y, folds, progress, *, staged: bool = False
+) -> tuple[np.ndarray, list, dict]:
+    """Out-of-fold probabilities, the fold models and their summary. `staged` (boosting): the
+    number of rounds with the best mean out-of-fold ROC-AUC is chosen and the fold models are cut
+    back to it (analytics.model.search)."""
     oof = np.zeros(len(y))
-    models, seconds, aucs, aps = [], [], [], []
-    for k, (train_idx, test_idx) in enumerate(folds, start=1):
-        progress(f"cross-validating {name} (fold {k}/{len(folds)})")
-        model = clone(pipeline)
-        started = time.perf_counter()
-        model.fit(X.iloc[train_idx], y[train_idx])
-        seconds.append(time.perf_counter() - started)
+    aucs, aps = [], []
+    progress(f"cross-validating {name} ({len(folds)} folds)")
+    rounds = None
+    if staged and isinstance(pipeline[-1], HistGradientBoostingClassifier):
+        models, rounds, seconds = search.grow(pipeline, X, y, folds, _run)
+    else:
+
+        def fit(train_idx, test_idx):
+            model = clone(pipeline)
+            started = time.perf_counter()
+            with one_thread():
+                model.fit(X.iloc[train_idx], y[train_idx])
+                seconds = time.perf_counter() - started
+                reading = search.staged_raw(model, X.iloc[test_idx]) if staged else None
+            return model, seconds, reading
+
+        done = _run([functools.partial(fit, tr, te) for tr, te in folds])
+        models = [m for m, _, _ in done]
+        seconds = [s for _, s, _ in done]
+        readings = [r for _, _, r in done]
+        if staged:
+            tests = [test for _, test in folds]
+            checkpoints = min(len(r) for r in readings)
+            mean_auc = [
+                np.mean([roc_auc_score(y[t], r[i]) for r, t in zip(readings, tests, strict=True)])
+                for i in range(checkpoints)
+            ]
+            # The first best: ties keep the fewest rounds.
+            rounds = (int(np.argmax(mean_auc)) + 1) * search.ROUND_STEP
+            rounds = min(rounds, search.max_rounds(pipeline))
+            models = [search.truncate(m, rounds) for m in models]
+    for model, (_, test_idx) in zip(models, folds, strict=True):
         p = predict_proba(model, X.iloc[test_idx])
         oof[test_idx] = p
         aucs.append(roc_auc_score(y[test_idx], p))
         aps.append(average_precision_score(y[test_idx], p))
-        models.append(model)
     summary = {
         "name": name,
         "roc_auc_mean": float(np.mean(aucs)),
@@ -209,7 +189,44 @@ def _cross_validate(name, pipeline, X, y, folds, progress) -> tuple[np.ndarray, 
         "pr_auc_mean": float(np.mean(aps)),
         "fit_seconds": float(np.mean(seconds)),  # mean seconds per fit (one fold)
     }
+    if rounds is not None:
+        summary["rounds"] = rounds
     return oof, models, summary
+
+
+def _run(tasks):
+    """Zero-argument callables run FOLD_JOBS at a time on threads, results in order: the fits
+    run in native code that releases the GIL, each on one native thread (one_thread), so both
+    cores work without oversubscribing."""
+
+    def call(task):
+        with one_thread():
+            return task()
+
+    return Parallel(n_jobs=FOLD_JOBS, backend="threading")(delayed(call)(t) for t in tasks)
+
+
+def _blend(members: list[dict], y, folds) -> dict:
+    """The blend of `members` (searched candidates): the mean of their out-of-fold
+    probabilities, scored by the same rules; its fold models are the members' fold models."""
+    oof = np.mean([m["oof"] for m in members], axis=0)
+    aucs = [roc_auc_score(y[test], oof[test]) for _, test in folds]
+    aps = [average_precision_score(y[test], oof[test]) for _, test in folds]
+    names = [m["summary"]["name"] for m in members]
+    models = [
+        search.Blend.of_fitted([(n, m["models"][k]) for n, m in zip(names, members, strict=True)])
+        for k in range(len(folds))
+    ]
+    summary = {
+        "name": "blend",
+        "config": "mean probability of " + ", ".join(names),
+        "roc_auc_mean": float(np.mean(aucs)),
+        "roc_auc_std": float(np.std(aucs)),
+        "pr_auc_mean": float(np.mean(aps)),
+        "fit_seconds": float(sum(m["summary"]["fit_seconds"] for m in members)),
+    }
+    pipeline = search.Blend([(n, m["pipeline"]) for n, m in zip(names, members, strict=True)])
+    return {"oof": oof, "models": models, "summary": summary, "pipeline": pipeline}
 
 
 def _holdout(
@@ -269,7 +286,8 @@ def train(
     currency: str = DEFAULT_CURRENCY,
     progress: Progress = _quiet,
 ) -> TrainResult:
-    """Cross-validate every candidate, keep the best by mean ROC-AUC, evaluate and refit it."""
+    """Search the candidates (analytics.model.search), keep the best by mean out-of-fold
+    ROC-AUC (a blend of the best when it is higher), evaluate and refit it."""
     with one_thread():
         return _train(
             X,
@@ -301,15 +319,49 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
             f"random forest not tried: {len(X):,} rows is over {FOREST_MAX_ROWS:,} (slow to fit "
             "and to score there, and gradient boosting does at least as well)"
         )
-    pipelines = candidate_pipelines(numeric, categorical, random_state=random_state, forest=forest)
-    results = {}
-    progress(f"cross-validating {len(pipelines)} candidates: {', '.join(pipelines)}")
-    for name, pipeline in pipelines.items():
-        results[name] = _cross_validate(name, pipeline, X, y, folds, progress)
-    summaries = [results[name][2] for name in pipelines]
-    # Highest mean CV ROC-AUC; ties keep the simpler (earlier) candidate.
-    chosen = max(summaries, key=lambda s: s["roc_auc_mean"])["name"]
-    oof, fold_models, _ = results[chosen]
+    encoded = high_cardinality(X, categorical)
+    if encoded:
+        notes.append(
+            f"target-encoded for the tree models (over {HIGH_CARDINALITY} levels; native splits "
+            f"on so many levels fit noise): {', '.join(encoded)}"
+        )
+    configs = search.grid(len(X), forest=forest)
+    progress(f"searching {len(configs)} configurations on {len(folds)} folds")
+    best: dict[str, dict] = {}
+    tried = []
+    for config in configs:
+        pipeline = search.pipeline(
+            config, numeric, categorical, target_encoded=encoded, random_state=random_state
+        )
+        oof_c, models_c, summary = _cross_validate(
+            f"{config.family} ({config.label})",
+            pipeline,
+            X,
+            y,
+            folds,
+            progress,
+            staged=config.staged,
+        )
+        if config.staged:
+            pipeline = search.with_rounds(pipeline, summary["rounds"])
+        summary = {**summary, "name": config.family, "config": config.label}
+        tried.append(summary)
+        entry = {"oof": oof_c, "models": models_c, "summary": summary, "pipeline": pipeline}
+        kept = best.get(config.family)
+        if kept is None or summary["roc_auc_mean"] > kept["summary"]["roc_auc_mean"]:
+            best[config.family] = entry
+    # The best configuration of each family, then blends of the best 2 and 3 families.
+    singles = sorted(best.values(), key=lambda e: -e["summary"]["roc_auc_mean"])
+    blends = [_blend(singles[:n], y, folds) for n in search.BLEND_SIZES if n <= len(singles)]
+    entries = list(best.values())  # in the grid's order of families
+    if blends:
+        entries.append(max(blends, key=lambda e: e["summary"]["roc_auc_mean"]))
+    summaries = [e["summary"] for e in entries]
+    # Highest mean CV ROC-AUC; ties keep the earlier (a single model before the blend).
+    chosen_entry = max(entries, key=lambda e: e["summary"]["roc_auc_mean"])
+    chosen = chosen_entry["summary"]["name"]
+    oof, fold_models = chosen_entry["oof"], chosen_entry["models"]
+    chosen_pipeline = chosen_entry["pipeline"]
 
     progress(f"choosing the threshold on {chosen}'s out-of-fold scores")
     test_folds = [test for _, test in folds]
@@ -328,12 +380,12 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
     oof_reasons.index = index
 
     progress(f"refitting {chosen} on all {len(X):,} rows")
-    final = clone(pipelines[chosen]).fit(X, y)
+    final = clone(chosen_pipeline).fit(X, y)
 
     holdout_metrics = None
     if holdout is not None:
         holdout_metrics = _holdout(
-            pipelines[chosen],
+            chosen_pipeline,
             holdout,
             numeric,
             categorical,
@@ -356,4 +408,5 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
         typical=typical,
         holdout_metrics=holdout_metrics,
         notes=notes,
+        search=tried,
     )

@@ -1,0 +1,179 @@
+"""The model search (analytics.model.search): rounds chosen out of fold, cut-back fold models
+that equal shorter fits, target encoding of many-level categories, the honest blend, and the
+stratified training sample of big bases."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from analytics.model import features, search
+from analytics.model import train as training
+from analytics.model.probability import predict_proba
+from analytics.workflow import training_sample
+
+
+def states(n: int = 1200, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A 40-level state that carries no signal, a plan and two numbers that do."""
+    rng = np.random.default_rng(seed)
+    usage = rng.gamma(2.0, 50.0, n)
+    calls = rng.poisson(1.5, n).astype(float)
+    plan = rng.choice(["basic", "plus", "pro"], n)
+    state = rng.choice([f"S{i:02d}" for i in range(40)], n)
+    logit = -3 + 0.015 * usage + 0.6 * (calls >= 4) + 0.8 * (plan == "basic")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame(
+        {
+            "usage": usage,
+            "calls": calls,
+            "plan": pd.Categorical(plan),
+            "state": pd.Categorical(state),
+        }
+    )
+    return X, y
+
+
+NUMERIC, CATEGORICAL = ["usage", "calls"], ["plan", "state"]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    X, y = states()
+    return X, y, training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL)
+
+
+def folds_of(X, y):
+    return list(StratifiedKFold(5, shuffle=True, random_state=42).split(X, y))
+
+
+def config(family: str) -> search.Config:
+    return next(c for c in search.GRID if c.family == family and c.tier == 0)
+
+
+def test_many_level_categories_are_target_encoded_for_trees(trained):
+    X, y, res = trained
+    assert features.high_cardinality(X, CATEGORICAL) == ["state"]
+    tree = features.build_preprocessor("tree", NUMERIC, CATEGORICAL, target_encoded=["state"])
+    out = tree.fit_transform(X, y)
+    assert out["state"].nunique() > 2
+    assert out["state"].between(0, 1).all()  # churn rates
+    assert features.tree_categorical_features(CATEGORICAL, ["state"]) == ["plan"]
+    native = features.build_preprocessor("native", NUMERIC, CATEGORICAL, target_encoded=["state"])
+    out = native.fit_transform(X, y)
+    assert isinstance(out["plan"].dtype, pd.CategoricalDtype)  # LightGBM splits it itself
+    assert out["state"].dtype == "float64"
+    with pytest.raises(ValueError, match="not categorical: \\['usage'\\]"):
+        features.build_preprocessor("tree", NUMERIC, CATEGORICAL, target_encoded=["usage"])
+    assert any("target-encoded" in note and "state" in note for note in res.notes)
+
+
+@pytest.mark.parametrize("family", ["gradient_boosting", "lightgbm"])
+def test_a_cut_back_model_is_the_shorter_fit(family):
+    X, y = states(600)
+    pipe = search.with_rounds(search.pipeline(config(family), NUMERIC, CATEGORICAL), 60)
+    with threadpool_limits(1):
+        long = clone(pipe).fit(X, y)
+        short = search.with_rounds(pipe, 20).fit(X, y)
+    cut = search.truncate(long, 20)
+    assert search.max_rounds(cut) == 20
+    np.testing.assert_allclose(predict_proba(cut, X), predict_proba(short, X), atol=1e-12)
+
+
+def test_rounds_are_chosen_on_out_of_fold_scores():
+    X, y = states()
+    folds = folds_of(X, y)
+    pipe = search.pipeline(config("gradient_boosting"), NUMERIC, ["plan"])
+
+    def run(tasks):
+        return [task() for task in tasks]
+
+    with threadpool_limits(1):
+        models, rounds, seconds = search.grow(pipe, X[[*NUMERIC, "plan"]], y, folds, run)
+        assert rounds % search.ROUND_STEP == 0
+        assert rounds <= search.max_rounds(pipe)
+        assert len(models) == 5
+        assert all(s > 0 for s in seconds)
+
+        # Each fold model is the fold's fit with that many rounds; the count has the best mean
+        # out-of-fold ROC-AUC among the counts read (every ROUND_STEP rounds up to it + patience).
+        def mean_auc(n):
+            aucs = []
+            for train_idx, test_idx in folds:
+                fit = search.with_rounds(pipe, n).fit(X.iloc[train_idx], y[train_idx])
+                aucs.append(roc_auc_score(y[test_idx], predict_proba(fit, X.iloc[test_idx])))
+            return np.mean(aucs)
+
+        train_idx, test_idx = folds[0]
+        fresh = search.with_rounds(pipe, rounds).fit(X.iloc[train_idx], y[train_idx])
+        np.testing.assert_allclose(
+            predict_proba(models[0], X.iloc[test_idx]),
+            predict_proba(fresh, X.iloc[test_idx]),
+            atol=1e-12,
+        )
+        best = mean_auc(rounds)
+        for other in (rounds - search.ROUND_STEP, rounds + search.ROUND_STEP):
+            if other >= search.ROUND_STEP:
+                assert mean_auc(other) <= best + 1e-12
+
+
+def test_the_search_follows_the_table_size():
+    small = search.grid(search.TIER_ROWS[1] - 1)
+    assert [c.family for c in small] == [
+        "logistic",
+        "gradient_boosting",
+        "lightgbm",
+        "random_forest",
+    ]
+    medium = search.grid(search.TIER_ROWS[1])
+    full = search.grid(search.TIER_ROWS[2])
+    assert len(small) < len(medium) < len(full) == len(search.GRID)
+    labels = [{c.label for c in g} for g in (small, medium, full)]
+    assert labels[0] <= labels[1] <= labels[2]
+    assert "random_forest" not in {c.family for c in search.grid(10**6, forest=False)}
+
+
+def test_the_blend_is_the_mean_of_its_members_out_of_fold(trained):
+    X, y, res = trained
+    blend = next(c for c in res.candidates if c["name"] == "blend")
+    members = blend["config"].removeprefix("mean probability of ").split(", ")
+    singles = {c["name"]: c for c in res.candidates if c["name"] != "blend"}
+    assert set(members) <= set(singles)
+    assert len(members) in search.BLEND_SIZES
+    # The members are the best families by out-of-fold ROC-AUC.
+    ranked = sorted(singles, key=lambda n: -singles[n]["roc_auc_mean"])
+    assert set(members) == set(ranked[: len(members)])
+    if res.chosen == "blend":
+        assert res.metrics["roc_auc"] == pytest.approx(blend["roc_auc_mean"])
+        assert isinstance(res.pipeline, search.Blend)
+    # A blend of fitted members predicts their mean.
+    fitted = [
+        (n, search.pipeline(config(n), NUMERIC, ["plan"]).fit(X[[*NUMERIC, "plan"]], y))
+        for n in ("logistic", "lightgbm")
+    ]
+    mean = np.mean([predict_proba(m, X[[*NUMERIC, "plan"]]) for _, m in fitted], axis=0)
+    together = search.Blend.of_fitted(fitted)
+    np.testing.assert_allclose(predict_proba(together, X[[*NUMERIC, "plan"]]), mean, atol=1e-15)
+
+
+def test_training_reports_every_configuration_it_tried(trained):
+    X, _, res = trained
+    assert [s["config"] for s in res.search] == [c.label for c in search.grid(len(X))]
+    for s in res.search:
+        family = next(c for c in res.candidates if c["name"] == s["name"])
+        assert family["roc_auc_mean"] >= s["roc_auc_mean"]  # each family keeps its best
+        if s["name"] in ("gradient_boosting", "lightgbm"):
+            assert s["rounds"] % search.ROUND_STEP == 0
+
+
+def test_a_big_base_trains_on_a_stratified_sample():
+    y = np.r_[np.ones(300, dtype=int), np.zeros(2700, dtype=int)]
+    assert training_sample(y, 3000, 42) is None
+    rows = training_sample(y, 1000, 42)
+    assert len(rows) == 1000
+    assert len(np.unique(rows)) == 1000
+    assert np.all(np.diff(rows) > 0)
+    assert y[rows].mean() == pytest.approx(0.1)
+    np.testing.assert_array_equal(rows, training_sample(y, 1000, 42))
