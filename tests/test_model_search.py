@@ -2,6 +2,8 @@
 that equal shorter fits, target encoding of many-level categories, the honest blend, and the
 stratified training sample of big bases."""
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -127,11 +129,12 @@ def test_the_search_follows_the_table_size():
         "lightgbm",
         "random_forest",
     ]
-    medium = search.grid(search.TIER_ROWS[1])
-    full = search.grid(search.TIER_ROWS[2])
-    assert len(small) < len(medium) < len(full) == len(search.GRID)
-    labels = [{c.label for c in g} for g in (small, medium, full)]
-    assert labels[0] <= labels[1] <= labels[2]
+    tiers = [search.grid(rows) for rows in search.TIER_ROWS]
+    assert tiers[0] == small
+    assert [len(t) for t in tiers] == sorted({len(t) for t in tiers})  # each tier adds some
+    assert len(tiers[-1]) == len(search.GRID)
+    labels = [{c.label for c in t} for t in tiers]
+    assert all(a <= b for a, b in itertools.pairwise(labels))
     assert "random_forest" not in {c.family for c in search.grid(10**6, forest=False)}
 
 
