@@ -517,8 +517,9 @@ def report(ev: dict) -> None:
     )
     per_10k = ev["train_wall"] / max(ev["customers"], 1) * 10_000
     print(
-        f"- product cost: fitting its candidates on the {ev['n_splits']} folds "
-        f"{ev['selection_seconds']:.1f} s; the whole training (`analytics.workflow.train`: "
+        f"- product cost: its listed candidates' {ev['n_splits']} fold fits add up to "
+        f"{ev['selection_seconds']:.1f} s (fits may run side by side; a search tries more); "
+        f"the whole training (`analytics.workflow.train`: "
         f"segments, search, threshold, importance, per-customer reasons, refit"
         f"{', holdout' if ev['holdout_rows'] else ''}) {ev['train_wall']:.1f} s for "
         f"{ev['customers']:,} customers ({per_10k:.1f} s per 10,000)"
