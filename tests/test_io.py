@@ -510,6 +510,12 @@ def test_library_version_mismatch(tmp_path):
     edit_meta(folder, sign=True, libraries={**libraries, "numpy": "1.26.4"})
     with pytest.raises(ArtifactError, match=r"trained with numpy 1.26.4"):
         artifacts.load_model_version(tmp_path / "models", key=KEY)
+    edit_meta(folder, sign=True, libraries={**libraries, "lightgbm": "3.3.5"})
+    with pytest.raises(ArtifactError, match=r"trained with LightGBM 3.3.5"):
+        artifacts.load_model_version(tmp_path / "models", key=KEY)
+    # a model saved before LightGBM was recorded loads (none of its parts can be LightGBM's)
+    edit_meta(folder, sign=True, libraries={k: v for k, v in libraries.items() if k != "lightgbm"})
+    assert artifacts.load_model_version(tmp_path / "models", key=KEY).meta is not None
 
 
 def test_unloadable_pipeline_signed_by_this_installation(tmp_path):

@@ -274,6 +274,7 @@ class LoadedModel:
 
 def library_versions() -> dict[str, str]:
     import joblib
+    import lightgbm
     import sklearn
 
     return {
@@ -282,6 +283,7 @@ def library_versions() -> dict[str, str]:
         "pandas": pd.__version__,
         "numpy": np.__version__,
         "joblib": joblib.__version__,
+        "lightgbm": lightgbm.__version__,
     }
 
 
@@ -510,6 +512,8 @@ def _check_libraries(file: Path, meta: Mapping[str, Any]) -> None:
     installed = library_versions()
     # scikit-learn pickles are only safe within one minor version; numpy/pandas across a major
     checks = (("sklearn", "scikit-learn", 2), ("numpy", "numpy", 1), ("pandas", "pandas", 1))
+    if "lightgbm" in saved:  # a LightGBM booster's pickle, like scikit-learn's, within a minor
+        checks += (("lightgbm", "LightGBM", 2),)
     for key, label, parts in checks:
         trained = str(saved.get(key, "unknown"))
         if trained.split(".")[:parts] != installed[key].split(".")[:parts]:
