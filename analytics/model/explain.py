@@ -7,6 +7,7 @@ drivers are the change in p when one feature is set to the base's typical value.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -242,17 +243,28 @@ def permutation_drop(
     return baseline - scores.reshape(X.shape[1], n_repeats)
 
 
-def fold_importance(models, X, y, folds, random_state, progress) -> pd.DataFrame:
-    """Permutation importance of the raw columns on each held-out fold; mean/sd over folds."""
+def _in_turn(tasks) -> list:
+    return [task() for task in tasks]
+
+
+def fold_importance(models, X, y, folds, random_state, progress, run=_in_turn) -> pd.DataFrame:
+    """Permutation importance of the raw columns on each held-out fold; mean/sd over folds.
+    `run` calls the per-fold tasks and returns their results in order (training passes one that
+    runs two folds at once)."""
     repeats = 5 if len(X) < SMALL_TABLE else 3
-    per_fold = []
-    for k, ((_, test_idx), model) in enumerate(zip(folds, models, strict=True), start=1):
+
+    def one(k, test_idx, model):
         progress(f"permutation importance (fold {k}/{len(folds)})")
         drop = permutation_drop(
             model, X.iloc[test_idx], y[test_idx], n_repeats=repeats, random_state=random_state
         )
-        per_fold.append(drop.mean(axis=1))
-    per_fold = np.array(per_fold)
+        return drop.mean(axis=1)
+
+    tasks = [
+        functools.partial(one, k, test_idx, model)
+        for k, ((_, test_idx), model) in enumerate(zip(folds, models, strict=True), start=1)
+    ]
+    per_fold = np.array(run(tasks))
     imp = pd.DataFrame(
         {
             "feature": list(X.columns),
@@ -266,11 +278,16 @@ def fold_importance(models, X, y, folds, random_state, progress) -> pd.DataFrame
 
 
 def out_of_fold_reasons(
-    models, X, folds, typical, progress, *, currency: str = DEFAULT_CURRENCY
+    models, X, folds, typical, progress, *, currency: str = DEFAULT_CURRENCY, run=_in_turn
 ) -> pd.DataFrame:
     progress("explaining out-of-fold scores (top three drivers per customer)")
-    parts = []
-    for (_, test_idx), model in zip(folds, models, strict=True):
+
+    def one(test_idx, model):
         Xk = X.iloc[test_idx]
-        parts.append(reasons_from_deltas(Xk, driver_deltas(model, Xk, typical), currency=currency))
-    return pd.concat(parts).sort_index()
+        return reasons_from_deltas(Xk, driver_deltas(model, Xk, typical), currency=currency)
+
+    tasks = [
+        functools.partial(one, test_idx, model)
+        for (_, test_idx), model in zip(folds, models, strict=True)
+    ]
+    return pd.concat(run(tasks)).sort_index()

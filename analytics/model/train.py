@@ -374,9 +374,11 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
         else "maximises F1 of the churn class on out-of-fold predictions"
     )
 
-    importance = fold_importance(fold_models, X, y, folds, random_state, progress)
+    importance = fold_importance(fold_models, X, y, folds, random_state, progress, run=_run)
     typical = typical_values(X, numeric, categorical)
-    oof_reasons = out_of_fold_reasons(fold_models, X, folds, typical, progress, currency=currency)
+    oof_reasons = out_of_fold_reasons(
+        fold_models, X, folds, typical, progress, currency=currency, run=_run
+    )
     oof_reasons.index = index
 
     progress(f"refitting {chosen} on all {len(X):,} rows")
