@@ -260,7 +260,16 @@ def test_change_lines_read_as_points_for_rates_and_percent_for_amounts():
 @pytest.mark.parametrize("role", ["analyst", "manager"])
 def test_every_customer_view_reads_the_picked_snapshot(year, clients, role):
     client, app = clients[role], year["app"]
-    older = dates(year)[2]
+    # an earlier snapshot whose at-risk list is not empty in this role's scope
+    older = next(
+        (
+            d
+            for d in dates(year)[2:]
+            if api(client, f"/api/v1/customers/at-risk?snapshot={d}&limit=1")["total"]
+        ),
+        None,
+    )
+    assert older is not None, "no earlier snapshot has an at-risk customer in this scope"
     picked = {(ids.FILTER_QUERY, "data"): "", (ids.SNAPSHOT, "value"): older}
     rows = run(
         client,

@@ -352,7 +352,7 @@ def test_mixed_delimiters_are_refused(living):
     before = stored(living)
     reply = upload(living.admin, ("\n".join(mixed) + "\n").encode(), "mixed.csv")
     assert reply.status == 422, reply.body[:300]
-    assert "mixes delimiters" in one_line_error(reply)
+    assert "the file mixes ',' (the header's) and ';' (these rows)" in one_line_error(reply)
     assert stored(living) == before
 
 
