@@ -187,9 +187,7 @@ def _load(args, settings, progress, *, require_label: bool, keep: Sequence[str] 
         _mapping(args, keep),
         require_label=require_label,
         drop=args.drop,
-        max_bytes=settings.max_file_bytes,
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
+        **read.size_limits(settings),
         as_of=getattr(args, "as_of", None),  # a subscription log is read as of this date
     )
     for line in workflow.describe_table(table):

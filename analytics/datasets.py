@@ -96,14 +96,6 @@ def report(table: Table, drop: Sequence[str] = ()) -> dict:
     }
 
 
-def _limits(settings: Settings) -> dict:
-    return {
-        "max_bytes": settings.max_file_bytes,
-        "max_rows": settings.max_rows,
-        "max_columns": settings.max_columns,
-    }
-
-
 @contextlib.contextmanager
 def _temp_file(directory: Path, suffix: str) -> Iterator[Path]:
     """A temp file in `directory` (same file system: the final move is a rename), removed
@@ -178,7 +170,11 @@ def _validated(path: Path, name: str, settings, mapping, drop, require_label=Tru
     """read.load_table of `path`, with errors naming the client's file, not the temp file."""
     try:
         return read.load_table(
-            path, mapping or None, drop=drop, require_label=require_label, **_limits(settings)
+            path,
+            mapping or None,
+            drop=drop,
+            require_label=require_label,
+            **read.size_limits(settings),
         )
     except DataError as exc:
         raise type(exc)(str(exc).replace(path.name, name)) from None

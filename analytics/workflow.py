@@ -640,14 +640,7 @@ def load_or_train(
     raised as an ArtifactError. before_retrain(reason) is called first and may raise to refuse;
     the table is read once either way.
     """
-    table = read.load_table(
-        data,
-        mapping,
-        drop=drop,
-        max_bytes=settings.max_file_bytes,
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
-    )
+    table = read.load_table(data, mapping, drop=drop, **read.size_limits(settings))
     model: TrainedModel | None = None
     try:
         model = load(models_dir, key=key)

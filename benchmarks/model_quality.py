@@ -96,14 +96,7 @@ class Dataset:
 
 def load_dataset(name: str, path: Path, settings: Settings, mapping=None, drop=()) -> Dataset:
     """The table as `python -m analytics train` reads it (same function, same size limits)."""
-    table = read.load_table(
-        path,
-        mapping,
-        drop=drop,
-        max_bytes=settings.max_file_bytes,
-        max_rows=settings.max_rows,
-        max_columns=settings.max_columns,
-    )
+    table = read.load_table(path, mapping, drop=drop, **read.size_limits(settings))
     if not table.has_label:
         raise DataError(f"{path.name}: no churn label column (map one with --map churned=COL)")
     base, snap = workflow.prepare_base(table, settings)

@@ -106,6 +106,15 @@ def _limits(max_bytes: int | None, max_rows: int | None, max_columns: int | None
     return Limits(int(max_bytes), int(max_rows), int(max_columns))
 
 
+def size_limits(settings) -> dict:
+    """load_table's size limits from a Settings (callers whose settings are not the env's)."""
+    return {
+        "max_bytes": settings.max_file_bytes,
+        "max_rows": settings.max_rows,
+        "max_columns": settings.max_columns,
+    }
+
+
 def _too_large(path: Path, size: int, limit: int, what: str = "is") -> FileTooLargeError:
     return FileTooLargeError(
         f"{path.name} {what} {size / 2**20:.1f} MB, over the {limit / 2**20:.1f} MB limit; "
