@@ -9,6 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from analytics import formatting
 from analytics.model import explain, fastscore, predict, probability
 from analytics.model import train as training
 from analytics.model.features import build_preprocessor
@@ -101,9 +102,13 @@ def test_every_candidate_compiles_and_matches_the_pipeline(fitted, name):
     assert np.max(np.abs(scorer.variants(R, t) - scorer.stacked_variants(R, t))) <= TIGHT
 
 
-def test_drivers_match_the_pipeline_path(fitted):
+@pytest.mark.parametrize(
+    "name",
+    ["blend", "lightgbm", "gradient_boosting", "random_forest", "lightgbm (target-encoded)"],
+)
+def test_drivers_match_the_pipeline_path(fitted, name):
     candidates, meta = fitted
-    pipe = candidates["blend"]
+    pipe = candidates[name]
     scorer = fastscore.compile_scorer(pipe, meta)
     X = fastscore.sample_frame(meta, 90, seed=3)  # over SHORTCUT_MIN_ROWS: both ways of explaining
     X = X.iloc[:, [meta["features"].index(c) for c in meta["features"]]]
@@ -115,6 +120,71 @@ def test_drivers_match_the_pipeline_path(fitted):
     assert np.max(np.abs(d.to_numpy() - d_ref.to_numpy())) <= TIGHT
     # At the typical value the change is exactly zero, as on the pipeline path.
     assert ((d.to_numpy() == 0) == (d_ref.to_numpy() == 0)).all()
+
+
+def test_boosted_trees_are_read_as_leaf_masks(fitted):
+    """The boosting families' trees (at most 64 leaves) are scored by leaf masks, not walked;
+    the walk (kept for deeper trees) gives the same totals and explanations."""
+    candidates, meta = fitted
+    X = fastscore.sample_frame(meta, 500, seed=5)
+    for name in ("lightgbm", "gradient_boosting", "lightgbm (target-encoded)"):
+        scorer = fastscore.compile_scorer(candidates[name], meta)
+        trees = _trees_of(scorer)
+        assert trees.masks is not None, name
+        R = scorer.encode_frame(X)
+        t = R[np.arange(R.shape[1]) * 11 % len(R), np.arange(R.shape[1])]
+        masked, masked_variants = scorer.proba(R), scorer.variants(R, t)
+        trees.masks = None
+        assert np.array_equal(scorer.proba(R), masked), name
+        assert np.max(np.abs(scorer.variants(R, t) - masked_variants)) <= TIGHT, name
+    forest = _trees_of(fastscore.compile_scorer(candidates["random_forest"], meta))
+    assert forest.masks is None  # its trees have hundreds of leaves
+
+
+def _trees_of(scorer):
+    """The _Trees a single-model scorer's closures hold."""
+    found = []
+
+    def search(fn, depth=0):
+        for cell in getattr(fn, "__closure__", None) or ():
+            value = cell.cell_contents
+            if isinstance(value, fastscore._Trees):
+                found.append(value)
+            elif callable(value) and depth < 4:
+                search(value, depth + 1)
+
+    search(scorer._proba)
+    assert len(found) == 1
+    return found[0]
+
+
+def test_reasons_are_reason_text_per_row(fitted):
+    """The reasons put each distinct value in words once; the words are formatting.reason_text's,
+    row by row: numbers, money, months, levels, missing values, ties and small changes."""
+    X = fastscore.sample_frame(fitted[1], 400, seed=9)
+    X = X.rename(columns={"tenure": "tenure_months", "spend": "monthly_revenue"})
+    rng = np.random.default_rng(4)
+    deltas = pd.DataFrame(
+        np.round(rng.normal(0, 0.05, size=X.shape), 3), index=X.index + 10, columns=X.columns
+    )
+    deltas.iloc[:40] = 0.0004  # below MIN_REASON_DELTA: no reason
+    deltas.iloc[40:60, :3] = 0.02  # ties: column order
+    got = explain.reasons_from_deltas(X.set_index(deltas.index), deltas, currency="EUR")
+    values = deltas.to_numpy()
+    for i in range(len(X)):
+        expected = []
+        for j in np.argsort(-values[i], kind="stable")[:3]:
+            if values[i, j] < explain.MIN_REASON_DELTA:
+                break
+            f = X.columns[j]
+            raw = X[f].to_numpy(dtype=object)[i]
+            expected.append(formatting.reason_text(f, raw, values[i, j], "EUR"))
+        expected += [""] * (3 - len(expected))
+        assert got.iloc[i].tolist() == expected
+    assert list(got.index) == list(deltas.index)
+    assert (got.iloc[:40] == "").all().all()
+    assert got["reason_1"].str.contains("missing").any()
+    assert got["reason_1"].str.contains("EUR").any()
 
 
 def test_records_and_frames_encode_alike(fitted):
