@@ -456,7 +456,9 @@ def _align_features(frame: pd.DataFrame, meta: Mapping) -> pd.DataFrame:
     for col in meta["categorical"]:
         levels = meta["feature_levels"].get(col, [])
         values = X[col].astype("string")
-        X[col] = pd.Categorical(values, categories=sorted(set(levels) | set(values.dropna())))
+        # unique() first: a set of a million arrow strings iterates them one by one (~2 s).
+        seen = set(values.dropna().unique())
+        X[col] = pd.Categorical(values, categories=sorted(set(levels) | seen))
     for col in meta["numeric"]:
         X[col] = pd.to_numeric(X[col], errors="coerce").astype("float64")
     return X
