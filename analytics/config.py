@@ -89,6 +89,14 @@ class Settings(_Declared):
         description="a base with more customers trains on a stratified sample of this many "
         "(the model search's time grows with the rows); every customer is still scored",
     )
+    train_seconds_per_10k_rows: float = Field(
+        60.0,
+        gt=0,
+        le=100_000,
+        description="training's time budget, in seconds per 10,000 customers trained on: the "
+        "model search tries its configurations in order of value and skips those that would "
+        "not fit (said in the report)",
+    )
     currency: str = Field(
         "$",
         min_length=1,

@@ -180,6 +180,7 @@ def train(
         holdout=holdout,
         target_recall=target_recall,
         currency=settings.currency,
+        seconds_per_10k=settings.train_seconds_per_10k_rows,
         progress=progress,
     )
 

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from analytics.model import features, search
+from analytics.model import evaluation, features, search
 from analytics.model import train as training
 from analytics.model.probability import predict_proba
 from analytics.workflow import training_sample
@@ -123,11 +123,12 @@ def test_rounds_are_chosen_on_out_of_fold_scores():
 
 def test_the_search_follows_the_table_size():
     small = search.grid(search.TIER_ROWS[1] - 1)
+    # GRID's order is the order of value: what the time budget keeps when it is short.
     assert [c.family for c in small] == [
         "logistic",
-        "gradient_boosting",
         "lightgbm",
         "random_forest",
+        "gradient_boosting",
     ]
     tiers = [search.grid(rows) for rows in search.TIER_ROWS]
     assert tiers[0] == small
@@ -180,3 +181,61 @@ def test_a_big_base_trains_on_a_stratified_sample():
     assert np.all(np.diff(rows) > 0)
     assert y[rows].mean() == pytest.approx(0.1)
     np.testing.assert_array_equal(rows, training_sample(y, 1000, 42))
+
+
+def test_roc_auc_is_sklearns_including_ties():
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.2).astype(int)
+    scores = np.round(rng.random((6, 300)), 1)  # many ties
+    got = evaluation.roc_auc(y, scores)
+    assert got.shape == (6,)
+    for row, value in zip(scores, got, strict=True):
+        assert value == pytest.approx(roc_auc_score(y, row), abs=1e-12)
+    assert evaluation.roc_auc(y, scores[0]) == pytest.approx(roc_auc_score(y, scores[0]))
+    with pytest.raises(ValueError, match="both churned and retained"):
+        evaluation.roc_auc(np.zeros(5), np.arange(5.0))
+
+
+def test_lightgbm_staged_readings_equal_its_own_predictions():
+    X, y = states(600)
+    pipe = search.with_rounds(search.pipeline(config("lightgbm"), NUMERIC, CATEGORICAL), 35)
+    with threadpool_limits(1):
+        fitted = pipe.fit(X.iloc[:400], y[:400])
+    test = X.iloc[400:].copy()
+    test.loc[test.index[:5], "plan"] = np.nan  # missing levels take LightGBM's NaN branch
+    readings = search.staged_raw(fitted, test)
+    assert len(readings) == 3  # 10, 20, 30 rounds
+    Z = fitted[:-1].transform(test)
+    for k, raw in enumerate(readings, start=1):
+        own = fitted[-1].predict(Z, raw_score=True, num_iteration=k * search.ROUND_STEP)
+        np.testing.assert_allclose(raw, own, atol=1e-12)
+
+
+def test_the_time_budget_keeps_the_first_configurations_and_says_what_it_left_out():
+    X, y = states(1500)
+    res = training.train(X, y, numeric=NUMERIC, categorical=CATEGORICAL, seconds_per_10k=1e-3)
+    assert [s["config"] for s in res.search] == [c.label for c in search.GRID[: search.ALWAYS]]
+    note = next(n for n in res.notes if n.startswith("time budget:"))
+    for config in search.grid(len(X))[search.ALWAYS :]:
+        assert f"{config.family} ({config.label})" in note
+    assert res.chosen in {"logistic", "lightgbm", "blend"}
+
+
+def test_the_budget_plans_by_estimated_cost_before_fitting_anything():
+    budget = search.Budget(10_000, 20, 60.0)  # 60 s in all: the search gets 45% of 56 s
+    assert budget.seconds == pytest.approx(search.SEARCH_SHARE * (60 - search.FIXED_SECONDS))
+    assert budget.unit == pytest.approx(search.unit_seconds(10_000, 20))
+    first, second = search.GRID[: search.ALWAYS]
+    cheap = search.Config("lightgbm", "cheap", cost=0.1)
+    dear = search.Config("gradient_boosting", "dear", cost=budget.seconds / budget.unit)
+    # The first ALWAYS are kept whatever they cost; a dear one does not stop a cheaper one.
+    plan = budget.plan([first, second, dear, cheap])
+    assert plan == [first, second, cheap]
+    assert budget.left_out == [(dear, pytest.approx(budget.seconds))]
+    assert "gradient_boosting (dear)" in budget.note()
+    # The same table always gets the same plan; a bigger budget gets more of the grid.
+    again = search.Budget(10_000, 20, 60.0).plan(search.GRID)
+    assert again == search.Budget(10_000, 20, 60.0).plan(search.GRID)
+    assert len(search.Budget(10_000, 20, 600.0).plan(search.GRID)) == len(search.GRID)
+    assert search.Budget(500, 20, 60.0).seconds == 0.0  # all of 3 s goes to the fixed costs
+    assert search.Budget(500, 20, 60.0).plan(search.GRID) == list(search.GRID[: search.ALWAYS])

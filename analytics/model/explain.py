@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from analytics.formatting import DEFAULT_CURRENCY, display_name, value_text
+from analytics.model.evaluation import roc_auc
 from analytics.model.fastscore import (  # one memory bound for both scorers
     CHUNK_ROWS,
     FastScorer,
@@ -23,7 +23,10 @@ from analytics.model.fastscore import (  # one memory bound for both scorers
 )
 from analytics.model.probability import predict_proba
 
-SMALL_TABLE = 2_000  # below this, permutation importance repeats 5 times instead of 3
+# Shuffles per feature and fold: the spread between folds (reported) is larger than what more
+# repeats would remove, and on small tables importance was a third of the training time.
+REPEATS = 3
+
 # A driver must move p by at least this much to be shown as a reason ("+0.0 pts" says nothing).
 MIN_REASON_DELTA = 0.0005
 
@@ -196,7 +199,7 @@ def reasons_from_deltas(
         feats = list(deltas.columns)
         words = [_value_words(X[f], f, currency) for f in feats]
         shown = np.ones(n, dtype=bool)
-        for r in range(top):
+        for r in range(order.shape[1]):  # fewer features than `top`: fewer reasons
             j = order[:, r]
             d = values[np.arange(n), j]
             shown &= ~(d < MIN_REASON_DELTA)  # below it, this and every later reason is ""
@@ -270,9 +273,8 @@ def permutation_drop(
             rows = rows[order]
             overrides.append((col, rows))
     X = X.reset_index(drop=True)
-    baseline = roc_auc_score(y, predict_proba(model, X))
-    shuffled = _predict_stacked(model, X, overrides, chunk_rows)
-    scores = np.array([roc_auc_score(y, p) for p in shuffled])
+    baseline = roc_auc(y, predict_proba(model, X))
+    scores = roc_auc(y, _predict_stacked(model, X, overrides, chunk_rows))
     return baseline - scores.reshape(X.shape[1], n_repeats)
 
 
@@ -284,7 +286,7 @@ def fold_importance(models, X, y, folds, random_state, progress, run=_in_turn) -
     """Permutation importance of the raw columns on each held-out fold; mean/sd over folds.
     `run` calls the per-fold tasks and returns their results in order (training passes one that
     runs two folds at once)."""
-    repeats = 5 if len(X) < SMALL_TABLE else 3
+    repeats = REPEATS
 
     def one(k, test_idx, model):
         progress(f"permutation importance (fold {k}/{len(folds)})")

@@ -8,9 +8,12 @@ best count (the first n trees of a longer fit are exactly the trees an n-round f
 subsampling changes with the count). The blend averages the out-of-fold probabilities its
 members already have, so its figure is theirs averaged, not a new fit.
 
-Effort follows the table (TIER_ROWS): small tables try one configuration per family (tests
-and small tables train in seconds), larger ones more; whole train within about 60 s per 10,000
-rows on 2 cores.
+Effort follows the table and a time budget. GRID is in order of value (what most often wins or
+joins the winning blend, per second spent); TIER_ROWS keeps the slow-learning configurations off
+small tables; and a Budget gives the search SEARCH_SHARE of the whole training's budget (60 s
+per 10,000 rows by default, RETENTION_TRAIN_SECONDS_PER_10K_ROWS): a configuration whose
+estimated cost would overrun it is not tried, and the report says which were left out. The
+estimates are fixed per configuration and table size, so a table always trains the same way.
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 
+from analytics.model.evaluation import roc_auc
 from analytics.model.features import build_preprocessor, tree_categorical_features
 
 ROUND_STEP = 10  # boosting rounds between two out-of-fold readings
@@ -37,11 +40,19 @@ ROUND_STEP = 10  # boosting rounds between two out-of-fold readings
 GROW = 40
 PATIENCE = 80
 # Rows from which each tier of GRID is tried: tier 0 always (one configuration per family),
-# tier 1 from 1,000 rows (LightGBM's second: cheap), tiers 2 and 3 from 2,500 and 5,000
-# (HistGradientBoosting's slow-learning ones: on one thread it costs ~5x LightGBM per round,
-# fixed costs that the smallest tables' budgets cannot pay).
-TIER_ROWS = (0, 1_000, 2_500, 5_000)
+# tier 1 from 1,000 rows (LightGBM's slower-learning settings), tier 2 from 2,500
+# (HistGradientBoosting's: on one thread it costs ~4x LightGBM per round, which the smallest
+# tables' budgets cannot pay).
+TIER_ROWS = (0, 1_000, 2_500)
 BLEND_SIZES = (2, 3)  # blends of the best 2 and 3 families are tried
+# The search's share of the whole training budget: the rest pays for permutation importance,
+# per-customer reasons, the refit, segments, loading and saving.
+SEARCH_SHARE = 0.45
+# What a whole `train` run spends whatever the model: starting Python and importing (~2.5 s),
+# reading, segmenting and saving. Measured ~3.5 s on a 1,470-row table on 2 cores; it is
+# taken off the budget before the search's share, or the smallest tables would overrun.
+FIXED_SECONDS = 4.0
+ALWAYS = 2  # the first configurations of GRID are tried whatever the budget: a model is needed
 
 
 @dataclass(frozen=True)
@@ -52,52 +63,41 @@ class Config:
     label: str
     params: dict = field(default_factory=dict)
     tier: int = 0  # tried on tables of at least TIER_ROWS[tier] rows
+    # Its 5-fold cross-validation's seconds in units of unit_seconds(rows, columns), from the
+    # tables of benchmarks/RESULTS.md (1,470 to 23,143 rows) on 2 cores.
+    cost: float = 1.0
 
     @property
     def staged(self) -> bool:
         return self.family in ("gradient_boosting", "lightgbm")
 
 
-# The boosting grid spans the usual good region (learning rate, leaves, l2, minimum leaf): fast
-# and deep, the common "tuned" setting, and small smooth trees for few, noisy rows. The rounds
-# are the maximum; the search picks the count. The forest: leaves of at least 5 rows rank
-# probabilities better than fully grown trees (Telco 0.843 vs 0.825); it is mostly a blend
-# member, so one configuration (forests cost the most to fit and to explain).
+# In order of value per second. Logistic regression wins on small and nearly linear tables and
+# joins most winning blends; LightGBM costs about a quarter of HistGradientBoosting per fold on
+# one thread, so its three settings (fast and deep, small smooth trees, subsampled) come before
+# HistGradientBoosting's slow-learning ones (best alone on some bank tables: more often a blend
+# member). The forest (leaves of at least 5 rows rank better than fully grown trees: Telco 0.843
+# vs 0.825) and default HistGradientBoosting rarely win: tried when the budget allows.
 GRID: tuple[Config, ...] = (
-    Config("logistic", "C=0.5, splines, one-hot", {"C": 0.5}),
-    Config(
-        "gradient_boosting",
-        "learning rate 0.1, 31 leaves, min leaf 20",
-        {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "max_iter": 200},
-    ),
-    Config(
-        "gradient_boosting",
-        "learning rate 0.05, 15 leaves, min leaf 20, l2 1",
-        {
-            "learning_rate": 0.05,
-            "max_leaf_nodes": 15,
-            "min_samples_leaf": 20,
-            "l2_regularization": 1.0,
-            "max_iter": 400,
-        },
-        tier=2,
-    ),
-    Config(
-        "gradient_boosting",
-        "learning rate 0.05, 7 leaves, min leaf 40, l2 1",
-        {
-            "learning_rate": 0.05,
-            "max_leaf_nodes": 7,
-            "min_samples_leaf": 40,
-            "l2_regularization": 1.0,
-            "max_iter": 400,
-        },
-        tier=3,
-    ),
+    Config("logistic", "C=0.5, splines, one-hot", {"C": 0.5}, cost=0.9),
     Config(
         "lightgbm",
         "learning rate 0.1, 31 leaves (LightGBM defaults)",
         {"learning_rate": 0.1, "num_leaves": 31, "n_estimators": 200},
+        cost=1.1,
+    ),
+    Config(
+        "lightgbm",
+        "learning rate 0.05, 7 leaves, min leaf 40, l2 1",
+        {
+            "learning_rate": 0.05,
+            "num_leaves": 7,
+            "min_child_samples": 40,
+            "reg_lambda": 1.0,
+            "n_estimators": 600,
+        },
+        tier=1,
+        cost=1.5,
     ),
     Config(
         "lightgbm",
@@ -112,13 +112,95 @@ GRID: tuple[Config, ...] = (
             "n_estimators": 300,
         },
         tier=1,
+        cost=1.3,
+    ),
+    Config(
+        "gradient_boosting",
+        "learning rate 0.05, 7 leaves, min leaf 40, l2 1",
+        {
+            "learning_rate": 0.05,
+            "max_leaf_nodes": 7,
+            "min_samples_leaf": 40,
+            "l2_regularization": 1.0,
+            "max_iter": 400,
+        },
+        tier=2,
+        cost=3.2,
+    ),
+    Config(
+        "gradient_boosting",
+        "learning rate 0.05, 15 leaves, min leaf 20, l2 1",
+        {
+            "learning_rate": 0.05,
+            "max_leaf_nodes": 15,
+            "min_samples_leaf": 20,
+            "l2_regularization": 1.0,
+            "max_iter": 400,
+        },
+        tier=2,
+        cost=4.0,
     ),
     Config(
         "random_forest",
         "150 trees, min leaf 5, sqrt features",
         {"n_estimators": 150, "min_samples_leaf": 5, "max_features": "sqrt"},
+        cost=5.0,
+    ),
+    Config(
+        "gradient_boosting",
+        "learning rate 0.1, 31 leaves, min leaf 20",
+        {"learning_rate": 0.1, "max_leaf_nodes": 31, "min_samples_leaf": 20, "max_iter": 200},
+        cost=4.0,
     ),
 )
+
+
+def unit_seconds(n_rows: int, n_columns: int) -> float:
+    """Seconds of one cost unit on a table: a fixed part (folds, pandas conversions, 200 rounds
+    on few rows) and a part per cell. Fitted on the LightGBM default configuration's 5-fold
+    seconds on the tables of benchmarks/RESULTS.md, on 2 cores with the other one busy: within
+    ±35% on each, and conservative on an idle machine."""
+    return 0.8 + 4.0 * n_rows * n_columns / 1e6
+
+
+class Budget:
+    """The search's time budget: SEARCH_SHARE of `seconds_per_10k` seconds per 10,000 rows, less
+    FIXED_SECONDS. The plan is made before anything is fitted, from estimated costs (Config.cost
+    x unit_seconds), not from a clock: the same table always trains the same model, whatever
+    else the machine is doing."""
+
+    def __init__(
+        self, n_rows: int, n_columns: int, seconds_per_10k: float, share: float = SEARCH_SHARE
+    ):
+        self.training_seconds = seconds_per_10k * n_rows / 10_000
+        self.seconds = share * max(self.training_seconds - FIXED_SECONDS, 0.0)
+        self.unit = unit_seconds(n_rows, n_columns)
+        self.left_out: list[tuple[Config, float]] = []  # (configuration, estimated seconds)
+
+    def plan(self, configs: Sequence[Config]) -> list[Config]:
+        """The configurations to try, in order: the first ALWAYS, then each whose estimate still
+        fits in what is left (a dear one left out does not stop a cheaper one after it)."""
+        kept, spent = [], 0.0
+        for position, config in enumerate(configs):
+            estimate = config.cost * self.unit
+            if position < ALWAYS or spent + estimate <= self.seconds:
+                kept.append(config)
+                spent += estimate
+            else:
+                self.left_out.append((config, estimate))
+        return kept
+
+    def note(self) -> str | None:
+        """The report's line on what the budget left out (None when nothing)."""
+        if not self.left_out:
+            return None
+        skipped = "; ".join(f"{c.family} ({c.label}), ~{est:.1f} s" for c, est in self.left_out)
+        return (
+            f"time budget: the search gets {self.seconds:.1f} s ({SEARCH_SHARE:.0%} of the "
+            f"{self.training_seconds:.1f} s these rows get, RETENTION_TRAIN_SECONDS_PER_10K_ROWS, "
+            f"less {FIXED_SECONDS:.0f} s of loading and saving); not tried, by their estimated "
+            f"cost on 2 cores: {skipped}"
+        )
 
 
 def grid(n_rows: int, *, forest: bool = True) -> list[Config]:
@@ -194,16 +276,35 @@ def staged_raw(fitted: Pipeline, X: pd.DataFrame, step: int = ROUND_STEP) -> lis
             if i % step == 0:
                 out.append(np.asarray(raw, dtype="float64").reshape(-1))
         return out or [np.asarray(model.decision_function(Z), dtype="float64").reshape(-1)]
-    total = model.booster_.current_iteration()
+    booster = model.booster_
+    A = lightgbm_matrix(booster, Z)
+    total = booster.current_iteration()
     running = np.zeros(len(Z))
     for start in range(0, total - total % step, step):
-        running = running + model.predict(
-            Z, raw_score=True, start_iteration=start, num_iteration=step
+        running = running + booster.predict(
+            A, raw_score=True, start_iteration=start, num_iteration=step
         )
         out.append(running.copy())
     if not out:  # fewer rounds than one step
-        out.append(model.predict(Z, raw_score=True))
+        out.append(booster.predict(A, raw_score=True))
     return out
+
+
+def lightgbm_matrix(booster: lightgbm.Booster, Z: pd.DataFrame) -> np.ndarray:
+    """Z as the float matrix LightGBM builds from a pandas frame itself: each category column
+    as the code of its level among the categories seen in training (NaN when missing or unseen).
+    Built once for the many staged calls of a fold; LightGBM would rebuild it every call."""
+    known = iter(booster.pandas_categorical or [])
+    columns = []
+    for name in Z.columns:
+        s = Z[name]
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            codes = pd.Categorical(s, categories=next(known)).codes.astype("float64")
+            codes[codes < 0] = np.nan
+            columns.append(codes)
+        else:
+            columns.append(s.to_numpy(dtype="float64", na_value=np.nan))
+    return np.column_stack(columns) if columns else np.zeros((len(Z), 0))
 
 
 def truncate(fitted: Pipeline, rounds: int) -> Pipeline:
@@ -260,12 +361,13 @@ def grow(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, folds, run) -> tupl
         run([functools.partial(more, state) for state in states])
         done = target
         readings = min(len(state["raw"]) for state in states)
-        scores = [
-            np.mean(
-                [roc_auc_score(y[t], st["raw"][i]) for st, t in zip(states, tests, strict=True)]
-            )
-            for i in range(readings)
-        ]
+        scores = np.mean(
+            [
+                roc_auc(y[t], np.array(st["raw"][:readings]))
+                for st, t in zip(states, tests, strict=True)
+            ],
+            axis=0,
+        )
         if (readings - 1 - int(np.argmax(scores))) * ROUND_STEP >= PATIENCE:
             break
     rounds = min((int(np.argmax(scores)) + 1) * ROUND_STEP, done)  # ties: the fewest rounds

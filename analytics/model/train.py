@@ -19,7 +19,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
@@ -30,6 +30,7 @@ from analytics.model.evaluation import (
     curves,
     evaluate,
     honest_fold_metrics,
+    roc_auc,
     summary_scores,
     threshold_metrics,
 )
@@ -169,10 +170,13 @@ def _cross_validate(
         if staged:
             tests = [test for _, test in folds]
             checkpoints = min(len(r) for r in readings)
-            mean_auc = [
-                np.mean([roc_auc_score(y[t], r[i]) for r, t in zip(readings, tests, strict=True)])
-                for i in range(checkpoints)
-            ]
+            mean_auc = np.mean(
+                [
+                    roc_auc(y[t], np.array(r[:checkpoints]))
+                    for r, t in zip(readings, tests, strict=True)
+                ],
+                axis=0,
+            )
             # The first best: ties keep the fewest rounds.
             rounds = (int(np.argmax(mean_auc)) + 1) * search.ROUND_STEP
             rounds = min(rounds, search.max_rounds(pipeline))
@@ -180,7 +184,7 @@ def _cross_validate(
     for model, (_, test_idx) in zip(models, folds, strict=True):
         p = predict_proba(model, X.iloc[test_idx])
         oof[test_idx] = p
-        aucs.append(roc_auc_score(y[test_idx], p))
+        aucs.append(roc_auc(y[test_idx], p))
         aps.append(average_precision_score(y[test_idx], p))
     summary = {
         "name": name,
@@ -210,7 +214,7 @@ def _blend(members: list[dict], y, folds) -> dict:
     """The blend of `members` (searched candidates): the mean of their out-of-fold
     probabilities, scored by the same rules; its fold models are the members' fold models."""
     oof = np.mean([m["oof"] for m in members], axis=0)
-    aucs = [roc_auc_score(y[test], oof[test]) for _, test in folds]
+    aucs = [roc_auc(y[test], oof[test]) for _, test in folds]
     aps = [average_precision_score(y[test], oof[test]) for _, test in folds]
     names = [m["summary"]["name"] for m in members]
     models = [
@@ -284,10 +288,12 @@ def train(
     holdout: tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray] | None = None,
     target_recall: float | None = None,
     currency: str = DEFAULT_CURRENCY,
+    seconds_per_10k: float | None = None,
     progress: Progress = _quiet,
 ) -> TrainResult:
     """Search the candidates (analytics.model.search), keep the best by mean out-of-fold
-    ROC-AUC (a blend of the best when it is higher), evaluate and refit it."""
+    ROC-AUC (a blend of the best when it is higher), evaluate and refit it. `seconds_per_10k`:
+    the time budget (search.Budget); None tries every configuration of the grid."""
     with one_thread():
         return _train(
             X,
@@ -298,11 +304,24 @@ def train(
             holdout=holdout,
             target_recall=target_recall,
             currency=currency,
+            seconds_per_10k=seconds_per_10k,
             progress=progress,
         )
 
 
-def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, currency, progress):
+def _train(
+    X,
+    y,
+    *,
+    numeric,
+    categorical,
+    random_state,
+    holdout,
+    target_recall,
+    currency,
+    seconds_per_10k,
+    progress,
+):
     numeric, categorical = list(numeric), list(categorical)
     y, features = _check_inputs(X, y, numeric, categorical)
     if target_recall is not None and not 0 < target_recall <= 1:
@@ -326,6 +345,11 @@ def _train(X, y, *, numeric, categorical, random_state, holdout, target_recall, 
             f"on so many levels fit noise): {', '.join(encoded)}"
         )
     configs = search.grid(len(X), forest=forest)
+    if seconds_per_10k:
+        budget = search.Budget(len(X), len(features), seconds_per_10k)
+        configs = budget.plan(configs)
+        if budget.note():
+            notes.append(budget.note())
     progress(f"searching {len(configs)} configurations on {len(folds)} folds")
     best: dict[str, dict] = {}
     tried = []
