@@ -70,7 +70,7 @@ CHUNK_CELLS = 4_000_000
 SHORTCUT_MIN_ROWS = 32
 TREE_BLOCK_ROWS = 8_192  # rows per tree traversal (its temporaries are rows x trees)
 SCORING_THREADS = min(2, os.cpu_count() or 1)  # chunks scored at once when explaining
-MASK_BLOCK_CELLS = 1 << 14  # (row, tree) pairs per block of leaf masks: 128 KB arrays stay in cache
+MASK_BLOCK_CELLS = 1 << 16  # (row, tree) pairs per block of leaf masks: arrays of 256 KB (uint32)
 # Random forests grow deep trees: past this many rows scikit-learn's compiled walk is quicker.
 FOREST_NUMPY_MAX_ROWS = 256
 
@@ -176,8 +176,9 @@ class FastScorer:
             p[part], deltas[part] = self._deltas(R[part], t)
 
         starts = range(0, n, step)
-        if len(starts) == 1:
-            one(0)
+        if len(starts) == 1 or SCORING_THREADS == 1:
+            for start in starts:
+                one(start)
             return p, deltas
         # Chunks two at a time: numpy's arithmetic releases the GIL, so a second thread uses the
         # second core (1,000,000 customers: 1.7x). One BLAS thread each, not two apiece.
@@ -888,7 +889,7 @@ class _Trees:
 
     def total(self, Z: Matrix) -> np.ndarray:
         if self.masks is not None:
-            return self.masks.totals(Z, [])[0]
+            return self.masks.totals(Z)[0]
         leaf, _ = self.leaves(Z)
         return self.value[leaf].reshape(len(Z), self.n_trees).sum(axis=1)
 
@@ -909,7 +910,8 @@ class _Trees:
         step = self.block_rows()
         blocks = range(0, max(len(Z), 1), step)
         if self.masks is not None and self.masks.disjoint(deps):
-            return np.hstack([finish(self.masks.totals(Z[s : s + step], deps, Zt)) for s in blocks])
+            typical = self.masks.at(deps, Zt)
+            return np.hstack([finish(self.masks.totals(Z[s : s + step], typical)) for s in blocks])
         return np.hstack([self._variants(Z[s : s + step], Zt, deps, finish) for s in blocks])
 
     def _variants(self, Z: Matrix, Zt: Matrix, deps: Deps, finish) -> Matrix:
@@ -1030,22 +1032,35 @@ class _LeafMasks:
         used = [c for cols in deps for c in cols if int(c) in self.tables]
         return len(used) == len(set(used))
 
-    def totals(self, Z: Matrix, deps: Deps, Zt: Matrix | None = None) -> Matrix:
-        """(len(deps) + 1, rows): the trees' total for every row, then with feature j's columns
-        (deps[j], disjoint) at their values in Zt."""
+    def at(self, deps: Deps, Zt: Matrix) -> list[tuple[list[int], list[int], np.ndarray]]:
+        """Per feature (deps[j], disjoint): its columns that the trees read, their values' bins
+        in the one row Zt, and the mask of the leaves those values leave."""
+        out = []
+        for cols in deps:
+            cols = [int(c) for c in cols if int(c) in self.tables]
+            bins = [int(self.bins(c, Zt[0, [c]])[0]) for c in cols]
+            mask = self.every_leaf
+            for c, b in zip(cols, bins, strict=True):
+                mask = mask & self.tables[c][b]
+            out.append((cols, bins, mask))
+        return out
+
+    def totals(self, Z: Matrix, typical: Sequence = ()) -> Matrix:
+        """(len(typical) + 1, rows): the trees' total for every row, then with each feature's
+        columns at the values typical (from at()) describes."""
         n = len(Z)
-        groups = [[int(c) for c in cols if int(c) in self.tables] for cols in deps]
-        grouped = {c for cols in groups for c in cols}
+        grouped = {c for cols, _, _ in typical for c in cols}
         rest = [c for c in self.tables if c not in grouped]
-        owners = [j for j, cols in enumerate(groups) if cols] + ([None] if rest else [])
+        owners = [j for j, (cols, _, _) in enumerate(typical) if cols] + ([None] if rest else [])
+        bins = {c: self.bins(c, Z[:, c]) for c in self.tables}
         parts = []  # per owner: the AND of its columns' masks
         for j in owners:
-            cols = groups[j] if j is not None else rest
-            part = self.mask(cols[0], Z[:, cols[0]])
+            cols = typical[j][0] if j is not None else rest
+            part = self.tables[cols[0]].take(bins[cols[0]], axis=0)
             for c in cols[1:]:
-                part &= self.mask(c, Z[:, c])
+                part &= self.tables[c].take(bins[c], axis=0)
             parts.append(part)
-        out = np.empty((len(deps) + 1, n))
+        out = np.empty((len(typical) + 1, n))
         if not parts:
             out[:] = self.leaf_total(self.every_leaf[None, :])
             return out
@@ -1059,16 +1074,28 @@ class _LeafMasks:
         prefix = None
         for i, j in enumerate(owners):
             if j is not None:
-                others = prefix if suffix[i] is None else suffix[i]
-                if prefix is not None and suffix[i] is not None:
-                    others = prefix & suffix[i]
-                typical = self.tables[groups[j][0]][self.bins(groups[j][0], Zt[0, groups[j][:1]])]
-                for c in groups[j][1:]:
-                    typical = typical & self.tables[c][self.bins(c, Zt[0, [c]])]
-                typical = typical.reshape(1, -1)
-                out[j + 1] = self.leaf_total(typical if others is None else others & typical)
+                self._vary(out[j + 1], typical[j], bins, prefix, suffix[i])
             prefix = parts[i] if prefix is None else prefix & parts[i]
         return out
+
+    def _vary(self, total, typical, bins, prefix, suffix) -> None:
+        """total (every row's own, updated in place) with a feature's columns at their typical
+        values: the AND of the other columns' masks (prefix & suffix) and the typical ones'."""
+        cols, typical_bins, mask = typical
+        differs = bins[cols[0]] != typical_bins[0]
+        for c, b in zip(cols[1:], typical_bins[1:], strict=True):
+            differs |= bins[c] != b
+        # A row in the typical value's bin of every column has the same leaves: its total stays.
+        rows = np.flatnonzero(differs)
+        if not rows.size:
+            return
+        if rows.size > 0.8 * len(total):  # most rows: no gathering
+            rows = slice(None)
+        others = [m[rows] for m in (prefix, suffix) if m is not None]
+        V = mask[None, :] if not others else others[0] & mask
+        if len(others) == 2:
+            V &= others[1]
+        total[rows] = self.leaf_total(V)
 
 
 def _hgb_encoder(pre, n_features: int):
