@@ -974,7 +974,7 @@ class _LeafMasks:
                     count += 1
                 else:
                     stack += [(node, True), (int(right[node]), False), (int(left[node]), False)]
-        if not values[:, 32:].any() and under.max() < 1 << 32:
+        if under.max() < 1 << 32:
             under = under.astype(np.uint32)  # 32 leaves or fewer: half the memory traffic
         internal = np.flatnonzero(~is_leaf & (tree_of >= 0))
         self.every_leaf = under[trees.roots]  # (trees,): the bits in use
@@ -989,6 +989,8 @@ class _LeafMasks:
                 points = np.r_[np.arange(256.0), np.nan, -1.0]
             elif not is_cat[nodes].any():
                 cuts = np.unique(trees.threshold[nodes])
+                if np.isnan(cuts).any():
+                    raise Unsupported("a numeric split without a threshold")
                 # Bin b holds cuts[b - 1] < x <= cuts[b]: cuts[b] stands for it; then missing.
                 points = np.r_[cuts, np.inf, np.nan]
             else:
