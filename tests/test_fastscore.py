@@ -122,6 +122,23 @@ def test_drivers_match_the_pipeline_path(fitted, name):
     assert ((d.to_numpy() == 0) == (d_ref.to_numpy() == 0)).all()
 
 
+def test_forest_drivers_past_its_numpy_rows_match_the_pipeline_path(fitted):
+    """Past FOREST_NUMPY_MAX_ROWS a forest's drivers come from scikit-learn's own predictions of
+    the rows that change (the rest keep p): still the pipeline path's numbers."""
+    candidates, meta = fitted
+    pipe = candidates["random_forest"]
+    scorer = fastscore.compile_scorer(pipe, meta)
+    X = fastscore.sample_frame(meta, fastscore.FOREST_NUMPY_MAX_ROWS + 60, seed=13)
+    typical = explain.typical_values(X, meta["numeric"], meta["categorical"])
+    typical["flag"] = 0.0  # a value many rows hold: those rows skip the model
+    p_ref, d_ref = explain.probability_and_deltas(pipe, X, typical)
+    p, d = explain.probability_and_deltas(pipe, X, typical, scorer=scorer)
+    assert np.max(np.abs(p - p_ref)) <= TIGHT
+    assert np.max(np.abs(d.to_numpy() - d_ref.to_numpy())) <= TIGHT
+    # No test of which deltas are exactly 0: the forest sums its trees on threads, in whatever
+    # order they finish, so equal leaves can differ by ~1e-17 between two of its predictions.
+
+
 def test_boosted_trees_are_read_as_leaf_masks(fitted):
     """The boosting families' trees (at most 64 leaves) are scored by leaf masks, not walked;
     the walk (kept for deeper trees) gives the same totals and explanations."""

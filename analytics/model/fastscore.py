@@ -685,8 +685,37 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
                 return model.predict_proba(frame)[:, list(model.classes_).index(1)]
         return trees.proba(Z, finish)
 
+    # Per column, the thresholds of every tree: values between the same two decide alike.
+    internal = ~trees.is_leaf
+    cuts = {
+        int(c): np.unique(trees.threshold[internal & (trees.feature == c)])
+        for c in np.unique(trees.feature[internal])
+    }
+
+    def bins(c: int, x: np.ndarray) -> np.ndarray:
+        # scikit-learn's trees compare the float32 value (their input dtype) with the threshold.
+        x = x.astype(np.float32).astype("float64")
+        return np.where(np.isnan(x), -1, np.searchsorted(cuts[c], x, side="left"))
+
     def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
-        return trees.variants(Z, Zt, deps, finish)
+        if len(Z) <= FOREST_NUMPY_MAX_ROWS:
+            return trees.variants(Z, Zt, deps, finish)
+        # Deep trees (hundreds of leaves) are walked fastest by scikit-learn itself: every row
+        # with a feature's columns at the typical values, except the rows already between the
+        # same thresholds as those values (same leaves, same p).
+        out = np.empty((len(deps) + 1, len(Z)))
+        out[:] = proba(Z)
+        for j, cols in enumerate(deps, start=1):
+            cols = [int(c) for c in cols if int(c) in cuts]
+            differs = np.zeros(len(Z), dtype=bool)
+            for c in cols:
+                differs |= bins(c, Z[:, c]) != bins(c, Zt[0, [c]])[0]
+            rows = np.flatnonzero(differs)
+            if rows.size:
+                changed = Z[rows]
+                changed[:, cols] = Zt[0, cols]
+                out[j, rows] = proba(changed)
+        return out
 
     return proba, (variants if model.n_features_in_ <= 64 else None)
 
