@@ -703,8 +703,8 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
         # Deep trees (hundreds of leaves) are walked fastest by scikit-learn itself: every row
         # with a feature's columns at the typical values, except the rows already between the
         # same thresholds as those values (same leaves, same p).
-        out = np.empty((len(deps) + 1, len(Z)))
-        out[:] = proba(Z)
+        # One prediction for all of them: each call has a fixed cost (threads, checks).
+        changed, where = [Z], [(0, slice(None))]
         for j, cols in enumerate(deps, start=1):
             cols = [int(c) for c in cols if int(c) in cuts]
             differs = np.zeros(len(Z), dtype=bool)
@@ -712,9 +712,16 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
                 differs |= bins(c, Z[:, c]) != bins(c, Zt[0, [c]])[0]
             rows = np.flatnonzero(differs)
             if rows.size:
-                changed = Z[rows]
-                changed[:, cols] = Zt[0, cols]
-                out[j, rows] = proba(changed)
+                changed.append(Z[rows])
+                changed[-1][:, cols] = Zt[0, cols]
+                where.append((j, rows))
+        p = proba(np.vstack(changed))
+        out = np.empty((len(deps) + 1, len(Z)))
+        out[:] = p[: len(Z)]
+        start = 0
+        for (j, rows), part in zip(where, changed, strict=True):
+            out[j, rows] = p[start : start + len(part)]
+            start += len(part)
         return out
 
     return proba, (variants if model.n_features_in_ <= 64 else None)
