@@ -275,3 +275,28 @@ def test_telco_model_compiles(telco_workspace):
     X = fastscore.sample_frame(model.meta, 1000, seed=11)
     expected = probability.predict_proba(model.pipeline, X)
     assert np.max(np.abs(model.scorer.proba(model.scorer.encode_frame(X)) - expected)) <= TIGHT
+
+
+def test_forest_numpy_walk_reads_values_as_scikit_learns_float32():
+    """A value a hair above a threshold is at or below it in float32, which is what the trees
+    compare: the fast walk (<= FOREST_NUMPY_MAX_ROWS rows) must send it the same way."""
+    X, y, meta = awkward(1500)
+    pipe = training.candidate_pipelines(meta["numeric"], meta["categorical"])["random_forest"]
+    with threadpool_limits(1):
+        pipe.fit(X, y)
+    scorer = fastscore.compile_scorer(pipe, meta)
+    assert scorer is not None
+    forest, names = pipe[-1], list(pipe[0].get_feature_names_out())
+    j = names.index("spend")
+    cuts = np.unique(
+        np.concatenate([e.tree_.threshold[e.tree_.feature == j] for e in forest.estimators_])
+    )
+    above = [x for x, t in zip(np.nextafter(cuts, np.inf), cuts, strict=True) if np.float32(x) <= t]
+    assert len(above) >= 10
+    rows = X.iloc[: min(len(above), fastscore.FOREST_NUMPY_MAX_ROWS)].copy()
+    rows["spend"] = above[: len(rows)]
+    typical = explain.typical_values(X, meta["numeric"], meta["categorical"])
+    p, deltas = scorer.probability_and_deltas(scorer.encode_frame(rows), typical)
+    np.testing.assert_allclose(p, probability.predict_proba(pipe, rows), atol=fastscore.TOLERANCE)
+    _, slow = explain.probability_and_deltas(pipe, rows, typical)
+    np.testing.assert_allclose(deltas, slow.to_numpy(), atol=1e-9)

@@ -281,7 +281,11 @@ def _check(scorer: FastScorer, pipeline, meta: Mapping, seed: int) -> float:
     X = sample_frame(meta, CHECK_ROWS, seed)
     with threadpool_limits(limits=1):  # OpenMP threads spin-wait on small inputs
         expected = pipeline.predict_proba(X)[:, list(pipeline.classes_).index(1)]
-    got = scorer.proba(scorer.encode_frame(X))
+    R = scorer.encode_frame(X)
+    # In blocks a forest scores with its own numpy walk (larger inputs go to scikit-learn's,
+    # which needs no check): that walk is what must agree.
+    step = FOREST_NUMPY_MAX_ROWS
+    got = np.concatenate([scorer.proba(R[i : i + step]) for i in range(0, len(R), step)] or [[]])
     return float(np.max(np.abs(got - expected))) if len(X) else 0.0
 
 
@@ -678,12 +682,17 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
     def finish(total: np.ndarray) -> np.ndarray:
         return total / n_trees
 
+    def as_sklearn(Z: Matrix) -> Matrix:
+        # scikit-learn's trees compare their float32 input with float64 thresholds: a value
+        # within float32 rounding of a threshold goes the other way in float64.
+        return Z.astype(np.float32).astype("float64")
+
     def proba(Z: Matrix) -> np.ndarray:
         if len(Z) > FOREST_NUMPY_MAX_ROWS:
             with threadpool_limits(limits=1):
                 frame = pd.DataFrame(Z, columns=columns)
                 return model.predict_proba(frame)[:, list(model.classes_).index(1)]
-        return trees.proba(Z, finish)
+        return trees.proba(as_sklearn(Z), finish)
 
     # Per column, the thresholds of every tree: values between the same two decide alike.
     internal = ~trees.is_leaf
@@ -693,13 +702,12 @@ def _random_forest(model: RandomForestClassifier, columns: list[str]):
     }
 
     def bins(c: int, x: np.ndarray) -> np.ndarray:
-        # scikit-learn's trees compare the float32 value (their input dtype) with the threshold.
-        x = x.astype(np.float32).astype("float64")
+        x = as_sklearn(x)
         return np.where(np.isnan(x), -1, np.searchsorted(cuts[c], x, side="left"))
 
     def variants(Z: Matrix, Zt: Matrix, deps: Deps) -> Matrix:
         if len(Z) <= FOREST_NUMPY_MAX_ROWS:
-            return trees.variants(Z, Zt, deps, finish)
+            return trees.variants(as_sklearn(Z), as_sklearn(Zt), deps, finish)
         # Deep trees (hundreds of leaves) are walked fastest by scikit-learn itself: every row
         # with a feature's columns at the typical values, except the rows already between the
         # same thresholds as those values (same leaves, same p).
@@ -1056,10 +1064,6 @@ class _LeafMasks:
         b = np.searchsorted(cuts, x, side="left")
         b[np.isnan(x)] = len(cuts) + 1
         return b
-
-    def mask(self, c: int, x: np.ndarray) -> np.ndarray:
-        """(rows, trees): the leaves column c's decisions leave for values x."""
-        return self.tables[c].take(self.bins(c, x), axis=0)
 
     def leaf_total(self, V: np.ndarray) -> np.ndarray:
         """Sum over trees of the value of each row's one remaining leaf."""
