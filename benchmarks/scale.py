@@ -10,10 +10,10 @@ customer with a model trained on the built-in demo base (same schema): probabili
 reasons, segment, CLV, value and expected loss. Prints a markdown table.
 
 --model: "trained" is the model training chooses on the demo base (the model search); a family
-(logistic, lightgbm, gradient_boosting, random_forest) is that family's first configuration in
-the search (boosting: 200 rounds of up to 31 leaves, not cut to the rounds the search would
-pick), "blend" logistic + LightGBM + HistGradientBoosting so; fitted on the demo base in the
-child process, before the clock starts.
+(logistic, lightgbm, gradient_boosting, random_forest) is that family's configuration for the
+smallest tables (train.candidate_pipelines; boosting: 200 rounds of up to 31 leaves, not cut to
+the rounds the search would pick), "blend" logistic + LightGBM + HistGradientBoosting so;
+fitted on the demo base in the child process, before the clock starts.
 
 Files over the size limit are refused as they would be by the CLI: --max-file-mb, else
 RETENTION_MAX_FILE_MB, else the default (a 10,000,000-customer base needs more than it).
@@ -67,7 +67,7 @@ def with_family(trained: workflow.TrainedModel, name: str, settings: Settings):
     base, _ = workflow.prepare_base(read.load_table(DEMO_DATA), settings)
     X = workflow._align_features(base, meta).reset_index(drop=True)
     y = base[C.CHURNED].to_numpy()
-    # Each family's first configuration, boosting with its most rounds (200).
+    # Each family's smallest-table configuration, boosting with its most rounds (200).
     candidates = training.candidate_pipelines(meta["numeric"], meta["categorical"])
     if name == "blend":
         members = [(f, candidates[f]) for f in ("logistic", "lightgbm", "gradient_boosting")]

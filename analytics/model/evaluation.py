@@ -28,6 +28,7 @@ from sklearn.metrics import (
 CURVE_POINTS = 200
 CALIBRATION_BINS = 10
 TOP_SHARE = 0.10  # top-decile lift
+RANK_CELLS = 2_000_000  # scores ranked at once by roc_auc (bounds its memory to ~100 MB)
 
 
 def choose_threshold(y: np.ndarray, p: np.ndarray, target_recall: float | None = None) -> float:
@@ -113,9 +114,29 @@ def roc_auc(y: np.ndarray, scores: np.ndarray) -> np.ndarray | float:
     negatives = len(y) - positives
     if not positives or not negatives:
         raise ValueError("ROC-AUC needs both churned and retained customers")
-    ranks = rankdata(scores, axis=-1)
-    out = (ranks[..., y].sum(axis=-1) - positives * (positives + 1) / 2) / (positives * negatives)
-    return float(out) if scores.ndim == 1 else out
+    if not np.isfinite(scores).all():
+        raise ValueError("ROC-AUC needs finite scores; these hold NaN or infinity")
+    rows = np.atleast_2d(scores)
+    out = np.empty(len(rows))
+    # Ranked a block of rows at a time: rankdata's work arrays are ~6x its input, and
+    # permutation importance passes every shuffled copy of a fold at once.
+    step = max(1, RANK_CELLS // max(len(y), 1))
+    for start in range(0, len(rows), step):
+        ranks = rankdata(rows[start : start + step], axis=-1)
+        out[start : start + step] = (ranks[:, y].sum(axis=-1) - positives * (positives + 1) / 2) / (
+            positives * negatives
+        )
+    return float(out[0]) if scores.ndim == 1 else out
+
+
+def mean_readings_auc(y: np.ndarray, readings: list[list[np.ndarray]], tests) -> np.ndarray:
+    """Mean over folds of the ROC-AUC of each staged reading (a fold's scores after 1, 2, ...
+    steps of rounds), over the readings every fold has: the search picks the first maximum."""
+    count = min(len(r) for r in readings)
+    return np.mean(
+        [roc_auc(y[t], np.array(r[:count])) for r, t in zip(readings, tests, strict=True)],
+        axis=0,
+    )
 
 
 def summary_scores(y: np.ndarray, p: np.ndarray) -> dict:

@@ -31,7 +31,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from analytics.model.evaluation import roc_auc
+from analytics.model.evaluation import mean_readings_auc
 from analytics.model.features import build_preprocessor, tree_categorical_features
 
 ROUND_STEP = 10  # boosting rounds between two out-of-fold readings
@@ -164,8 +164,8 @@ def unit_seconds(n_rows: int, n_columns: int) -> float:
 
 
 class Budget:
-    """The search's time budget: SEARCH_SHARE of `seconds_per_10k` seconds per 10,000 rows, less
-    FIXED_SECONDS. The plan is made before anything is fitted, from estimated costs (Config.cost
+    """The search's time budget: SEARCH_SHARE of (`seconds_per_10k` seconds per 10,000 rows less
+    FIXED_SECONDS). The plan is made before anything is fitted, from estimated costs (Config.cost
     x unit_seconds), not from a clock: the same table always trains the same model, whatever
     else the machine is doing."""
 
@@ -196,10 +196,10 @@ class Budget:
             return None
         skipped = "; ".join(f"{c.family} ({c.label}), ~{est:.1f} s" for c, est in self.left_out)
         return (
-            f"time budget: the search gets {self.seconds:.1f} s ({SEARCH_SHARE:.0%} of the "
-            f"{self.training_seconds:.1f} s these rows get, RETENTION_TRAIN_SECONDS_PER_10K_ROWS, "
-            f"less {FIXED_SECONDS:.0f} s of loading and saving); not tried, by their estimated "
-            f"cost on 2 cores: {skipped}"
+            f"time budget: the search gets {self.seconds:.1f} s ({SEARCH_SHARE:.0%} of what is "
+            f"left of the {self.training_seconds:.1f} s these rows get, "
+            f"RETENTION_TRAIN_SECONDS_PER_10K_ROWS, after {FIXED_SECONDS:.0f} s of loading and "
+            f"saving); not tried, by their estimated cost on 2 cores: {skipped}"
         )
 
 
@@ -282,11 +282,11 @@ def staged_raw(fitted: Pipeline, X: pd.DataFrame, step: int = ROUND_STEP) -> lis
     running = np.zeros(len(Z))
     for start in range(0, total - total % step, step):
         running = running + booster.predict(
-            A, raw_score=True, start_iteration=start, num_iteration=step
+            A, raw_score=True, start_iteration=start, num_iteration=step, num_threads=1
         )
         out.append(running.copy())
     if not out:  # fewer rounds than one step
-        out.append(booster.predict(A, raw_score=True))
+        out.append(booster.predict(A, raw_score=True, num_threads=1))
     return out
 
 
@@ -299,7 +299,8 @@ def lightgbm_matrix(booster: lightgbm.Booster, Z: pd.DataFrame) -> np.ndarray:
     for name in Z.columns:
         s = Z[name]
         if isinstance(s.dtype, pd.CategoricalDtype):
-            codes = pd.Categorical(s, categories=next(known)).codes.astype("float64")
+            # As LightGBM does: levels not among the training categories become missing.
+            codes = s.cat.set_categories(next(known)).cat.codes.to_numpy().astype("float64")
             codes[codes < 0] = np.nan
             columns.append(codes)
         else:
@@ -360,15 +361,8 @@ def grow(pipeline: Pipeline, X: pd.DataFrame, y: np.ndarray, folds, run) -> tupl
 
         run([functools.partial(more, state) for state in states])
         done = target
-        readings = min(len(state["raw"]) for state in states)
-        scores = np.mean(
-            [
-                roc_auc(y[t], np.array(st["raw"][:readings]))
-                for st, t in zip(states, tests, strict=True)
-            ],
-            axis=0,
-        )
-        if (readings - 1 - int(np.argmax(scores))) * ROUND_STEP >= PATIENCE:
+        scores = mean_readings_auc(y, [state["raw"] for state in states], tests)
+        if (len(scores) - 1 - int(np.argmax(scores))) * ROUND_STEP >= PATIENCE:
             break
     rounds = min((int(np.argmax(scores)) + 1) * ROUND_STEP, done)  # ties: the fewest rounds
     models = []

@@ -30,6 +30,7 @@ from analytics.model.evaluation import (
     curves,
     evaluate,
     honest_fold_metrics,
+    mean_readings_auc,
     roc_auc,
     summary_scores,
     threshold_metrics,
@@ -168,15 +169,7 @@ def _cross_validate(
         seconds = [s for _, s, _ in done]
         readings = [r for _, _, r in done]
         if staged:
-            tests = [test for _, test in folds]
-            checkpoints = min(len(r) for r in readings)
-            mean_auc = np.mean(
-                [
-                    roc_auc(y[t], np.array(r[:checkpoints]))
-                    for r, t in zip(readings, tests, strict=True)
-                ],
-                axis=0,
-            )
+            mean_auc = mean_readings_auc(y, readings, [test for _, test in folds])
             # The first best: ties keep the fewest rounds.
             rounds = (int(np.argmax(mean_auc)) + 1) * search.ROUND_STEP
             rounds = min(rounds, search.max_rounds(pipeline))
