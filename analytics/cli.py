@@ -25,7 +25,7 @@ from analytics.ingest import read
 from analytics.ingest.errors import DataError
 from analytics.ingest.mapping import parse_mapping_pairs, with_keep
 from analytics.store import artifacts
-from analytics.store.db import StateError
+from analytics.store.errors import StateError
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 3

@@ -18,6 +18,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+# Raised here and read as db.StateError; defined apart so the CLI catches it without SQLAlchemy.
+from analytics.store.errors import StateError
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_FILE = "state.db"
 
@@ -28,10 +31,6 @@ def database_url(state_dir: Path, configured: str | None) -> str:
         return configured
     state_dir.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{(state_dir / SQLITE_FILE).resolve()}"
-
-
-class StateError(Exception):
-    """The state database cannot be opened or migrated; the message names it without secrets."""
 
 
 def open_state(url: str) -> tuple[Engine, str]:
