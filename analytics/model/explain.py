@@ -286,12 +286,11 @@ def fold_importance(models, X, y, folds, random_state, progress, run=_in_turn) -
     """Permutation importance of the raw columns on each held-out fold; mean/sd over folds.
     `run` calls the per-fold tasks and returns their results in order (training passes one that
     runs two folds at once)."""
-    repeats = REPEATS
 
     def one(k, test_idx, model):
         progress(f"permutation importance (fold {k}/{len(folds)})")
         drop = permutation_drop(
-            model, X.iloc[test_idx], y[test_idx], n_repeats=repeats, random_state=random_state
+            model, X.iloc[test_idx], y[test_idx], n_repeats=REPEATS, random_state=random_state
         )
         return drop.mean(axis=1)
 

@@ -169,11 +169,9 @@ class Budget:
     x unit_seconds), not from a clock: the same table always trains the same model, whatever
     else the machine is doing."""
 
-    def __init__(
-        self, n_rows: int, n_columns: int, seconds_per_10k: float, share: float = SEARCH_SHARE
-    ):
+    def __init__(self, n_rows: int, n_columns: int, seconds_per_10k: float):
         self.training_seconds = seconds_per_10k * n_rows / 10_000
-        self.seconds = share * max(self.training_seconds - FIXED_SECONDS, 0.0)
+        self.seconds = SEARCH_SHARE * max(self.training_seconds - FIXED_SECONDS, 0.0)
         self.unit = unit_seconds(n_rows, n_columns)
         self.left_out: list[tuple[Config, float]] = []  # (configuration, estimated seconds)
 

@@ -341,8 +341,8 @@ def _train(
     if seconds_per_10k:
         budget = search.Budget(len(X), len(features), seconds_per_10k)
         configs = budget.plan(configs)
-        if budget.note():
-            notes.append(budget.note())
+        if note := budget.note():
+            notes.append(note)
     progress(f"searching {len(configs)} configurations on {len(folds)} folds")
     best: dict[str, dict] = {}
     tried = []
